@@ -1,0 +1,343 @@
+/**
+ * SPTE encoding: one shadow page-table entry is one 64-bit slot of a `BigInt64Array` over the
+ * page-table pool's SharedArrayBuffer, 512 per table page (KVM `spte.h` / `spte.c`, EPT flavour).
+ *
+ * Bit map (the same positions KVM uses with EPT, see kvm-eager-split.md §1.13):
+ *
+ *   63 ........ 59 | 58 | 57 | 56..52 | 51 .................. 12 | 11 | 10 | 9 | 8 | 7 | 6..3 | 2 | 1 | 0
+ *     (unused)     | MW | HW | unused |  PFN (or child table)    | MP |    | D | A | L |      | X | W | R
+ *
+ *   R/W/X  hardware permissions (EPT bits 0-2)
+ *   L      large page: a leaf above 4K (bit 7, PT_PAGE_SIZE_MASK)
+ *   A/D    accessed / dirty (EPT bits 8/9)
+ *   MP     MMU-present: KVM's software "this SPTE is shadow-present" bit (bit 11)
+ *   PFN    host page frame (leaf) or, for a non-leaf SPTE, the child table's index in the pool
+ *   HW/MW  host-writable / MMU-writable (EPT bits 57/58): "may this SPTE be made writable?"
+ *
+ * Three distinct non-present values:
+ *   SHADOW_NONPRESENT_VALUE = 0      what an empty entry holds
+ *   FROZEN_SPTE             = 0x498  an entry being torn down; walkers must retry (KVM REMOVED/FROZEN)
+ *   POISON_SPTE                      what freed tables are filled with; a walker that ever reads it
+ *                                    read a table after its grace period began (a use-after-free)
+ *
+ * Invariants (checked at load time below, and mirrored in native-free-tests/spte.test.ts):
+ *   - no two field masks overlap;
+ *   - none of the three non-present values has MMU-present set, and they are pairwise distinct;
+ *   - FROZEN_SPTE and POISON_SPTE have no R/W/X and no A/D bits (as KVM requires of FROZEN_SPTE).
+ * Remember to update this comment when a bit moves.
+ *
+ * Dirty tracking mode: WRITE PROTECTION (as KVM without PML). Enabling dirty logging clears W
+ * (keeping MMU-writable), the first write takes the lockless fast fault that sets W and D again and
+ * marks the page in the slot's dirty bitmap. D is maintained (set with W) so that clear-dirty can be
+ * offered, but the dirty log never relies on it.
+ *
+ * Performance note: BigInt arithmetic allocates in V8 unless TurboFan can keep it in a register;
+ * hot paths use the precomputed constants and offset tables here rather than building BigInts.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Geometry
+// ---------------------------------------------------------------------------------------------
+
+/** SPTEs per table page: a 4 KiB page of 8-byte entries (SPTE_ENT_PER_PAGE). */
+export const PT_ENTRIES = 512;
+/** log2(PT_ENTRIES): each level translates 9 bits of the gfn (SPTE_LEVEL_BITS). */
+export const PT_LEVEL_BITS = 9;
+/** A page is 4 KiB; a gfn is a guest physical address >> 12. */
+export const PAGE_SHIFT = 12;
+
+export const PG_LEVEL_4K = 1;
+export const PG_LEVEL_2M = 2;
+export const PG_LEVEL_1G = 3;
+/** The level of a 512 GiB entry (the root's entries in a 4-level table). */
+export const PG_LEVEL_512G = 4;
+/** Deepest root we model: 5-level paging (LA57), PT64_ROOT_MAX_LEVEL. */
+export const PT64_ROOT_MAX_LEVEL = 5;
+/** Largest level at which a leaf (huge page) may exist: 1G. */
+export const MAX_HUGE_LEVEL = PG_LEVEL_1G;
+
+/** 4K pages covered by one SPTE at `level`: 512^(level-1) (KVM_PAGES_PER_HPAGE). Exact as a number up to level 5 (2^36). */
+export function pagesPerHpage(level: number): number {
+  return 2 ** (PT_LEVEL_BITS * (level - 1));
+}
+
+/** Index of `gfn`'s SPTE in the table at `level` (SPTE_INDEX). */
+export function spteIndex(gfn: number, level: number): number {
+  // gfn can exceed 2^32 (5-level: up to 2^45), so divide rather than shift.
+  return Math.floor(gfn / pagesPerHpage(level)) % PT_ENTRIES;
+}
+
+/** `gfn` rounded down to the start of its `level`-sized region. */
+export function alignDownGfn(gfn: number, level: number): number {
+  const n = pagesPerHpage(level);
+  return gfn - (gfn % n);
+}
+
+/** Exclusive upper bound of gfns a root of `rootLevel` levels can map. */
+export function maxGfnForRoot(rootLevel: number): number {
+  return pagesPerHpage(rootLevel + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bits: each mask with why it exists
+// ---------------------------------------------------------------------------------------------
+
+/** EPT read permission. Set on every present SPTE we build (we model no execute-only pages). */
+export const SPTE_R_MASK = 1n << 0n;
+/** EPT write permission (PT_WRITABLE_MASK). Cleared by write protection for dirty logging. */
+export const SPTE_W_MASK = 1n << 1n;
+/** EPT execute permission. Set on every present SPTE (NX hugepages are not modelled). */
+export const SPTE_X_MASK = 1n << 2n;
+/** Large page (PT_PAGE_SIZE_MASK): a leaf at 2M or 1G. Never set at 4K, where every entry is a leaf. */
+export const SPTE_LARGE_MASK = 1n << 7n;
+/** Accessed (VMX_EPT_ACCESS_BIT). Set at creation (we do not model access tracking / aging). */
+export const SPTE_A_MASK = 1n << 8n;
+/** Dirty (VMX_EPT_DIRTY_BIT). Set together with W when a write fault makes the SPTE writable. */
+export const SPTE_D_MASK = 1n << 9n;
+/** MMU-present (SPTE_MMU_PRESENT_MASK): KVM's software present bit; isShadowPresent tests only this. */
+export const SPTE_MMU_PRESENT_MASK = 1n << 11n;
+/** PFN field, bits 12..51 (PT64_BASE_ADDR_MASK): host frame of a leaf, child table index of a non-leaf. */
+export const SPTE_PFN_SHIFT = 12n;
+export const SPTE_PFN_BITS = 40n;
+export const SPTE_PFN_MASK = ((1n << SPTE_PFN_BITS) - 1n) << SPTE_PFN_SHIFT;
+/** Host-writable (EPT bit 57): the host mapping allows writes. Always set (we model no read-only memory). */
+export const SPTE_HOST_WRITABLE_MASK = 1n << 57n;
+/**
+ * MMU-writable (EPT bit 58): KVM itself allows W. Write protection for dirty logging clears W but
+ * keeps this bit, which is exactly what makes the lockless fast fault legal.
+ */
+export const SPTE_MMU_WRITABLE_MASK = 1n << 58n;
+
+/** Permission bits set on every present SPTE we build. */
+const SPTE_RX = SPTE_R_MASK | SPTE_X_MASK;
+
+// ---------------------------------------------------------------------------------------------
+// Special non-present values
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The value of an empty SPTE. We choose 0, not KVM's BIT(63): bit 63 only exists in KVM to
+ * suppress TDX #VE exceptions, which we do not model, and 0 makes a fresh SharedArrayBuffer
+ * (zero-filled by the runtime) an all-empty table for free, and a table fill a `fill(0n)`.
+ */
+export const SHADOW_NONPRESENT_VALUE = 0n;
+
+/**
+ * A frozen SPTE: being zapped or torn down; walkers seeing it must retry (RET_PF_RETRY), never
+ * install over it. KVM's current value 0x498 (bits 3, 4, 7, 10): no R/W/X, no A/D (KVM requires
+ * "bits 5,6, 8, and 9 must not be set"), not MMU-present, and enough bits set to be recognisable.
+ */
+export const FROZEN_SPTE = SHADOW_NONPRESENT_VALUE | 0x498n;
+
+/**
+ * What a freed table's 512 entries are overwritten with (pt_pool freeAfterGracePeriod). Linux's
+ * slab POISON_FREE byte 0x6b repeated, with MMU-present (bit 11), R/W/X and A/D cleared so it is
+ * non-present and distinct. A walker that reads it has followed a pointer into a freed table: a
+ * use-after-free the RCU grace period exists to prevent; guestAccess counts POISON_READS.
+ */
+export const POISON_SPTE = 0x6b6b6b6b6b6b6b6bn & ~(SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_W_MASK | SPTE_A_MASK | SPTE_D_MASK);
+
+// ---------------------------------------------------------------------------------------------
+// Load-time checks (TypeScript has no static_assert)
+// ---------------------------------------------------------------------------------------------
+
+function checkEncoding(): void {
+  const fields: readonly (readonly [string, bigint])[] = [
+    ['R', SPTE_R_MASK],
+    ['W', SPTE_W_MASK],
+    ['X', SPTE_X_MASK],
+    ['LARGE', SPTE_LARGE_MASK],
+    ['A', SPTE_A_MASK],
+    ['D', SPTE_D_MASK],
+    ['MMU_PRESENT', SPTE_MMU_PRESENT_MASK],
+    ['PFN', SPTE_PFN_MASK],
+    ['HOST_WRITABLE', SPTE_HOST_WRITABLE_MASK],
+    ['MMU_WRITABLE', SPTE_MMU_WRITABLE_MASK],
+  ];
+  for (let i = 0; i < fields.length; i++) {
+    for (let j = i + 1; j < fields.length; j++) {
+      const [ni, mi] = fields[i]!;
+      const [nj, mj] = fields[j]!;
+      if ((mi & mj) !== 0n) throw new Error(`spte: masks ${ni} and ${nj} overlap (0x${(mi & mj).toString(16)})`);
+    }
+  }
+  // Every mask must fit in a signed 64-bit slot (BigInt64Array stores two's complement).
+  for (const [n, m] of fields) {
+    if (m !== BigInt.asUintN(63, m)) throw new Error(`spte: mask ${n} uses bit 63`);
+  }
+  const specials: readonly (readonly [string, bigint])[] = [
+    ['SHADOW_NONPRESENT_VALUE', SHADOW_NONPRESENT_VALUE],
+    ['FROZEN_SPTE', FROZEN_SPTE],
+    ['POISON_SPTE', POISON_SPTE],
+  ];
+  for (const [n, v] of specials) {
+    if ((v & SPTE_MMU_PRESENT_MASK) !== 0n) throw new Error(`spte: ${n} is MMU-present`);
+    if (v !== BigInt.asIntN(64, v)) throw new Error(`spte: ${n} does not fit a BigInt64Array slot`);
+  }
+  for (const [n, v] of specials.slice(1)) {
+    if ((v & (SPTE_RX | SPTE_W_MASK | SPTE_A_MASK | SPTE_D_MASK)) !== 0n) throw new Error(`spte: ${n} has R/W/X or A/D bits`);
+  }
+  if (SHADOW_NONPRESENT_VALUE === FROZEN_SPTE || SHADOW_NONPRESENT_VALUE === POISON_SPTE || FROZEN_SPTE === POISON_SPTE) {
+    throw new Error('spte: SHADOW_NONPRESENT_VALUE, FROZEN_SPTE and POISON_SPTE must be distinct');
+  }
+}
+checkEncoding();
+
+// ---------------------------------------------------------------------------------------------
+// Predicates
+// ---------------------------------------------------------------------------------------------
+
+/** is_shadow_present_pte: tests only the MMU-present bit (frozen and poison values are not present). */
+export function isShadowPresent(spte: bigint): boolean {
+  return (spte & SPTE_MMU_PRESENT_MASK) !== 0n;
+}
+
+/** is_large_pte: bit 7. Meaningful only on a present SPTE. */
+export function isLargeSpte(spte: bigint): boolean {
+  return (spte & SPTE_LARGE_MASK) !== 0n;
+}
+
+/** is_last_spte: a leaf, i.e. at 4K every entry, above 4K only with the large bit. */
+export function isLastSpte(spte: bigint, level: number): boolean {
+  return level === PG_LEVEL_4K || (spte & SPTE_LARGE_MASK) !== 0n;
+}
+
+/** Present and pointing at a child table (step down through it). */
+export function isPresentNonLeaf(spte: bigint, level: number): boolean {
+  return level > PG_LEVEL_4K && (spte & (SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK)) === SPTE_MMU_PRESENT_MASK;
+}
+
+/** A huge leaf: present with the large bit (what the splitter looks for). */
+export function isPresentLarge(spte: bigint): boolean {
+  return (spte & (SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK);
+}
+
+export function isFrozen(spte: bigint): boolean {
+  return spte === FROZEN_SPTE;
+}
+
+export function isPoison(spte: bigint): boolean {
+  return spte === POISON_SPTE;
+}
+
+/** Hardware-writable right now (W bit). */
+export function isWritable(spte: bigint): boolean {
+  return (spte & SPTE_W_MASK) !== 0n;
+}
+
+/** KVM allows making it writable (MMU-writable bit): the fast-fault precondition. */
+export function isMmuWritable(spte: bigint): boolean {
+  return (spte & SPTE_MMU_WRITABLE_MASK) !== 0n;
+}
+
+/** D bit (is_dirty_spte with A/D enabled). */
+export function isDirty(spte: bigint): boolean {
+  return (spte & SPTE_D_MASK) !== 0n;
+}
+
+/** Lockless fast-fault candidate for a write: present, W clear, MMU-writable set (fast_pf_fix_direct_spte). */
+export function isFastWriteFixable(spte: bigint): boolean {
+  return (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_MMU_WRITABLE_MASK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Converters
+// ---------------------------------------------------------------------------------------------
+
+/** The PFN field as a number (host frame of a leaf). */
+export function spteToPfn(spte: bigint): number {
+  return Number((spte & SPTE_PFN_MASK) >> SPTE_PFN_SHIFT);
+}
+
+/** The child table index of a present non-leaf SPTE (its PFN field). */
+export function spteToChildTable(spte: bigint): number {
+  return Number((spte & SPTE_PFN_MASK) >> SPTE_PFN_SHIFT);
+}
+
+/** Hex rendering for state dumps. */
+export function spteHex(spte: bigint): string {
+  return `0x${BigInt.asUintN(64, spte).toString(16)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constructors
+// ---------------------------------------------------------------------------------------------
+
+export interface LeafSpteOptions {
+  /** Set W (and D): the fault that installs it was a write. Default false. */
+  readonly writable?: boolean;
+}
+
+/**
+ * A leaf at `level` (1 = 4K, 2 = 2M, 3 = 1G) mapping host frame `pfn` (aligned to the level).
+ * Always MMU-writable and host-writable: the only write protection we model is dirty logging's,
+ * which the fast fault may undo. A writable leaf is also dirty, as KVM sets D with W on a write fault.
+ */
+export function makeLeafSpte(pfn: number, level: number, opts?: LeafSpteOptions): bigint {
+  let spte = SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_A_MASK | SPTE_HOST_WRITABLE_MASK | SPTE_MMU_WRITABLE_MASK | (BigInt(pfn) << SPTE_PFN_SHIFT);
+  if (level > PG_LEVEL_4K) spte |= SPTE_LARGE_MASK;
+  if (opts?.writable === true) spte |= SPTE_W_MASK | SPTE_D_MASK;
+  return spte;
+}
+
+/** The constant part of every non-leaf SPTE (make_nonleaf_spte: present, RWX, accessed). */
+const NONLEAF_BITS = SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_W_MASK | SPTE_A_MASK;
+
+/** A non-leaf SPTE pointing at pool table `childTable`. */
+export function makeNonLeafSpte(childTable: number): bigint {
+  return NONLEAF_BITS | (BigInt(childTable) << SPTE_PFN_SHIFT);
+}
+
+/**
+ * Child offsets for make_huge_page_split_spte, precomputed so the split loop builds no BigInt from
+ * numbers: SPLIT_OFFSETS[childLevel][i] = (i * pagesPerHpage(childLevel)) << 12.
+ */
+const SPLIT_OFFSETS: readonly (readonly bigint[])[] = (() => {
+  const out: bigint[][] = [[]];
+  for (let childLevel = PG_LEVEL_4K; childLevel < MAX_HUGE_LEVEL; childLevel++) {
+    const row: bigint[] = [];
+    for (let i = 0; i < PT_ENTRIES; i++) row.push(BigInt(i * pagesPerHpage(childLevel)) << SPTE_PFN_SHIFT);
+    out.push(row);
+  }
+  return out;
+})();
+
+/** The 512 child offsets for splitting a huge SPTE into children at `childLevel` (1 or 2). */
+export function splitChildOffsets(childLevel: number): readonly bigint[] {
+  const row = SPLIT_OFFSETS[childLevel];
+  if (row === undefined || childLevel < PG_LEVEL_4K) throw new RangeError(`splitChildOffsets: childLevel must be 1 or 2, got ${childLevel}`);
+  return row;
+}
+
+/**
+ * The base every child of `huge` is built from at `childLevel`: the huge SPTE itself, with the
+ * large bit cleared when the children are 4K. Children are `base | splitChildOffsets(childLevel)[i]`.
+ */
+export function hugePageSplitBase(huge: bigint, childLevel: number): bigint {
+  return childLevel === PG_LEVEL_4K ? huge & ~SPTE_LARGE_MASK : huge;
+}
+
+/**
+ * make_huge_page_split_spte: child `index` of the present large SPTE `huge`, at `childLevel`.
+ * Inherits every bit (W, D, A, MMU-writable, host-writable); adds the child's offset into the PFN;
+ * clears the large bit only for 4K children (2M children of a 1G page are still leaves).
+ */
+export function makeHugePageSplitSpte(huge: bigint, childLevel: number, index: number): bigint {
+  if (!isPresentLarge(huge)) throw new RangeError(`makeHugePageSplitSpte: not a present large SPTE: ${spteHex(huge)}`);
+  return hugePageSplitBase(huge, childLevel) | splitChildOffsets(childLevel)[index]!;
+}
+
+/** The SPTE with W cleared (write protection for dirty logging; MMU-writable kept). */
+export function wrprotSpte(spte: bigint): bigint {
+  return spte & ~SPTE_W_MASK;
+}
+
+/** The SPTE made writable and dirty again (fast fault / write fault). */
+export function makeWritableDirty(spte: bigint): bigint {
+  return spte | SPTE_W_MASK | SPTE_D_MASK;
+}
+
+/** The SPTE with D cleared (clear-dirty, the PML-style alternative to write protection). */
+export function clearDirtySpte(spte: bigint): bigint {
+  return spte & ~SPTE_D_MASK;
+}

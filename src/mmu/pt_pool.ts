@@ -1,0 +1,350 @@
+/**
+ * The page-table page pool: every TDP page table lives in one SharedArrayBuffer (`spt`, a
+ * BigInt64Array), table t being spt[t*512 .. t*512+511]. A table index plays the role of the
+ * kernel's struct page / sp->spt pointer; a non-leaf SPTE stores its child's index in the PFN field.
+ *
+ * Memory: SharedArrayBuffer pages are committed by the OS on first touch (V8 maps large buffers
+ * zero-filled and lazily), so a pool sized for the worst case (all guest memory mapped at 4K)
+ * costs only the tables actually used. Free tables are handed out lowest-index-first from a
+ * fresh pool, so the touched prefix stays compact.
+ *
+ * Free list: a Treiber stack of table indices linked through `next[]` (in the poolMeta SAB), with
+ * a 64-bit head word {tag:32 | top+1:32} in the control SAB updated by Atomics.compareExchange on a
+ * BigUint64Array. The tag is bumped by every push and pop, so a thread that read head=(tag,A) and
+ * next[A]=B, was preempted while A was popped, B popped, A pushed back, cannot CAS (tag,A)->(tag+1,B)
+ * and hand out B twice (the ABA problem). 32 tag bits wrap only after 4 billion list operations
+ * during one preemption. We chose lock-free over a small lock because allocation and RCU-deferred
+ * frees run from every worker, including while mmu_lock is held for read; a preempted lock holder
+ * (32 workers on 2 cores) would stall all of them, which is not what a kernel page allocator does.
+ *
+ * Per-table state byte (poolMeta): FREE / IN_USE / IN_CACHE / RCU_WAIT, plus a DIRTY flag meaning
+ * "contents are not all SHADOW_NONPRESENT_VALUE". Every transition is a compareExchange from the
+ * expected state, so a double free or double allocation is caught at once (invariantViolation),
+ * and the counts of the states are the accounting counters' ground truth (auditStates()).
+ *
+ * Contents contract: allocRaw() returns a table whose 512 SPTEs are SHADOW_NONPRESENT_VALUE (0),
+ * like the kernel's __GFP_ZERO: fresh tables are zero already; recycled ones are zeroed at
+ * allocation (not at free, so a stale walker of a table freed without a grace period reads
+ * POISON_SPTE, which is how the control is caught).
+ *
+ * Accounting is a partition: free + inUse + inCaches + rcuWaiting = capacity (when quiescent).
+ */
+
+import type { RcuReader } from '../rcu/index.js';
+import { invariantViolation, invalidArg } from '../errors.js';
+import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
+import {
+  POOL_ALLOCATED,
+  POOL_CAPACITY,
+  POOL_EMPTY_HITS,
+  POOL_FREE,
+  POOL_FREED,
+  POOL_HEAD,
+  POOL_IN_CACHES,
+  POOL_IN_USE,
+  POOL_RCU_WAITING,
+} from '../layout.js';
+
+/** Table states (low 7 bits of the state byte). FREE is 0 so a fresh poolMeta SAB is all free. */
+export const TS_FREE = 0;
+export const TS_IN_USE = 1;
+export const TS_IN_CACHE = 2;
+export const TS_RCU_WAIT = 3;
+/** Flag: the table's contents are not all zero (it was used); allocRaw zeroes it before reuse. */
+export const TS_DIRTY = 0x80;
+const TS_STATE_MASK = 0x7f;
+
+const TABLE_BYTES = PT_ENTRIES * 8;
+
+export interface PoolAccounting {
+  readonly capacity: number;
+  /** Cumulative tables handed out by allocRaw. */
+  readonly allocated: number;
+  /** Cumulative tables returned to the free list. */
+  readonly freed: number;
+  readonly inUse: number;
+  readonly rcuWaiting: number;
+  readonly inCaches: number;
+  readonly free: number;
+  /** allocRaw calls that found the pool empty. */
+  readonly emptyHits: number;
+}
+
+export interface PtPoolOptions {
+  /**
+   * CONTROL ONLY (a deliberately broken variant): freeAfterGracePeriod poisons and frees at once,
+   * without waiting for a grace period, so stale walkers can read a reused table.
+   */
+  readonly unsafeFreeWithoutGracePeriod?: boolean;
+}
+
+export class PtPool {
+  /** Table t holds SPTEs spt[t*512 .. t*512+511]. */
+  readonly spt: BigInt64Array;
+  /** Tables in the pool. */
+  readonly capacity: number;
+  readonly unsafeFreeWithoutGracePeriod: boolean;
+  readonly #ctrl: Int32Array;
+  readonly #base: number;
+  /** The free-list head word, BigUint64 index. */
+  readonly #head: BigUint64Array;
+  readonly #headIdx: number;
+  readonly #next: Int32Array;
+  readonly #state: Uint8Array;
+
+  /** Bytes of the spt SAB for `capacity` tables. */
+  static sptBytes(capacity: number): number {
+    return capacity * TABLE_BYTES;
+  }
+
+  /** Bytes of the poolMeta SAB: next links (Int32) then state bytes, rounded to 8. */
+  static metaBytes(capacity: number): number {
+    return Math.ceil((capacity * 5) / 8) * 8;
+  }
+
+  /**
+   * Main thread, once: build the free list 0 -> 1 -> ... -> capacity-1 and zero the counters.
+   * `control` is the control SAB's Int32Array, `base` the pool control region (layout.poolCtrlBase).
+   */
+  static initialize(control: Int32Array, base: number, meta: SharedArrayBuffer, capacity: number): void {
+    checkArgs(control, base, meta, capacity);
+    const next = new Int32Array(meta, 0, capacity);
+    for (let t = 0; t < capacity - 1; t++) next[t] = t + 1;
+    next[capacity - 1] = -1;
+    new Uint8Array(meta, capacity * 4, capacity).fill(TS_FREE);
+    const head = new BigUint64Array(control.buffer, control.byteOffset + (base + POOL_HEAD) * 4, 1);
+    // top+1 = 1 (table 0), tag 0. Published to workers by the postMessage that ships the SABs.
+    Atomics.store(head, 0, 1n);
+    for (const f of [POOL_ALLOCATED, POOL_FREED, POOL_IN_USE, POOL_RCU_WAITING, POOL_IN_CACHES, POOL_EMPTY_HITS]) {
+      Atomics.store(control, base + f, 0);
+    }
+    Atomics.store(control, base + POOL_FREE, capacity);
+    Atomics.store(control, base + POOL_CAPACITY, capacity);
+  }
+
+  /** Attach (any thread). */
+  constructor(control: Int32Array, base: number, spt: SharedArrayBuffer, meta: SharedArrayBuffer, opts: PtPoolOptions = {}) {
+    const capacity = Atomics.load(control, base + POOL_CAPACITY);
+    checkArgs(control, base, meta, capacity);
+    if (spt.byteLength < PtPool.sptBytes(capacity)) {
+      throw invalidArg('PtPool', `spt buffer of ${spt.byteLength} bytes is smaller than ${capacity} tables`);
+    }
+    this.capacity = capacity;
+    this.spt = new BigInt64Array(spt, 0, capacity * PT_ENTRIES);
+    this.#ctrl = control;
+    this.#base = base;
+    this.#head = new BigUint64Array(control.buffer, control.byteOffset + (base + POOL_HEAD) * 4, 1);
+    this.#headIdx = 0;
+    this.#next = new Int32Array(meta, 0, capacity);
+    this.#state = new Uint8Array(meta, capacity * 4, capacity);
+    this.unsafeFreeWithoutGracePeriod = opts.unsafeFreeWithoutGracePeriod === true;
+  }
+
+  /** Tables on the free list now (the allocator's watermark input). */
+  freeCount(): number {
+    return Atomics.load(this.#ctrl, this.#base + POOL_FREE);
+  }
+
+  /**
+   * Pop a free table (no pressure model; allocator.ts adds it). Returns its index, its 512 SPTEs
+   * all SHADOW_NONPRESENT_VALUE and its state IN_USE; or -1 if the free list is empty.
+   * Lock context: none needed (lock-free; callable under mmu_lock and inside RCU).
+   */
+  allocRaw(): number {
+    const head = this.#head;
+    let t: number;
+    for (;;) {
+      const old = Atomics.load(head, this.#headIdx);
+      const top1 = Number(old & 0xffffffffn);
+      if (top1 === 0) {
+        Atomics.add(this.#ctrl, this.#base + POOL_EMPTY_HITS, 1);
+        return -1;
+      }
+      t = top1 - 1;
+      // May be stale if t was popped and pushed again meanwhile; then the tag differs and the
+      // CAS below fails. Pairs with the Atomics.store of next[] in #push().
+      const nxt = Atomics.load(this.#next, t);
+      const tag = (old >> 32n) + 1n;
+      const desired = (BigInt.asUintN(32, tag) << 32n) | BigInt(nxt + 1);
+      if (Atomics.compareExchange(head, this.#headIdx, old, desired) === old) break;
+    }
+    const s = Atomics.compareExchange(this.#state, t, TS_FREE, TS_IN_USE);
+    if (s !== TS_FREE) {
+      if (s !== (TS_FREE | TS_DIRTY)) {
+        throw invariantViolation('pt_pool: popped a table that is not free (double allocation)', { table: t, state: s });
+      }
+      Atomics.store(this.#state, t, TS_IN_USE);
+      // Recycled: zero it, as __GFP_ZERO would. Safe: its grace period has ended (or the pool is
+      // the unsafe control), so no walker holds a reference that the zeroing could confuse.
+      this.spt.fill(SHADOW_NONPRESENT_VALUE, t * PT_ENTRIES, (t + 1) * PT_ENTRIES);
+    }
+    Atomics.sub(this.#ctrl, this.#base + POOL_FREE, 1);
+    Atomics.add(this.#ctrl, this.#base + POOL_IN_USE, 1);
+    Atomics.add(this.#ctrl, this.#base + POOL_ALLOCATED, 1);
+    return t;
+  }
+
+  /**
+   * Free a table that walkers never could reach (a cache leftover, a table prepared for a split
+   * that lost its race): straight back to the free list, no poison, no grace period.
+   * The table must be IN_USE (take it out of a cache with markUncached first).
+   */
+  freeUnpublished(t: number): void {
+    this.#transition(t, TS_IN_USE, TS_FREE | TS_DIRTY, 'freeUnpublished');
+    Atomics.sub(this.#ctrl, this.#base + POOL_IN_USE, 1);
+    this.#push(t);
+  }
+
+  /**
+   * Free a table that walkers may still be reading (it was unlinked from the tree):
+   *   1. poison all 512 SPTEs now (a walker that reads POISON_SPTE has a use-after-free);
+   *   2. state IN_USE -> RCU_WAIT;
+   *   3. rcu.callRcu: after a full grace period no walker holds it; RCU_WAIT -> FREE, push.
+   * With unsafeFreeWithoutGracePeriod (control only) step 3 runs immediately.
+   * The callback runs on THIS thread (callRcu's contract), when it polls or synchronizes.
+   */
+  freeAfterGracePeriod(t: number, rcu: RcuReader): void {
+    this.#transition(t, TS_IN_USE, TS_RCU_WAIT | TS_DIRTY, 'freeAfterGracePeriod');
+    this.spt.fill(POISON_SPTE, t * PT_ENTRIES, (t + 1) * PT_ENTRIES);
+    Atomics.sub(this.#ctrl, this.#base + POOL_IN_USE, 1);
+    Atomics.add(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
+    if (this.unsafeFreeWithoutGracePeriod) {
+      this.#finishRcuFree(t);
+    } else {
+      rcu.callRcu(() => this.#finishRcuFree(t));
+    }
+  }
+
+  /** A cache took table t (IN_USE -> IN_CACHE); accounting counts it as held in caches. */
+  markCached(t: number): void {
+    this.#transition(t, TS_IN_USE, TS_IN_CACHE, 'markCached');
+    Atomics.sub(this.#ctrl, this.#base + POOL_IN_USE, 1);
+    Atomics.add(this.#ctrl, this.#base + POOL_IN_CACHES, 1);
+  }
+
+  /** A cache handed table t out (IN_CACHE -> IN_USE). */
+  markUncached(t: number): void {
+    this.#transition(t, TS_IN_CACHE, TS_IN_USE, 'markUncached');
+    Atomics.sub(this.#ctrl, this.#base + POOL_IN_CACHES, 1);
+    Atomics.add(this.#ctrl, this.#base + POOL_IN_USE, 1);
+  }
+
+  /** The state of table t (TS_* without the DIRTY flag); for checks and tests. */
+  stateOf(t: number): number {
+    this.#checkIndex(t, 'stateOf');
+    return Atomics.load(this.#state, t) & TS_STATE_MASK;
+  }
+
+  /** Counters (each read atomically; consistent with each other only when the pool is quiescent). */
+  accounting(): PoolAccounting {
+    const c = this.#ctrl;
+    const b = this.#base;
+    return {
+      capacity: this.capacity,
+      allocated: Atomics.load(c, b + POOL_ALLOCATED) >>> 0,
+      freed: Atomics.load(c, b + POOL_FREED) >>> 0,
+      inUse: Atomics.load(c, b + POOL_IN_USE),
+      rcuWaiting: Atomics.load(c, b + POOL_RCU_WAITING),
+      inCaches: Atomics.load(c, b + POOL_IN_CACHES),
+      free: Atomics.load(c, b + POOL_FREE),
+      emptyHits: Atomics.load(c, b + POOL_EMPTY_HITS),
+    };
+  }
+
+  /**
+   * Ground truth for a quiescent pool: counts of the state bytes and the free-list length (walked,
+   * with a cycle guard). Returns a list of disagreements with accounting(); empty = balanced.
+   * O(capacity): for tests and the end-of-run invariant check, not hot paths.
+   */
+  audit(): { counts: { free: number; inUse: number; inCaches: number; rcuWaiting: number; listLength: number }; problems: string[] } {
+    const counts = { free: 0, inUse: 0, inCaches: 0, rcuWaiting: 0, listLength: 0 };
+    for (let t = 0; t < this.capacity; t++) {
+      switch (Atomics.load(this.#state, t) & TS_STATE_MASK) {
+        case TS_FREE: counts.free++; break;
+        case TS_IN_USE: counts.inUse++; break;
+        case TS_IN_CACHE: counts.inCaches++; break;
+        case TS_RCU_WAIT: counts.rcuWaiting++; break;
+        default: break;
+      }
+    }
+    const problems: string[] = [];
+    const seen = new Uint8Array(this.capacity);
+    let top1 = Number(Atomics.load(this.#head, this.#headIdx) & 0xffffffffn);
+    while (top1 !== 0) {
+      const t = top1 - 1;
+      if (t < 0 || t >= this.capacity) { problems.push(`free list holds out-of-range index ${t}`); break; }
+      if (seen[t] === 1) { problems.push(`free list has a cycle at table ${t}`); break; }
+      seen[t] = 1;
+      if ((Atomics.load(this.#state, t) & TS_STATE_MASK) !== TS_FREE) problems.push(`table ${t} is on the free list but not FREE`);
+      counts.listLength++;
+      top1 = Atomics.load(this.#next, t) + 1;
+    }
+    const a = this.accounting();
+    if (counts.listLength !== counts.free) problems.push(`free list length ${counts.listLength} != FREE states ${counts.free}`);
+    if (a.free !== counts.free) problems.push(`counter free ${a.free} != FREE states ${counts.free}`);
+    if (a.inUse !== counts.inUse) problems.push(`counter inUse ${a.inUse} != IN_USE states ${counts.inUse}`);
+    if (a.inCaches !== counts.inCaches) problems.push(`counter inCaches ${a.inCaches} != IN_CACHE states ${counts.inCaches}`);
+    if (a.rcuWaiting !== counts.rcuWaiting) problems.push(`counter rcuWaiting ${a.rcuWaiting} != RCU_WAIT states ${counts.rcuWaiting}`);
+    if (a.free + a.inUse + a.inCaches + a.rcuWaiting !== a.capacity) problems.push('free + inUse + inCaches + rcuWaiting != capacity');
+    if (((a.allocated - a.freed) | 0) !== a.inUse + a.inCaches + a.rcuWaiting) problems.push('allocated - freed != inUse + inCaches + rcuWaiting');
+    return { counts, problems };
+  }
+
+  #finishRcuFree(t: number): void {
+    this.#transition(t, TS_RCU_WAIT | TS_DIRTY, TS_FREE | TS_DIRTY, 'RCU free callback');
+    Atomics.sub(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
+    this.#push(t);
+  }
+
+  /** Push t (already in state FREE) onto the free list and count it. */
+  #push(t: number): void {
+    const head = this.#head;
+    for (;;) {
+      const old = Atomics.load(head, this.#headIdx);
+      // Link before publishing: pairs with the Atomics.load of next[] in allocRaw().
+      Atomics.store(this.#next, t, Number(old & 0xffffffffn) - 1);
+      const desired = (BigInt.asUintN(32, (old >> 32n) + 1n) << 32n) | BigInt(t + 1);
+      if (Atomics.compareExchange(head, this.#headIdx, old, desired) === old) break;
+    }
+    Atomics.add(this.#ctrl, this.#base + POOL_FREE, 1);
+    Atomics.add(this.#ctrl, this.#base + POOL_FREED, 1);
+  }
+
+  #transition(t: number, from: number, to: number, what: string): void {
+    this.#checkIndex(t, what);
+    let s = Atomics.compareExchange(this.#state, t, from, to);
+    if (s === from) return;
+    // IN_USE tables may or may not carry DIRTY (a table filled by its user): accept both.
+    if ((from & TS_DIRTY) === 0 && s === (from | TS_DIRTY)) {
+      s = Atomics.compareExchange(this.#state, t, s, to | TS_DIRTY);
+      if (s === (from | TS_DIRTY)) return;
+    }
+    throw invariantViolation(`pt_pool: ${what} of table in the wrong state (double free, or freeing a cached table?)`, {
+      table: t,
+      state: s & TS_STATE_MASK,
+      dirty: (s & TS_DIRTY) !== 0,
+      expected: from & TS_STATE_MASK,
+    });
+  }
+
+  #checkIndex(t: number, what: string): void {
+    if (!Number.isInteger(t) || t < 0 || t >= this.capacity) {
+      throw invariantViolation(`pt_pool: ${what} of a table index out of range`, { table: t, capacity: this.capacity });
+    }
+  }
+}
+
+function checkArgs(control: Int32Array, base: number, meta: SharedArrayBuffer, capacity: number): void {
+  if (!(control instanceof Int32Array) || !(control.buffer instanceof SharedArrayBuffer)) {
+    throw invalidArg('PtPool', 'control must be an Int32Array over a SharedArrayBuffer');
+  }
+  if (!Number.isInteger(base) || base < 0 || base % 2 !== 0 || base + 32 > control.length) {
+    throw invalidArg('PtPool', `pool control base ${base} is not an even index inside the control view`);
+  }
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity >= 2 ** 31 - 1) {
+    throw invalidArg('PtPool', `capacity ${capacity} must be a positive integer below 2^31-1`);
+  }
+  if (meta.byteLength < PtPool.metaBytes(capacity)) {
+    throw invalidArg('PtPool', `poolMeta buffer of ${meta.byteLength} bytes is smaller than ${PtPool.metaBytes(capacity)}`);
+  }
+}

@@ -37,6 +37,8 @@
  *   | DIRTY[0]      ceil(npages/32) Int32 words, rounded up to a 64-B line              |
  *   | DIRTY[1] ...  one bitmap per memslot                                              |
  *   +-----------------------------------------------------------------------------------+
+ *   | MEMSLOT_CTRL  1 line per memslot: flags, harvest generation (C1, dirty_log.ts)     |
+ *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
  * Every region starts on a 64-byte boundary (16 Int32s): hot words of different regions never
@@ -113,6 +115,26 @@ export const RUN_PROGRESS_SPLITS = 5;
 export const RUN_PROGRESS_TICKS = 6;
 // ---- D: append RUN_* fields here, below RUN_CTRL_INT32S (offsets 7..63 are free). ----
 export const RUN_CTRL_INT32S = 4 * LINE_INT32S;
+
+// ---------------------------------------------------------------------------------------------
+// MEMSLOT_CTRL (added by C1 for dirty logging): one cache line per memslot, at
+// ControlLayout.memslotCtrlBases[slot]. Writers: C1's dirty_log.ts (enable/disable/get/clear, on
+// whichever thread runs them); readers: vCPU fault paths (guest_access.ts, tdp_mmu_fault.ts).
+// ---------------------------------------------------------------------------------------------
+
+/** Slot flags (Atomics): SLOT_FLAG_* below. */
+export const SLOT_FLAGS = 0;
+/** KVM_MEM_LOG_DIRTY_PAGES: faults map at 4K, writable SPTEs mark the dirty bitmap. */
+export const SLOT_FLAG_LOG_DIRTY = 1;
+/** Dirty logging with manual protect + initially-set (KVM_DIRTY_LOG_INITIALLY_SET). */
+export const SLOT_FLAG_INITIALLY_SET = 2;
+/**
+ * Harvest generation, a seqlock: odd while getDirtyLog/clearDirtyLog is between clearing bitmap
+ * bits and write-protecting their pages (writes hitting a still-writable SPTE in that window are
+ * legitimately covered by the harvest in progress). Writer: dirty_log.ts under mmu_lock for write.
+ */
+export const SLOT_LOG_GEN = 1;
+export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker; fields are FLOAT64 indices within the slot (counters of
@@ -222,6 +244,8 @@ export interface ControlLayout {
   readonly workerStatsBase: number;
   readonly dirtyBases: readonly number[];
   readonly dirtyWords: readonly number[];
+  /** One MEMSLOT_CTRL line per memslot (added by C1 for dirty logging). */
+  readonly memslotCtrlBases: readonly number[];
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -265,6 +289,8 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     dirtyWords.push(words);
     dirtyBases.push(place(words));
   }
+  // MEMSLOT_CTRL (C1): after the bitmaps so no earlier base moves.
+  const memslotCtrlBases = spec.memslotPages.map(() => place(MEMSLOT_CTRL_INT32S));
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -277,6 +303,7 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     workerStatsBase,
     dirtyBases,
     dirtyWords,
+    memslotCtrlBases,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -295,6 +322,7 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
     ['worker_stats', l.workerStatsBase, l.workers * WORKER_STAT_SLOT_INT32S],
   ];
   l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
+  l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
   return r;
 }
 

@@ -1,3 +1,8 @@
-// Public API of the atomics-lock package (preliminary bodies; see rwlock.ts).
-export { RWLOCK_INT32S, RwLock } from './rwlock.js';
-export type { RwLockOptions, RwLockStats } from './rwlock.js';
+/**
+ * atomics-lock: a queued reader/writer lock (Linux qrwlock semantics) in a SharedArrayBuffer,
+ * for worker_threads. Self-contained: imports nothing outside this folder. See README.md.
+ */
+export { RwLock, RWLOCK_INT32S, DEBUG_MAX_HOLDERS, DEFAULT_SPIN_LIMIT } from './rwlock.js';
+export type { RwLockOptions, RwLockStats, RwLockState } from './rwlock.js';
+export { AtomicsLockError } from './errors.js';
+export type { AtomicsLockErrorCode } from './errors.js';

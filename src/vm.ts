@@ -69,8 +69,8 @@ export interface VmConfig {
   readonly cacheCapacity?: number;
   /** Override the pool capacity in tables (tests shrink it). */
   readonly poolTables?: number;
-  /** Controls only. */
-  readonly unsafe?: { readonly freeWithoutGracePeriod?: boolean };
+  /** Controls only (deliberately broken variants that tests must catch). */
+  readonly unsafe?: { readonly freeWithoutGracePeriod?: boolean; readonly nonAtomicFreeList?: boolean };
 }
 
 /** What createVm hands to workers. Plain data + SharedArrayBuffers (structured-clonable). */
@@ -394,6 +394,7 @@ export class Vm {
   readonly #slotBase: Float64Array;
   readonly #slotEnd: Float64Array;
   readonly #dirty: Int32Array[];
+  #detached = false;
 
   constructor(shared: VmShared, workerId: number) {
     const { config, layout } = shared;
@@ -411,10 +412,11 @@ export class Vm {
     this.rcu = new RcuDomain(this.control, layout.rcuBase, config.workers).registerReader(workerId);
     this.pool = new PtPool(this.control, layout.poolCtrlBase, shared.spt, shared.poolMeta, {
       unsafeFreeWithoutGracePeriod: config.unsafe?.freeWithoutGracePeriod === true,
+      unsafeNonAtomicFreeList: config.unsafe?.nonAtomicFreeList === true,
     });
     // seed + workerId: independent, reproducible pressure streams per worker.
     this.alloc = new PageAllocator(this.pool, config.pressure, (config.seed + workerId) | 0, this.stats);
-    this.vcpuCache = new MmuMemoryCache(this.alloc, config.cacheCapacity ?? DEFAULT_CACHE_CAPACITY, this.stats);
+    this.vcpuCache = new MmuMemoryCache(this.alloc, config.cacheCapacity ?? DEFAULT_CACHE_CAPACITY, { stats: this.stats, countLeftovers: false });
     this.spt = this.pool.spt;
     this.root = shared.root;
     this.rootLevel = config.levels;
@@ -427,6 +429,20 @@ export class Vm {
     this.#slotBase = bases;
     this.#slotEnd = ends;
     this.#dirty = layout.dirtyBases.map((b, i) => new Int32Array(shared.control, b * 4, layout.dirtyWords[i]!));
+  }
+
+  /**
+   * Leave the VM (end of a worker's task): free the vCPU cache's leftovers, publish the lock's
+   * per-handle counters, and unregister the RCU reader (its barrier runs every pending callback,
+   * so this worker's RCU-waiting tables return to the pool). The RCU slot is then free for the
+   * next attachVm(shared, workerId). Not inside a read-side section or while holding mmu_lock.
+   */
+  detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    this.vcpuCache.freeAll();
+    this.mmuLock.rwlock.publishStats();
+    this.rcu.unregister();
   }
 
   /** This worker's histograms as plain data, then fresh ones (per phase). */

@@ -173,7 +173,7 @@ export function parsePressure(spec: string): PressureParams {
     if (raw === '' || !Number.isFinite(v)) throw invalidOption('--pressure', `${key}=${raw} is not a finite number`);
     out[key as NumericKey] = v;
   }
-  const p: PressureParams = { name: 'custom', ...out };
+  const p: PressureParams = { ...out, name: 'custom' };
   validatePressure(p);
   return Object.freeze(p);
 }
@@ -198,29 +198,70 @@ export function validatePressure(p: PressureParams): void {
 /** Waits at least this long use Atomics.wait (the thread sleeps, as reclaim does); shorter ones spin. */
 const SLEEP_THRESHOLD_US = 100;
 
+export type AllocReason = 'ok' | 'watermark' | 'transient' | 'exhausted';
+
 /** How the last call went (for tests and the emulator's traces). */
 export interface AllocOutcome {
   readonly path: 'nowait' | 'blocking';
   readonly table: number;
   /** Injected delay drawn for this call, microseconds (before timeScale). */
   readonly delayUs: number;
-  readonly reason: 'ok' | 'watermark' | 'transient' | 'exhausted';
+  readonly reason: AllocReason;
+}
+
+/**
+ * The pressure model's draws, separate from the pool so they can be tested (and their
+ * distributions checked against the published anchor) without allocating anything.
+ * Every draw consumes the Rng in a fixed order, so equal seeds give equal decision streams.
+ */
+export class PressureModel {
+  readonly params: PressureParams;
+  readonly #rng: Rng;
+
+  constructor(params: PressureParams, seed: number) {
+    validatePressure(params);
+    this.params = params;
+    this.#rng = new Rng(seed);
+  }
+
+  /**
+   * GFP_NOWAIT decision with `free` tables free and a watermark of `watermarkTables`:
+   * 'watermark' (fail), 'transient' (fail), or 'ok' with a busy delay (0 most of the time).
+   */
+  nowait(free: number, watermarkTables: number): { reason: 'ok' | 'watermark' | 'transient'; delayUs: number } {
+    const p = this.params;
+    if (watermarkTables > 0 && free < watermarkTables) return { reason: 'watermark', delayUs: 0 };
+    if (this.#rng.chance(p.nowaitFailP)) return { reason: 'transient', delayUs: 0 };
+    if (!this.#rng.chance(p.nowaitSlowP)) return { reason: 'ok', delayUs: 0 };
+    // Log-uniform: as many draws per octave near the minimum as near the maximum.
+    const lo = Math.log(p.nowaitSlowMinUs);
+    const hi = Math.log(p.nowaitSlowMaxUs);
+    return { reason: 'ok', delayUs: Math.exp(lo + (hi - lo) * this.#rng.nextFloat()) };
+  }
+
+  /** GFP_KERNEL reclaim delay (us): always drawn below the watermark, else with probability reclaimP; 0 = no reclaim. */
+  reclaim(belowWatermark: boolean): number {
+    const p = this.params;
+    if (!belowWatermark && !this.#rng.chance(p.reclaimP)) return 0;
+    if (p.reclaimP50Us <= 0) return 0;
+    // Lognormal: median reclaimP50Us, ln-sigma reclaimSigma; clamped so one draw cannot stall a run.
+    return Math.min(p.reclaimMaxUs, p.reclaimP50Us * Math.exp(p.reclaimSigma * this.#rng.nextNormal()));
+  }
 }
 
 export class PageAllocator {
   readonly pool: PtPool;
   readonly params: PressureParams;
-  readonly #rng: Rng;
+  readonly model: PressureModel;
   readonly #stats: WorkerStats;
   /** Private word for Atomics.wait (nobody ever notifies it: the wait always times out). */
   readonly #sleepWord = new Int32Array(new SharedArrayBuffer(4));
   #last: AllocOutcome = { path: 'nowait', table: -1, delayUs: 0, reason: 'ok' };
 
   constructor(pool: PtPool, params: PressureParams, seed: number, stats: WorkerStats) {
-    validatePressure(params);
     this.pool = pool;
     this.params = params;
-    this.#rng = new Rng(seed);
+    this.model = new PressureModel(params, seed);
     this.#stats = stats;
   }
 
@@ -240,23 +281,13 @@ export class PageAllocator {
    * long-tail latency (real CPU time; never sleeps, so it is legal under mmu_lock and RCU).
    */
   allocNowait(): number {
-    const p = this.params;
-    if (p.watermark > 0 && this.pool.freeCount() < this.watermarkTables) {
-      return this.#fail('nowait', 'watermark');
-    }
-    if (this.#rng.chance(p.nowaitFailP)) return this.#fail('nowait', 'transient');
-    let delayUs = 0;
-    if (this.#rng.chance(p.nowaitSlowP)) {
-      // Log-uniform: as many draws near 20 us as near 60 us per octave, a long tail in few draws.
-      const lo = Math.log(p.nowaitSlowMinUs);
-      const hi = Math.log(p.nowaitSlowMaxUs);
-      delayUs = Math.exp(lo + (hi - lo) * this.#rng.nextFloat());
-      spinUs(delayUs * p.timeScale);
-    }
+    const d = this.model.nowait(this.pool.freeCount(), this.watermarkTables);
+    if (d.reason !== 'ok') return this.#fail('nowait', d.reason);
+    if (d.delayUs > 0) spinUs(d.delayUs * this.params.timeScale);
     const t = this.pool.allocRaw();
-    if (t < 0) return this.#fail('nowait', 'exhausted', delayUs);
+    if (t < 0) return this.#fail('nowait', 'exhausted', d.delayUs);
     this.#stats.add(WORKER_STAT_ALLOC_NOWAIT, 1);
-    this.#last = { path: 'nowait', table: t, delayUs, reason: 'ok' };
+    this.#last = { path: 'nowait', table: t, delayUs: d.delayUs, reason: 'ok' };
     return t;
   }
 
@@ -267,13 +298,9 @@ export class PageAllocator {
    * with mmu_lock dropped; a design that calls it under the lock pays the wait as hold time.
    */
   allocBlocking(): number {
-    const p = this.params;
-    let delayUs = 0;
-    const belowWatermark = p.watermark > 0 && this.pool.freeCount() < this.watermarkTables;
-    if (belowWatermark || this.#rng.chance(p.reclaimP)) {
-      delayUs = p.reclaimP50Us > 0 ? Math.min(p.reclaimMaxUs, p.reclaimP50Us * Math.exp(p.reclaimSigma * this.#rng.nextNormal())) : 0;
-      this.#wait(delayUs * p.timeScale);
-    }
+    const wm = this.watermarkTables;
+    const delayUs = this.model.reclaim(wm > 0 && this.pool.freeCount() < wm);
+    if (delayUs > 0) this.#wait(delayUs * this.params.timeScale);
     const t = this.pool.allocRaw();
     if (t < 0) return this.#fail('blocking', 'exhausted', delayUs);
     this.#stats.add(WORKER_STAT_ALLOC_BLOCKING, 1);
@@ -286,7 +313,7 @@ export class PageAllocator {
     this.pool.freeUnpublished(t);
   }
 
-  #fail(path: 'nowait' | 'blocking', reason: 'watermark' | 'transient' | 'exhausted', delayUs = 0): number {
+  #fail(path: 'nowait' | 'blocking', reason: Exclude<AllocReason, 'ok'>, delayUs = 0): number {
     this.#stats.add(WORKER_STAT_ALLOC_FAILED, 1);
     this.#last = { path, table: -1, delayUs, reason };
     return -1;

@@ -22,20 +22,29 @@ export const DEFAULT_CACHE_CAPACITY = 40;
 /** mmu_shadow_page_cache minimum for a vCPU fault (mmu_topup_memory_caches): one table per level below a 5-level root. */
 export const FAULT_CACHE_MIN = 5;
 
+export interface MmuMemoryCacheOptions {
+  /** Where pop() counts ALLOC_FROM_CACHE and freeAll() counts LEFTOVER_FREED (default: nowhere). */
+  readonly stats?: WorkerStats;
+  /** Count freeAll()'s tables as LEFTOVER_FREED (default true; the vCPU cache says false, so
+   * LEFTOVER_FREED measures the splitter designs' waste only). */
+  readonly countLeftovers?: boolean;
+}
+
 export class MmuMemoryCache {
   readonly capacity: number;
   readonly alloc: PageAllocator;
   readonly #objects: Int32Array;
   readonly #stats: WorkerStats | undefined;
+  readonly #countLeftovers: boolean;
   #nobjs = 0;
 
-  /** `stats`: where pop/freeAll count (default: none). */
-  constructor(alloc: PageAllocator, capacity: number = DEFAULT_CACHE_CAPACITY, stats?: WorkerStats) {
+  constructor(alloc: PageAllocator, capacity: number = DEFAULT_CACHE_CAPACITY, opts: MmuMemoryCacheOptions = {}) {
     if (!Number.isInteger(capacity) || capacity < 1) throw invalidArg('MmuMemoryCache', `capacity ${capacity} must be a positive integer`);
     this.alloc = alloc;
     this.capacity = capacity;
     this.#objects = new Int32Array(capacity);
-    this.#stats = stats;
+    this.#stats = opts.stats;
+    this.#countLeftovers = opts.countLeftovers !== false;
   }
 
   get nobjs(): number {
@@ -88,7 +97,7 @@ export class MmuMemoryCache {
       pool.markUncached(t);
       pool.freeUnpublished(t);
     }
-    if (n > 0) this.#stats?.add(WORKER_STAT_LEFTOVER_FREED, n);
+    if (n > 0 && this.#countLeftovers) this.#stats?.add(WORKER_STAT_LEFTOVER_FREED, n);
     return n;
   }
 }

@@ -55,6 +55,8 @@ export const TS_DIRTY = 0x80;
 const TS_STATE_MASK = 0x7f;
 
 const TABLE_BYTES = PT_ENTRIES * 8;
+/** Sink for the unsafe control's pause loop (keeps it from being optimised away). */
+let unsafePauseSink = 0;
 
 export interface PoolAccounting {
   readonly capacity: number;
@@ -76,6 +78,12 @@ export interface PtPoolOptions {
    * without waiting for a grace period, so stale walkers can read a reused table.
    */
   readonly unsafeFreeWithoutGracePeriod?: boolean;
+  /**
+   * CONTROL ONLY (the concurrency test's broken variant): allocRaw pops with a plain load and
+   * store of the head instead of a compareExchange, with a short pause in between to widen the
+   * race window, so two threads can pop the same table.
+   */
+  readonly unsafeNonAtomicFreeList?: boolean;
 }
 
 export class PtPool {
@@ -84,6 +92,7 @@ export class PtPool {
   /** Tables in the pool. */
   readonly capacity: number;
   readonly unsafeFreeWithoutGracePeriod: boolean;
+  readonly unsafeNonAtomicFreeList: boolean;
   readonly #ctrl: Int32Array;
   readonly #base: number;
   /** The free-list head word, BigUint64 index. */
@@ -103,7 +112,7 @@ export class PtPool {
   }
 
   /**
-   * Main thread, once: build the free list 0 -> 1 -> ... -> capacity-1 and zero the counters.
+   * Main thread, once, on a FRESH (all-zero) `meta` buffer: build the free list 0 -> 1 -> ... -> capacity-1 and zero the counters.
    * `control` is the control SAB's Int32Array, `base` the pool control region (layout.poolCtrlBase).
    */
   static initialize(control: Int32Array, base: number, meta: SharedArrayBuffer, capacity: number): void {
@@ -111,7 +120,8 @@ export class PtPool {
     const next = new Int32Array(meta, 0, capacity);
     for (let t = 0; t < capacity - 1; t++) next[t] = t + 1;
     next[capacity - 1] = -1;
-    new Uint8Array(meta, capacity * 4, capacity).fill(TS_FREE);
+    // State bytes: a fresh SharedArrayBuffer is zero = TS_FREE everywhere; not filling them keeps
+    // those pages uncommitted until tables are used.
     const head = new BigUint64Array(control.buffer, control.byteOffset + (base + POOL_HEAD) * 4, 1);
     // top+1 = 1 (table 0), tag 0. Published to workers by the postMessage that ships the SABs.
     Atomics.store(head, 0, 1n);
@@ -138,6 +148,7 @@ export class PtPool {
     this.#next = new Int32Array(meta, 0, capacity);
     this.#state = new Uint8Array(meta, capacity * 4, capacity);
     this.unsafeFreeWithoutGracePeriod = opts.unsafeFreeWithoutGracePeriod === true;
+    this.unsafeNonAtomicFreeList = opts.unsafeNonAtomicFreeList === true;
   }
 
   /** Tables on the free list now (the allocator's watermark input). */
@@ -166,6 +177,12 @@ export class PtPool {
       const nxt = Atomics.load(this.#next, t);
       const tag = (old >> 32n) + 1n;
       const desired = (BigInt.asUintN(32, tag) << 32n) | BigInt(nxt + 1);
+      if (this.unsafeNonAtomicFreeList) {
+        // Broken on purpose: another thread can pop t between our load and this store.
+        for (let i = 0; i < 200; i++) unsafePauseSink = (unsafePauseSink + i) | 0;
+        Atomics.store(head, this.#headIdx, desired);
+        break;
+      }
       if (Atomics.compareExchange(head, this.#headIdx, old, desired) === old) break;
     }
     const s = Atomics.compareExchange(this.#state, t, TS_FREE, TS_IN_USE);

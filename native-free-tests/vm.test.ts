@@ -10,7 +10,18 @@ import {
 import type { VmConfig } from '../src/vm.js';
 import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
 import { pagesPerHpage, PT_ENTRIES } from '../src/mmu/spte.js';
-import { checkLayout, computeLayout, layoutRegions, LINE_INT32S, PAGE_STATS_2M, WORKER_STAT_ACCESSES, WORKER_STAT_NAMES, WORKER_STAT_SPTE_READS } from '../src/layout.js';
+import {
+  checkLayout,
+  computeLayout,
+  layoutRegions,
+  LINE_INT32S,
+  PAGE_STATS_2M,
+  WORKER_STAT_ACCESSES,
+  WORKER_STAT_LOCK_READ_CONTENDED,
+  WORKER_STAT_LOCK_WRITE_CONTENDED,
+  WORKER_STAT_NAMES,
+  WORKER_STAT_SPTE_READS,
+} from '../src/layout.js';
 import { errorCode } from '../src/errors.js';
 
 const GiB_PAGES = 2 ** 18;
@@ -174,4 +185,32 @@ test('layout: regions are 64-B aligned and disjoint for many shapes; checkLayout
   const l = computeLayout({ workers: 4, memslotPages: [100] });
   t.throws(() => checkLayout({ ...l, runCtrlBase: l.pageStatsBase }), { message: /overlaps/ });
   t.throws(() => checkLayout({ ...l, workerStatsBase: l.workerStatsBase + 1 }), { message: /aligned/ });
+});
+
+test('MmuLock records wait and hold times per worker and counts contended acquisitions', (t) => {
+  const shared = createVm(config());
+  const a = attachVm(shared, 0);
+  const b = attachVm(shared, 1);
+  t.true(a.mmuLock.readLock());
+  t.true(b.mmuLock.readLock(), 'readers share');
+  b.mmuLock.readUnlock();
+  a.mmuLock.readUnlock();
+  t.is(a.timing.readWait.count, 1);
+  t.is(a.timing.readHold.count, 1);
+  t.is(a.stats.get(WORKER_STAT_LOCK_READ_CONTENDED), 0);
+  t.true(a.mmuLock.writeLock());
+  t.true(a.mmuLock.isContended() === false);
+  // b cannot get in while a holds it for write: a contended, timed-out attempt.
+  t.false(b.mmuLock.readLock(5));
+  t.false(b.mmuLock.writeLock(5));
+  t.is(b.stats.get(WORKER_STAT_LOCK_READ_CONTENDED), 1);
+  t.is(b.stats.get(WORKER_STAT_LOCK_WRITE_CONTENDED), 1);
+  a.mmuLock.writeUnlock();
+  t.is(a.timing.writeHold.count, 1);
+  t.is(b.timing.readWait.count, 1, 'only the earlier successful read recorded a wait; the timed-out one did not');
+  const d = a.takeTiming();
+  t.is(d.writeHold.count, 1);
+  t.is(a.timing.writeHold.count, 0, 'takeTiming starts fresh histograms');
+  a.detach();
+  b.detach();
 });

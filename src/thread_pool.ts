@@ -20,6 +20,11 @@ export interface RunAllOptions {
   readonly onFailure?: (err: unknown) => void;
   /** Extra resourceLimits or env for the workers. */
   readonly env?: Record<string, string>;
+  /**
+   * Per-task worker file (added for the emulator: vCPU and splitter tasks run different
+   * modules in one pool). Entry i overrides the pool's filename for task i; undefined keeps it.
+   */
+  readonly filenames?: readonly (URL | string | undefined)[];
 }
 
 /** A pool that stays up for several rounds of tasks (the emulator's phases). */
@@ -64,7 +69,12 @@ export class TaskPool {
       }
       throw firstError.err;
     };
-    const all = Promise.all(tasks.map((t) => this.#pool.run(t) as Promise<R>));
+    const all = Promise.all(
+      tasks.map((t, i) => {
+        const f = opts.filenames?.[i];
+        return (f === undefined ? this.#pool.run(t) : this.#pool.run(t, { filename: typeof f === 'string' ? f : f.href })) as Promise<R>;
+      }),
+    );
     const guarded: Promise<R[]>[] = [all.catch(fail)];
     if (opts.timeoutMs !== undefined) {
       guarded.push(

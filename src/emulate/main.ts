@@ -1,0 +1,130 @@
+/**
+ * `npm run emulate`: parse, validate, run, print, exit.
+ *
+ * Exit codes (also in --help): 0 success; 1 a worker failed, the dirty log disagreed with the
+ * pages written, or an invariant was violated; 2 a bad option or a guest too big for this host
+ * (one line naming the option, never a stack trace); 3 the watchdog saw a stuck phase;
+ * 130 interrupted by Ctrl-C (every worker is stopped first).
+ *
+ * EMULATE_DEBUG=1 adds stack traces to failure messages; EMULATE_FAULT_INJECT (tests only) makes
+ * a worker fail on purpose (messages.ts lists the values).
+ */
+import { errorCode, EmulatorError } from '../errors.js';
+import { resolveRunConfig, signalExitCode } from './config.js';
+import type { RunConfig } from './config.js';
+import { parseFaultInjection } from './messages.js';
+import { formatBytes, formatSize, helpText, parseCommandLine, resolveOptions } from './options.js';
+import { Progress } from './progress.js';
+import { formatReport } from './report.js';
+import { checkJsonPath, writeJsonReport } from './report_json.js';
+import { runEmulation } from './run.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_STUCK = 3;
+
+const debug = process.env['EMULATE_DEBUG'] === '1';
+
+function fail(message: string): void {
+  process.stderr.write(`emulate: ${message}\n`);
+}
+
+/** Options and geometry, or an exit code for bad input. */
+function configure(argv: readonly string[]): RunConfig | number {
+  try {
+    const cmd = parseCommandLine(argv);
+    if (cmd.kind === 'help') {
+      process.stdout.write(`${helpText()}\n`);
+      return EXIT_OK;
+    }
+    const options = resolveOptions(cmd.raw);
+    if (options.json !== undefined) checkJsonPath(options.json);
+    let faultInject;
+    try {
+      faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);
+    } catch (err) {
+      throw new EmulatorError('ERR_INVALID_OPTION', (err as Error).message);
+    }
+    return resolveRunConfig(options, faultInject);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ERR_INVALID_OPTION' || code === 'ERR_TOO_BIG' || code === 'ERR_INVALID_ARG') {
+      fail((err as Error).message);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}
+
+function banner(cfg: RunConfig): string {
+  const o = cfg.options;
+  return (
+    `emulate: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ${o.backing}, ${o.memslots} memslot(s), ${o.levels}-level TDP, ` +
+    `${o.iterations} iterations, eager split ${o.eagerSplit ? 'on' : 'off'} (${o.splitAlloc}), ` +
+    `${o.manualProtect ? 'manual-protect + initially-set' : 'no manual-protect'}, -w ${o.writePercent}${o.randomAccess ? ' -a' : ''}` +
+    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}; ` +
+    `page-table pool ${cfg.footprint.tables} tables (${formatBytes(cfg.footprint.bytes)}), ${formatBytes(cfg.availableBytes)} available`
+  );
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const configured = configure(argv);
+  if (typeof configured === 'number') return configured;
+  const cfg = configured;
+  const o = cfg.options;
+  if (!o.quiet) process.stdout.write(`${banner(cfg)}\n`);
+
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    // A second Ctrl-C does not wait for the workers to stop.
+    if (interrupts > 1) process.exit(signalExitCode('SIGINT'));
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  const progress = new Progress({ enabled: !o.quiet && process.stderr.isTTY === true, stream: process.stderr });
+  progress.start();
+  try {
+    const report = await runEmulation(cfg, { progress, signal: abort.signal });
+    progress.stop();
+    process.stdout.write(`${formatReport(report)}\n`);
+    if (o.json !== undefined) writeJsonReport(o.json, report);
+    if (!report.invariants.ok) {
+      fail(`invariant checker found ${report.invariants.violationCount} violation(s)`);
+      return EXIT_FAILED;
+    }
+    if (report.dirtyLog.ok === false) {
+      fail('the dirty log disagrees with the pages the vCPUs wrote (see the Dirty log table)');
+      return EXIT_FAILED;
+    }
+    return EXIT_OK;
+  } catch (err) {
+    progress.stop();
+    const code = errorCode(err);
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (code === 'ERR_ABORTED' && abort.signal.aborted) {
+      fail('interrupted; every worker stopped');
+      return signalExitCode('SIGINT');
+    }
+    fail(`${code ?? 'ERR_INTERNAL'}: ${e.message}`);
+    const stack = (e as EmulatorError).details?.['stack'] ?? e.stack;
+    if (debug && typeof stack === 'string') process.stderr.write(`${stack}\n`);
+    return code === 'ERR_STUCK' ? EXIT_STUCK : EXIT_FAILED;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+}
+
+/** Exit once stdout has drained (a piped report must not be cut short). */
+function exitWith(code: number): void {
+  process.stdout.write('', () => process.exit(code));
+}
+
+main(process.argv.slice(2)).then(exitWith, (err: unknown) => {
+  fail(`internal error: ${err instanceof Error ? (debug ? (err.stack ?? err.message) : err.message) : String(err)}`);
+  exitWith(EXIT_FAILED);
+});

@@ -1,0 +1,131 @@
+/**
+ * The worker protocol: ONE discriminated union (on `type`) of every task the main thread sends
+ * and every result a worker returns (STYLE 11; piscina's StartupMessage/RequestMessage/
+ * ResponseMessage). Everything here is plain data: it crosses threads by structured clone, and
+ * the SharedArrayBuffers inside `vm` and `control` arrive shared, not copied.
+ *
+ * Phase-by-phase coordination does not use messages: it runs over the shared control block
+ * (control.ts), so vCPUs can keep running while the splitter works. A task's result comes back
+ * once, when the run ends; a task that throws rejects, and the run aborts with that error.
+ *
+ * Errors: custom classes and extra properties do not survive postMessage (piscina#1143,
+ * node#37988), so a worker throws `workerError(label, err)`: a plain Error whose message starts
+ * with the stable code (`ERR_INVARIANT: vCPU 3: ...`); the main thread recovers the code with
+ * `codeFromWorkerMessage`.
+ */
+import type { HistogramData } from '../stats/histogram.js';
+import type { VmShared } from '../vm.js';
+import type { ControlShared } from './control.js';
+import { errorCode } from '../errors.js';
+
+/** Test-only failure injection (env EMULATE_FAULT_INJECT), so the failure paths can be tested. */
+export type FaultInjection =
+  | 'vcpu-throw' // vCPU 0 throws during iteration 1's dirty pass
+  | 'vcpu-exit' // vCPU 0's thread exits (process.exit in a worker ends only that thread)
+  | 'vcpu-hang' // vCPU 0 parks forever during iteration 1: the watchdog must fire
+  | 'splitter-throw' // the splitter throws while enabling dirty logging
+  | 'splitter-hang'; // the splitter parks forever while enabling dirty logging
+
+export const FAULT_INJECTIONS: readonly FaultInjection[] = ['vcpu-throw', 'vcpu-exit', 'vcpu-hang', 'splitter-throw', 'splitter-hang'];
+
+/** The region one vCPU dirties: `npages` 4K guest pages from `firstGfn` (memstress partitions). */
+export interface VcpuRegion {
+  readonly firstGfn: number;
+  readonly npages: number;
+}
+
+export interface VcpuTask {
+  readonly type: 'vcpu-task';
+  readonly vcpuId: number;
+  /** The Vm worker id: 1 + vcpuId (0 is the main thread). */
+  readonly workerId: number;
+  readonly vm: VmShared;
+  readonly control: ControlShared;
+  readonly region: VcpuRegion;
+  readonly writePercent: number;
+  readonly randomAccess: boolean;
+  readonly seed: number;
+  readonly faultInject: FaultInjection | null;
+}
+
+export interface SplitterTask {
+  readonly type: 'splitter-task';
+  readonly workerId: number;
+  readonly vm: VmShared;
+  readonly control: ControlShared;
+  /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */
+  readonly manualProtect: boolean;
+  readonly eagerSplit: boolean;
+  /** A name from split_designs.ts. */
+  readonly splitAlloc: string;
+  readonly faultInject: FaultInjection | null;
+}
+
+/** Histograms (ns) a worker recorded in one phase, by name: faultFast, faultSlow, readWait, ... */
+export type TimingData = Readonly<Record<string, HistogramData>>;
+
+/** What one vCPU did in one phase. */
+export interface VcpuPhaseSample {
+  readonly phase: number;
+  readonly accesses: number;
+  readonly writes: number;
+  /** Distinct pages written in this phase's passes (the oracle for the dirty log). */
+  readonly pagesWritten: number;
+  /** Complete passes over the region finished in this phase. */
+  readonly passes: number;
+  readonly timing: TimingData;
+}
+
+export interface VcpuResult {
+  readonly type: 'vcpu-result';
+  readonly vcpuId: number;
+  readonly samples: readonly VcpuPhaseSample[];
+}
+
+/** One splitter op (an "ioctl"), timed by the splitter itself. */
+export interface SplitterOpSample {
+  readonly phase: number;
+  readonly op: number;
+  readonly ns: number;
+  /** GET_DIRTY_LOG: dirty pages returned over all memslots. */
+  readonly dirtyPages: number | null;
+  readonly timing: TimingData;
+}
+
+export interface InvariantVerdict {
+  readonly ok: boolean;
+  /** Total violations found (the list below is capped). */
+  readonly violationCount: number;
+  readonly violations: readonly string[];
+  readonly seconds: number;
+}
+
+export interface SplitterResult {
+  readonly type: 'splitter-result';
+  readonly samples: readonly SplitterOpSample[];
+  readonly invariants: InvariantVerdict | null;
+}
+
+export type WorkerTask = VcpuTask | SplitterTask;
+export type WorkerResult = VcpuResult | SplitterResult;
+export type WorkerMessage = WorkerTask | WorkerResult;
+
+/** The Error a worker throws: its message carries the stable code, since properties are lost. */
+export function workerError(label: string, err: unknown): Error {
+  const code = errorCode(err) ?? 'ERR_WORKER';
+  const message = err instanceof Error ? err.message : String(err);
+  const e = new Error(`${code}: ${label}: ${message}`);
+  if (err instanceof Error && err.stack !== undefined) e.stack = `${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
+  return e;
+}
+
+/** The code a workerError message starts with, if any. */
+export function codeFromWorkerMessage(message: string): string | undefined {
+  return /^(ERR_[A-Z_]+): /.exec(message)?.[1];
+}
+
+export function parseFaultInjection(raw: string | undefined): FaultInjection | null {
+  if (raw === undefined || raw === '') return null;
+  if ((FAULT_INJECTIONS as readonly string[]).includes(raw)) return raw as FaultInjection;
+  throw new Error(`EMULATE_FAULT_INJECT must be one of ${FAULT_INJECTIONS.join(', ')}, got ${JSON.stringify(raw)}`);
+}

@@ -1,0 +1,456 @@
+/**
+ * The `npm run emulate` command line: the kernel selftest's flags (`dirty_log_perf_test`,
+ * reference §4.1) with their meanings, plus long options for what the emulator adds.
+ *
+ * Three layers, each usable on its own (issue 5 builds sweeps on the second):
+ *  1. `parseCommandLine(argv)`: util.parseArgs, strict; unknown options and missing values become
+ *     one-line ERR_INVALID_OPTION errors naming the option (never a stack trace).
+ *  2. `OPTION_PARSERS`: one labelled parser per option, `(raw string) -> typed value`, each throwing
+ *     `invalidOption(flag, why)`. A sweep splits a comma list and runs the parser on every item.
+ *  3. `resolveOptions(raw)`: DEFAULTS overlaid with the parsed values, then cross-option checks.
+ *
+ * Geometry (memslots, backing level, pool size, the too-big refusal) is resolved later, in
+ * config.ts, because it needs the VM's footprint function.
+ */
+import { parseArgs } from 'node:util';
+import { EmulatorError, invalidOption } from '../errors.js';
+import { splitAllocDesignInfo, splitAllocDesignNames } from './split_designs.js';
+
+export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
+
+/** Page size, in bytes, of each backing source (selftests' test_util.c names). */
+export const BACKINGS: Readonly<Record<BackingName, { readonly level: 1 | 2 | 3; readonly pageBytes: number }>> =
+  Object.freeze({
+    anonymous: { level: 1, pageBytes: 4096 },
+    anonymous_thp: { level: 2, pageBytes: 2 * 1024 * 1024 },
+    anonymous_hugetlb_2mb: { level: 2, pageBytes: 2 * 1024 * 1024 },
+    anonymous_hugetlb_1gb: { level: 3, pageBytes: 1024 * 1024 * 1024 },
+  });
+
+/** The guest page size: memstress strides over guest pages, 4 KiB on x86. */
+export const GUEST_PAGE_BYTES = 4096;
+
+/** Upper bounds that keep a run meaningful on one machine; each error message says why. */
+export const LIMITS = Object.freeze({
+  /** Worker threads are real OS threads with their own heaps (~10 MB each). */
+  maxVcpus: 512,
+  maxIterations: 100_000,
+  maxMemslots: 32_768,
+  /** 2^52 bytes (4 PiB) of guest memory: gfns stay exact doubles; the footprint check decides the real limit. */
+  maxGuestBytes: 2 ** 52,
+  maxWatchdogSeconds: 86_400,
+  maxSteadySeconds: 3_600,
+});
+
+/** Everything one emulation run needs from the command line (single values; sweeps expand lists). */
+export interface EmulateOptions {
+  readonly vcpus: number;
+  readonly memoryPerVcpuBytes: number;
+  readonly iterations: number;
+  readonly backing: BackingName;
+  readonly writePercent: number;
+  readonly randomAccess: boolean;
+  /** KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with KVM_DIRTY_LOG_INITIALLY_SET; -g turns it off. */
+  readonly manualProtect: boolean;
+  /** -e ("evil"): vCPUs keep running while dirty logging is disabled. */
+  readonly vcpusRunDuringDisable: boolean;
+  readonly memslots: number;
+  readonly seed: number;
+  readonly levels: 4 | 5;
+  readonly eagerSplit: boolean;
+  readonly splitAlloc: string;
+  /** A pressure profile name or a custom spec; validated by the allocator's parser in config.ts. */
+  readonly pressure: string;
+  readonly json: string | undefined;
+  readonly quiet: boolean;
+  /** Steady-workload mode: vCPUs run the whole time (the 2024 CLEAR_DIRTY_LOG stall). */
+  readonly steady: boolean;
+  /** Length of the steady "before" and "after" windows, seconds. */
+  readonly steadySeconds: number;
+  /** Seconds without progress before the watchdog declares a phase stuck; 0 disables it. */
+  readonly watchdogSeconds: number;
+}
+
+/**
+ * Defaults, in one frozen object (STYLE 14). `memoryPerVcpuBytes` is not the selftest's 1G: guest
+ * data is not stored but every 4K access is emulated, and 64 MiB per vCPU keeps
+ * `--vcpus 32` (2 GiB of guest, 524,288 4K SPTEs after splitting) well under a minute on 2 cores.
+ */
+export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
+  vcpus: 1,
+  memoryPerVcpuBytes: 64 * 1024 * 1024,
+  iterations: 2,
+  backing: 'anonymous_thp',
+  writePercent: 100,
+  randomAccess: false,
+  manualProtect: true,
+  vcpusRunDuringDisable: false,
+  memslots: 1,
+  seed: 1,
+  levels: 4,
+  eagerSplit: true,
+  splitAlloc: 'drop-always',
+  pressure: 'none',
+  json: undefined,
+  quiet: false,
+  steady: false,
+  steadySeconds: 1,
+  watchdogSeconds: 60,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Labelled parsers (KVM's atoi_positive("Number of vCPUs", optarg) style)
+
+/** A decimal (or 0x hex) integer in [min, max]; `label` names the option in the error. */
+export function parseIntInRange(label: string, raw: string, min: number, max: number, why = ''): number {
+  const s = raw.trim();
+  if (!/^(?:0x[0-9a-f]+|\d+)$/i.test(s)) {
+    throw invalidOption(label, `expected an integer, got ${JSON.stringify(raw)}`);
+  }
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw invalidOption(label, `must be between ${min} and ${max}${why}, got ${raw}`);
+  }
+  return n;
+}
+
+export function parsePositiveInt(label: string, raw: string, max: number, why = ''): number {
+  return parseIntInRange(label, raw, 1, max, why);
+}
+
+/** A non-negative decimal number of seconds. */
+export function parseSeconds(label: string, raw: string, max: number): number {
+  const s = raw.trim();
+  if (!/^\d+(?:\.\d+)?$/.test(s)) throw invalidOption(label, `expected a number of seconds, got ${JSON.stringify(raw)}`);
+  const n = Number(s);
+  if (n > max) throw invalidOption(label, `must be at most ${max} seconds, got ${raw}`);
+  return n;
+}
+
+const SIZE_SUFFIX: Readonly<Record<string, number>> = { '': 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/**
+ * A size like the selftests' parse_size(): digits with an optional K/M/G/T suffix (binary units,
+ * case-insensitive, optional trailing "iB"/"B"); no suffix means bytes. Must be a whole number of
+ * 4 KiB guest pages.
+ */
+export function parseSize(label: string, raw: string): number {
+  const m = /^(\d+)\s*([kmgt]?)(?:i?b)?$/i.exec(raw.trim());
+  if (m === null) throw invalidOption(label, `expected a size such as 64M, 10M or 3G, got ${JSON.stringify(raw)}`);
+  const bytes = Number(m[1]) * SIZE_SUFFIX[m[2]!.toLowerCase()]!;
+  if (!Number.isSafeInteger(bytes) || bytes > LIMITS.maxGuestBytes) {
+    throw invalidOption(label, `${raw} is too large`);
+  }
+  if (bytes < GUEST_PAGE_BYTES || bytes % GUEST_PAGE_BYTES !== 0) {
+    throw invalidOption(label, `must be a positive multiple of the 4K guest page size, got ${raw}`);
+  }
+  return bytes;
+}
+
+/** Bytes as the user would write them: 64M, 3G, 1536K. */
+export function formatSize(bytes: number): string {
+  for (const [suffix, unit] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) {
+    if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${suffix}`;
+  }
+  return `${bytes}`;
+}
+
+/** Bytes for humans: 1.50 GiB. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${bytes} B` : `${v.toFixed(2)} ${units[u]}`;
+}
+
+function parseOnOff(label: string, raw: string): boolean {
+  const s = raw.trim().toLowerCase();
+  if (s === 'on') return true;
+  if (s === 'off') return false;
+  throw invalidOption(label, `expected on or off, got ${JSON.stringify(raw)}`);
+}
+
+function parseBacking(label: string, raw: string): BackingName {
+  const s = raw.trim();
+  if (Object.hasOwn(BACKINGS, s)) return s as BackingName;
+  throw invalidOption(label, `unknown backing ${JSON.stringify(raw)}; expected one of ${Object.keys(BACKINGS).join(', ')}`);
+}
+
+function parseLevels(label: string, raw: string): 4 | 5 {
+  const s = raw.trim();
+  if (s === '4') return 4;
+  if (s === '5') return 5;
+  throw invalidOption(label, `expected 4 or 5, got ${JSON.stringify(raw)}`);
+}
+
+function parseDesign(label: string, raw: string): string {
+  const s = raw.trim();
+  const names = splitAllocDesignNames();
+  if (names.includes(s)) return s;
+  throw invalidOption(label, `unknown design ${JSON.stringify(raw)}; expected one of ${names.join(', ')}`);
+}
+
+function parsePressureName(label: string, raw: string): string {
+  const s = raw.trim();
+  // The allocator owns the profile table and the custom-spec grammar; config.ts runs its parser.
+  if (s === '') throw invalidOption(label, 'expected a profile name (none, moderate, heavy) or key=value list');
+  return s;
+}
+
+function parseJsonPath(label: string, raw: string): string {
+  if (raw.trim() === '') throw invalidOption(label, 'expected a file name');
+  return raw;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The option table: parseArgs spec, help text and parser in one place.
+
+interface OptionSpec {
+  /** The long name (`--vcpus`); the key in parseArgs' values. */
+  readonly long: string;
+  readonly short?: string;
+  readonly type: 'string' | 'boolean';
+  /** Placeholder shown in --help: `N`, `SIZE`... */
+  readonly arg?: string;
+  readonly help: string;
+  /** What --help prints as the default (with units). */
+  readonly shownDefault?: string;
+  /** Hidden from --help (test and orchestration switches). */
+  readonly hidden?: boolean;
+}
+
+const mib = (b: number): string => formatSize(b);
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { long: 'vcpus', short: 'v', type: 'string', arg: 'N', help: 'number of vCPUs (one worker thread each)', shownDefault: `${DEFAULTS.vcpus}` },
+  {
+    long: 'memory-per-vcpu',
+    short: 'b',
+    type: 'string',
+    arg: 'SIZE',
+    help: 'guest memory each vCPU dirties, e.g. 10M, 3G (the selftest defaults to 1G; guest data is not stored, ' +
+      'but every 4K access is emulated)',
+    shownDefault: mib(DEFAULTS.memoryPerVcpuBytes),
+  },
+  { long: 'iterations', short: 'i', type: 'string', arg: 'N', help: 'dirty-memory iterations, at least 2', shownDefault: `${DEFAULTS.iterations}` },
+  {
+    long: 'backing',
+    short: 's',
+    type: 'string',
+    arg: 'SRC',
+    help: 'backing source: anonymous (4K), anonymous_thp and anonymous_hugetlb_2mb (2M), anonymous_hugetlb_1gb (1G); ' +
+      'the selftest defaults to anonymous',
+    shownDefault: DEFAULTS.backing,
+  },
+  { long: 'write-percent', short: 'w', type: 'string', arg: 'PCT', help: 'percentage of accesses that are writes, 0..100', shownDefault: `${DEFAULTS.writePercent}` },
+  { long: 'random-access', short: 'a', type: 'boolean', help: 'access pages in random order instead of sequentially', shownDefault: 'off' },
+  {
+    long: 'no-manual-protect',
+    short: 'g',
+    type: 'boolean',
+    help: 'do not use MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET: GET_DIRTY_LOG clears, and eager splitting ' +
+      'happens when dirty logging is enabled (mmu_lock for read) instead of in each CLEAR (mmu_lock for write)',
+    shownDefault: 'manual-protect on',
+  },
+  { long: 'evil', short: 'e', type: 'boolean', help: 'keep vCPUs running while dirty logging is disabled', shownDefault: 'off' },
+  { long: 'memslots', short: 'x', type: 'string', arg: 'N', help: 'split the guest memory into N memslots', shownDefault: `${DEFAULTS.memslots}` },
+  { long: 'seed', short: 'r', type: 'string', arg: 'N', help: 'random seed (access order, write choice, allocator pressure)', shownDefault: `${DEFAULTS.seed}` },
+  { long: 'levels', type: 'string', arg: '4|5', help: 'TDP paging levels (4-level or 5-level root)', shownDefault: `${DEFAULTS.levels}` },
+  { long: 'eager-split', type: 'string', arg: 'on|off', help: 'eager page splitting (kvm.eager_page_split); off = split on write fault', shownDefault: 'on' },
+  { long: 'split-alloc', type: 'string', arg: 'DESIGN', help: 'page-table allocation design of the split walk', shownDefault: DEFAULTS.splitAlloc },
+  { long: 'pressure', type: 'string', arg: 'PROFILE', help: 'host memory pressure: none, moderate, heavy, or key=value,...', shownDefault: DEFAULTS.pressure },
+  {
+    long: 'steady',
+    type: 'boolean',
+    help: 'steady workload: vCPUs run the whole time; report their fault latency and throughput before, ' +
+      'during and after splitting',
+    shownDefault: 'off',
+  },
+  {
+    long: 'steady-seconds',
+    type: 'string',
+    arg: 'S',
+    help: 'length of the steady before/after windows, seconds',
+    shownDefault: `${DEFAULTS.steadySeconds} s`,
+  },
+  { long: 'json', type: 'string', arg: 'FILE', help: 'also write the report as JSON (see src/emulate/REPORT_SCHEMA.md)', shownDefault: 'none' },
+  { long: 'quiet', short: 'q', type: 'boolean', help: 'no start-up banner and no progress on stderr', shownDefault: 'off' },
+  {
+    long: 'watchdog',
+    type: 'string',
+    arg: 'S',
+    help: 'seconds without any worker progress before a phase is declared stuck (0 = off)',
+    shownDefault: `${DEFAULTS.watchdogSeconds} s`,
+  },
+  { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
+];
+
+const SPECS_BY_LONG: ReadonlyMap<string, OptionSpec> = new Map(OPTION_SPECS.map((s) => [s.long, s]));
+
+/** How an option is named in messages: `-v/--vcpus`. */
+export function flagName(long: string): string {
+  const spec = SPECS_BY_LONG.get(long);
+  return spec?.short !== undefined ? `-${spec.short}/--${long}` : `--${long}`;
+}
+
+/** Per-option parsers from the raw string; a sweep runs them on each comma-separated item. */
+export const OPTION_PARSERS = {
+  vcpus: (raw: string) => parsePositiveInt(flagName('vcpus'), raw, LIMITS.maxVcpus, ' (one thread per vCPU)'),
+  memoryPerVcpuBytes: (raw: string) => parseSize(flagName('memory-per-vcpu'), raw),
+  iterations: (raw: string) => parseIntInRange(flagName('iterations'), raw, 2, LIMITS.maxIterations),
+  backing: (raw: string) => parseBacking(flagName('backing'), raw),
+  writePercent: (raw: string) => parseIntInRange(flagName('write-percent'), raw, 0, 100),
+  memslots: (raw: string) => parsePositiveInt(flagName('memslots'), raw, LIMITS.maxMemslots),
+  seed: (raw: string) => parseIntInRange(flagName('seed'), raw, 0, 0xffff_ffff),
+  levels: (raw: string) => parseLevels(flagName('levels'), raw),
+  eagerSplit: (raw: string) => parseOnOff(flagName('eager-split'), raw),
+  splitAlloc: (raw: string) => parseDesign(flagName('split-alloc'), raw),
+  pressure: (raw: string) => parsePressureName(flagName('pressure'), raw),
+  json: (raw: string) => parseJsonPath(flagName('json'), raw),
+  steadySeconds: (raw: string) => parseSeconds(flagName('steady-seconds'), raw, LIMITS.maxSteadySeconds),
+  watchdogSeconds: (raw: string) => parseSeconds(flagName('watchdog'), raw, LIMITS.maxWatchdogSeconds),
+} as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
+
+/** The raw parseArgs values, keyed by long option name. */
+export type RawValues = Readonly<Record<string, string | boolean | undefined>>;
+
+export type CommandLine =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'run'; readonly raw: RawValues };
+
+/**
+ * Parse argv strictly. Throws ERR_INVALID_OPTION with a one-line message naming the option for
+ * unknown options, missing or unexpected values and stray positionals.
+ */
+export function parseCommandLine(argv: readonly string[]): CommandLine {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const s of OPTION_SPECS) options[s.long] = s.short !== undefined ? { type: s.type, short: s.short } : { type: s.type };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }) as {
+      values: Record<string, string | boolean | undefined>;
+    });
+  } catch (err) {
+    throw parseArgsError(err);
+  }
+  if (values['help'] === true) return { kind: 'help' };
+  return { kind: 'run', raw: values };
+}
+
+/** util.parseArgs errors are multi-line and phrased for programmers; make them one line that names the option. */
+function parseArgsError(err: unknown): EmulatorError {
+  const msg = err instanceof Error ? err.message : String(err);
+  const first = msg.split('\n')[0]!.trim();
+  const opt = /Option '([^']+)'/.exec(first) ?? /option '([^']+)'/i.exec(first);
+  const positional = /Unexpected argument '([^']*)'/.exec(first);
+  if (positional !== null) {
+    return invalidOption(positional[1]!, 'unexpected argument (options take the form --name value; see --help)');
+  }
+  if (opt !== null) {
+    // parseArgs names options as "-v, --vcpus <value>"; use our "-v/--vcpus" everywhere.
+    const long = /--([a-z-]+)/.exec(opt[1]!)?.[1];
+    const name = long !== undefined && SPECS_BY_LONG.has(long) ? flagName(long) : opt[1]!.replace(/ <value>$/, '');
+    if (/Unknown option/i.test(first)) return invalidOption(name, 'unknown option (see --help)');
+    if (/ambiguous/i.test(first)) return invalidOption(name, 'value missing or starts with "-" (negative values are not allowed)');
+    if (/argument missing/i.test(first)) return invalidOption(name, 'value missing');
+    if (/does not take an argument/i.test(first)) return invalidOption(name, 'takes no value');
+    return invalidOption(name, first);
+  }
+  return new EmulatorError('ERR_INVALID_OPTION', first);
+}
+
+/** DEFAULTS overlaid with the parsed command line, then cross-option checks. */
+export function resolveOptions(raw: RawValues): EmulateOptions {
+  const str = (k: string): string | undefined => {
+    const v = raw[k];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const pick = <K extends keyof typeof OPTION_PARSERS>(key: K, long: string): ReturnType<(typeof OPTION_PARSERS)[K]> | undefined => {
+    const v = str(long);
+    return v === undefined ? undefined : (OPTION_PARSERS[key](v) as ReturnType<(typeof OPTION_PARSERS)[K]>);
+  };
+  const opts: EmulateOptions = {
+    vcpus: pick('vcpus', 'vcpus') ?? DEFAULTS.vcpus,
+    memoryPerVcpuBytes: pick('memoryPerVcpuBytes', 'memory-per-vcpu') ?? DEFAULTS.memoryPerVcpuBytes,
+    iterations: pick('iterations', 'iterations') ?? DEFAULTS.iterations,
+    backing: pick('backing', 'backing') ?? DEFAULTS.backing,
+    writePercent: pick('writePercent', 'write-percent') ?? DEFAULTS.writePercent,
+    randomAccess: raw['random-access'] === true,
+    manualProtect: raw['no-manual-protect'] !== true,
+    vcpusRunDuringDisable: raw['evil'] === true,
+    memslots: pick('memslots', 'memslots') ?? DEFAULTS.memslots,
+    seed: pick('seed', 'seed') ?? DEFAULTS.seed,
+    levels: pick('levels', 'levels') ?? DEFAULTS.levels,
+    eagerSplit: pick('eagerSplit', 'eager-split') ?? DEFAULTS.eagerSplit,
+    splitAlloc: pick('splitAlloc', 'split-alloc') ?? DEFAULTS.splitAlloc,
+    pressure: pick('pressure', 'pressure') ?? DEFAULTS.pressure,
+    json: pick('json', 'json') ?? DEFAULTS.json,
+    quiet: raw['quiet'] === true,
+    steady: raw['steady'] === true,
+    steadySeconds: pick('steadySeconds', 'steady-seconds') ?? DEFAULTS.steadySeconds,
+    watchdogSeconds: pick('watchdogSeconds', 'watchdog') ?? DEFAULTS.watchdogSeconds,
+  };
+  if (str('steady-seconds') !== undefined && !opts.steady) {
+    throw invalidOption(flagName('steady-seconds'), 'only meaningful with --steady');
+  }
+  if (opts.steady && opts.steadySeconds <= 0) {
+    throw invalidOption(flagName('steady-seconds'), 'must be greater than 0 with --steady');
+  }
+  return Object.freeze(opts);
+}
+
+/** `--help`: every option with its default and units. */
+export function helpText(): string {
+  const lines: string[] = [
+    'Usage: npm run emulate -- [options]',
+    '',
+    "Runs KVM's dirty_log_perf_test flow on an emulated TDP MMU: one worker thread per vCPU plus a",
+    'splitter thread (the ioctls: enable/GET/CLEAR/disable dirty logging, with eager page splitting),',
+    'all on one SharedArrayBuffer. Prints the selftest\'s timing lines, then fault latency, mmu_lock,',
+    'splitter, RCU and page statistics, and the invariant checker\'s verdict.',
+    '',
+    'Options:',
+  ];
+  const rows = OPTION_SPECS.filter((s) => s.hidden !== true).map((s) => {
+    const flag = `${s.short !== undefined ? `-${s.short}, ` : '    '}--${s.long}${s.arg !== undefined ? ` ${s.arg}` : ''}`;
+    // U+00A0 keeps "[default: X]" on one line when wrapping; turned back into spaces below.
+    const def = s.shownDefault !== undefined ? ` [default:\u00a0${s.shownDefault.replaceAll(' ', '\u00a0')}]` : '';
+    return { flag, text: `${s.help}${def}` };
+  });
+  const width = Math.max(...rows.map((r) => r.flag.length)) + 2;
+  for (const r of rows) lines.push(...wrap(`  ${r.flag.padEnd(width)}`, r.text, 100));
+  lines.push(
+    '',
+    'Split allocation designs:',
+    ...splitAllocDesignNames().map((n) => {
+      const info = splitAllocDesignInfo(n);
+      return `  ${n.padEnd(20)}${info === undefined ? '' : `${info.summary} (${info.origin})`}`;
+    }),
+    'Sizes take K, M, G or T suffixes (binary units); a plain number is bytes. Each memslot must be a',
+    'whole number of backing pages (2M for THP/hugetlb_2mb, 1G for hugetlb_1gb).',
+    'Guests whose page tables would not fit in free memory are refused before anything is allocated.',
+    '',
+    'Exit codes: 0 success; 1 a worker failed or an invariant was violated; 2 bad option or guest',
+    'too big; 3 the watchdog saw a stuck phase; 130 interrupted (Ctrl-C).',
+  );
+  return lines.join('\n');
+}
+
+function wrap(prefix: string, text: string, width: number): string[] {
+  const out: string[] = [];
+  const indent = ' '.repeat(prefix.length);
+  let line = prefix;
+  for (const word of text.split(' ')) {
+    if (line.length + word.length + 1 > width && line.trim() !== '' && line !== prefix) {
+      out.push(line.trimEnd());
+      line = indent;
+    }
+    line += (line === prefix || line === indent ? '' : ' ') + word;
+  }
+  out.push(line.trimEnd());
+  return out.map((l) => l.replaceAll('\u00a0', ' '));
+}

@@ -1,0 +1,357 @@
+/**
+ * Turn what a run collected (phase records with counter snapshots, the workers' per-phase
+ * samples, final VM state) into the Report. Pure: no threads, no clocks, so it is unit-tested
+ * on synthetic input.
+ */
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { Histogram } from '../stats/histogram.js';
+import type { HistogramData } from '../stats/histogram.js';
+import type { PageStats } from '../vm.js';
+import type { RunConfig } from './config.js';
+import { GUEST_PAGE_BYTES } from './options.js';
+import { OP_CHECK } from './control.js';
+import type { SplitterResult, TimingData, VcpuResult } from './messages.js';
+import { REPORT_SCHEMA_VERSION, summarize } from './report_model.js';
+import type {
+  IterationReport,
+  LatencySummary,
+  LockTimes,
+  PageCounts,
+  PhaseKind,
+  PhaseReport,
+  Report,
+  SplitCounters,
+  SteadyWindow,
+  VcpuPhaseReport,
+} from './report_model.js';
+
+/** What the orchestrator records per phase: counters and page stats AFTER the phase. */
+export interface PhaseRecord {
+  readonly name: string;
+  readonly kind: PhaseKind;
+  readonly iteration: number | null;
+  readonly seconds: number;
+  /** vm.sumStats() after the phase (all workers). */
+  readonly stats: Readonly<Record<string, number>>;
+  /** The splitter's own stat slot after the phase. */
+  readonly splitterStats: Readonly<Record<string, number>>;
+  readonly pages: PageStats;
+  readonly dirtyPages: number | null;
+}
+
+export interface BuildInput {
+  readonly config: RunConfig;
+  readonly startedAt: string;
+  readonly wallSeconds: number;
+  readonly phases: readonly PhaseRecord[];
+  /** Snapshot when every worker was attached, before populate. */
+  readonly baseline: Pick<PhaseRecord, 'stats' | 'splitterStats' | 'pages'>;
+  readonly vcpuResults: readonly VcpuResult[];
+  readonly splitter: SplitterResult;
+  readonly finalStats: Readonly<Record<string, number>>;
+  /** Huge pages split by vCPU faults (sum of the vCPU workers' slots). */
+  readonly vcpuSplits: number;
+  readonly rcu: { readonly gracePeriods: number; readonly callbacksQueued: number; readonly callbacksRun: number };
+  readonly pool: Readonly<Record<string, number>>;
+  readonly pages: PageStats;
+  readonly poolTables: number;
+  /** Host facts (injectable for tests). */
+  readonly host?: Report['host'];
+}
+
+const COUNTER_KEYS: readonly (keyof SplitCounters)[] = [
+  'hugePagesSplit',
+  'tablesAllocated',
+  'allocFromCache',
+  'allocNowait',
+  'allocBlocking',
+  'allocFailures',
+  'allocUnderLock',
+  'leftoverFreed',
+  'lockDrops',
+  'restarts',
+  'spteReads',
+  'yields',
+  'splitEnomem',
+];
+
+/** SplitCounters key -> WORKER_STAT name (layout.ts). */
+const STAT_NAME: Readonly<Record<keyof SplitCounters, string>> = {
+  hugePagesSplit: 'hugePagesSplit',
+  tablesAllocated: 'tablesAllocated',
+  allocFromCache: 'allocFromCache',
+  allocNowait: 'allocNowait',
+  allocBlocking: 'allocBlocking',
+  allocFailures: 'allocFailed',
+  allocUnderLock: 'allocUnderLock',
+  leftoverFreed: 'leftoverFreed',
+  lockDrops: 'lockDrops',
+  restarts: 'restarts',
+  spteReads: 'spteReads',
+  yields: 'yields',
+  splitEnomem: 'splitEnomem',
+};
+
+function counters(after: Readonly<Record<string, number>>, before: Readonly<Record<string, number>>): SplitCounters {
+  const out: Record<string, number> = {};
+  for (const k of COUNTER_KEYS) out[k] = (after[STAT_NAME[k]] ?? 0) - (before[STAT_NAME[k]] ?? 0);
+  return out as unknown as SplitCounters;
+}
+
+function pageCounts(p: PageStats): PageCounts {
+  return { '4k': p.pages4k, '2m': p.pages2m, '1g': p.pages1g };
+}
+
+/** Merge the histogram `name` of many timing records. */
+function mergeNamed(records: readonly TimingData[], name: string): Histogram {
+  const h = new Histogram();
+  for (const r of records) {
+    const d: HistogramData | undefined = r[name];
+    if (d !== undefined) h.merge(d);
+  }
+  return h;
+}
+
+function lockTimes(records: readonly TimingData[]): LockTimes {
+  return {
+    readWaitNs: summarize(mergeNamed(records, 'readWait')),
+    readHoldNs: summarize(mergeNamed(records, 'readHold')),
+    writeWaitNs: summarize(mergeNamed(records, 'writeWait')),
+    writeHoldNs: summarize(mergeNamed(records, 'writeHold')),
+  };
+}
+
+function sumOf(records: readonly TimingData[], name: string): number {
+  let s = 0;
+  for (const r of records) s += r[name]?.sum ?? 0;
+  return s;
+}
+
+function defaultHost(vcpus: number): Report['host'] {
+  const cores = availableParallelism();
+  return {
+    cores,
+    nodeVersion: process.version,
+    platform: process.platform,
+    arch: process.arch,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    totalMemoryBytes: totalmem(),
+    vcpusPerCore: vcpus / cores,
+  };
+}
+
+export function buildReport(input: BuildInput): Report {
+  const cfg = input.config;
+  const o = cfg.options;
+  const nPhases = input.phases.length;
+
+  // Worker samples by phase id.
+  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[] }[] = Array.from(
+    { length: nPhases },
+    () => ({ accesses: 0, writes: 0, pagesWritten: 0, timing: [] }),
+  );
+  const vcpuRan = new Array<boolean>(nPhases).fill(false);
+  for (const r of input.vcpuResults) {
+    for (const s of r.samples) {
+      const b = vcpuByPhase[s.phase];
+      if (b === undefined) continue; // samples after the last phase (stopping) are dropped
+      b.accesses += s.accesses;
+      b.writes += s.writes;
+      b.pagesWritten += s.pagesWritten;
+      b.timing.push(s.timing);
+      if (s.accesses > 0) vcpuRan[s.phase] = true;
+    }
+  }
+  const splitterByPhase: TimingData[][] = Array.from({ length: nPhases }, () => []);
+  for (const s of input.splitter.samples) splitterByPhase[s.phase]?.push(s.timing);
+
+  const phases: PhaseReport[] = input.phases.map((p, i) => {
+    const before = i === 0 ? input.baseline : input.phases[i - 1]!;
+    const v = vcpuByPhase[i]!;
+    const allTiming = [...v.timing, ...splitterByPhase[i]!];
+    let vcpu: VcpuPhaseReport | null = null;
+    if (vcpuRan[i] === true) {
+      const fast = mergeNamed(v.timing, 'faultFast');
+      const slow = mergeNamed(v.timing, 'faultSlow');
+      const all = new Histogram();
+      all.merge(fast);
+      all.merge(slow);
+      vcpu = {
+        accesses: v.accesses,
+        writes: v.writes,
+        accessesPerSecond: p.seconds > 0 ? v.accesses / p.seconds : 0,
+        fastFaults: fast.count,
+        slowFaults: slow.count,
+        faultLatencyNs: { all: summarize(all), fast: summarize(fast), slow: summarize(slow) },
+      };
+    }
+    return {
+      index: i,
+      name: p.name,
+      kind: p.kind,
+      iteration: p.iteration,
+      seconds: p.seconds,
+      vcpu,
+      mmuLock: lockTimes(allTiming),
+      counters: counters(p.stats, before.stats),
+      pagesAfter: pageCounts(p.pages),
+      dirtyPages: p.dirtyPages,
+    };
+  });
+
+  // Iterations, with the dirty-log oracle.
+  const byName = new Map(phases.map((p) => [p.name, p]));
+  const iterations: IterationReport[] = [];
+  for (let k = 1; k <= o.iterations; k++) {
+    const dirtyPhase = byName.get(`iteration ${k} dirty`);
+    const get = byName.get(`iteration ${k} get`);
+    const clear = byName.get(`iteration ${k} clear`);
+    const pagesWritten = vcpuByPhase[dirtyPhase?.index ?? -1]?.pagesWritten ?? 0;
+    const dirtyPages = get?.dirtyPages ?? 0;
+    // Steady vCPUs write during GET/CLEAR too: no exact oracle then.
+    const expected = o.steady ? null : o.manualProtect && k === 1 ? cfg.totalPages : pagesWritten;
+    iterations.push({
+      iteration: k,
+      dirtyMemorySeconds: dirtyPhase?.seconds ?? 0,
+      getDirtyLogSeconds: get?.seconds ?? 0,
+      clearDirtyLogSeconds: clear === undefined ? null : clear.seconds,
+      dirtyPages,
+      pagesWritten,
+      expectedDirtyPages: expected,
+      dirtyPagesOk: expected === null ? null : expected === dirtyPages,
+    });
+  }
+
+  const secondsOf = (kind: PhaseKind): number => phases.filter((p) => p.kind === kind).reduce((a, p) => a + p.seconds, 0);
+  const getTotal = secondsOf('get');
+  const clearTotal = o.manualProtect ? secondsOf('clear') : null;
+
+  // vCPU latency by phase name (JSON's vcpu.faultLatencyNs).
+  const faultLatencyNs: Record<string, LatencySummary & { fast: LatencySummary; slow: LatencySummary }> = {};
+  const accessesPerSecond: Record<string, number> = {};
+  for (const p of phases) {
+    if (p.vcpu === null) continue;
+    faultLatencyNs[p.name] = { ...p.vcpu.faultLatencyNs.all, fast: p.vcpu.faultLatencyNs.fast, slow: p.vcpu.faultLatencyNs.slow };
+    accessesPerSecond[p.name] = p.vcpu.accessesPerSecond;
+  }
+
+  // Whole-run lock times over every thread and phase.
+  const everyTiming = [...vcpuByPhase.flatMap((b) => b.timing), ...input.splitter.samples.map((s) => s.timing)];
+  const fs = input.finalStats;
+  const bs = input.baseline.stats;
+
+  // Splitting: totals, split by level, and the splitter's own cost per 4K SPTE produced.
+  let splits1g = 0;
+  let splitterSplitSeconds = 0;
+  let sptes4k = 0;
+  input.phases.forEach((p, i) => {
+    if (p.kind === 'populate' || p.kind === 'disable') return;
+    const before = i === 0 ? input.baseline : input.phases[i - 1]!;
+    const oneG = Math.max(0, before.pages.pages1g - p.pages.pages1g);
+    splits1g += oneG;
+    const bySplitter = (p.splitterStats['hugePagesSplit'] ?? 0) - (before.splitterStats['hugePagesSplit'] ?? 0);
+    if (bySplitter > 0) {
+      splitterSplitSeconds += p.seconds;
+      sptes4k += Math.max(0, bySplitter - oneG) * 512;
+    }
+  });
+  const totalSplits = (fs['hugePagesSplit'] ?? 0) - (bs['hugePagesSplit'] ?? 0);
+  // The dirty-log ops' lock holds (the invariant check at the end is not part of the workload).
+  const splitterTiming = input.splitter.samples.filter((s) => s.op !== OP_CHECK).map((s) => s.timing);
+  const holdNs = sumOf(splitterTiming, 'readHold') + sumOf(splitterTiming, 'writeHold');
+
+  const steady = o.steady ? steadyWindows(phases) : null;
+  const totalBytes = o.vcpus * o.memoryPerVcpuBytes;
+  const firstGpa = (cfg.vm.memslots[0]?.baseGfn ?? 0) * GUEST_PAGE_BYTES;
+  const inv = input.splitter.invariants;
+
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    tool: 'kvm-eager-split-emu emulate',
+    startedAt: input.startedAt,
+    config: { ...o, faultInject: cfg.faultInject },
+    host: input.host ?? defaultHost(o.vcpus),
+    guest: {
+      memoryBytes: totalBytes,
+      pages4k: cfg.totalPages,
+      backingPageBytes: cfg.backingPageBytes,
+      backingLevel: cfg.backingLevel,
+      memslots: cfg.vm.memslots,
+      firstGpa,
+      endGpa: firstGpa + totalBytes,
+      poolTables: input.poolTables,
+      footprintBytes: cfg.footprint.bytes,
+    },
+    phases,
+    iterations,
+    totals: {
+      populateSeconds: secondsOf('populate'),
+      enableSeconds: secondsOf('enable'),
+      disableSeconds: secondsOf('disable'),
+      getDirtyLogSeconds: getTotal,
+      clearDirtyLogSeconds: clearTotal,
+      wallSeconds: input.wallSeconds,
+    },
+    vcpu: { faultLatencyNs, accessesPerSecond },
+    mmuLock: {
+      ...lockTimes(everyTiming),
+      contendedReads: (fs['lockReadContended'] ?? 0) - (bs['lockReadContended'] ?? 0),
+      contendedWrites: (fs['lockWriteContended'] ?? 0) - (bs['lockWriteContended'] ?? 0),
+    },
+    split: {
+      ...counters(fs, bs),
+      splits2mTo4k: Math.max(0, totalSplits - splits1g),
+      splits1gTo2m: splits1g,
+      splitterSplitSeconds,
+      sptes4kProduced: sptes4k,
+      nsPer4kSpte: sptes4k > 0 ? (splitterSplitSeconds * 1e9) / sptes4k : null,
+      splitterLockHoldSeconds: holdNs / 1e9,
+      splitterReadHoldNs: summarize(mergeNamed(splitterTiming, 'readHold')),
+      splitterWriteHoldNs: summarize(mergeNamed(splitterTiming, 'writeHold')),
+      splitByVcpus: input.vcpuSplits,
+    },
+    rcu: { gracePeriods: input.rcu.gracePeriods, deferredFrees: input.rcu.callbacksRun, callbacksQueued: input.rcu.callbacksQueued },
+    pool: input.pool,
+    pages: pageCounts(input.pages),
+    dirtyLog: {
+      ok: o.steady ? null : iterations.every((it) => it.dirtyPagesOk !== false),
+      lostDirty: (fs['lostDirty'] ?? 0) - (bs['lostDirty'] ?? 0),
+    },
+    invariants: {
+      ok: inv?.ok ?? false,
+      violationCount: inv?.violationCount ?? 0,
+      violations: inv?.violations ?? ['the invariant checker did not run'],
+      seconds: inv?.seconds ?? 0,
+      poisonReads: (fs['poisonReads'] ?? 0) - (bs['poisonReads'] ?? 0),
+      xlateErrors: (fs['xlateErrors'] ?? 0) - (bs['xlateErrors'] ?? 0),
+    },
+    steady,
+  };
+}
+
+/**
+ * Steady mode's before/during/after table: every phase in which vCPUs ran, with throughput
+ * against the "steady before" window (the 2024 MySQL-dip question: do vCPUs stall while the
+ * splitter holds mmu_lock?).
+ */
+function steadyWindows(phases: readonly PhaseReport[]): { windows: SteadyWindow[] } {
+  const before = phases.find((p) => p.name === 'steady before');
+  const base = before?.vcpu?.accessesPerSecond ?? 0;
+  const windows = phases
+    .filter((p) => p.vcpu !== null && p.kind !== 'populate')
+    .map((p) => {
+      const v = p.vcpu!;
+      return {
+        phase: p.name,
+        seconds: p.seconds,
+        accessesPerSecond: v.accessesPerSecond,
+        throughputChangePct: base > 0 ? (v.accessesPerSecond / base - 1) * 100 : null,
+        faultP99Ns: v.faultLatencyNs.all.p99,
+        faultMaxNs: v.faultLatencyNs.all.max,
+        slowFaultP99Ns: v.faultLatencyNs.slow.p99,
+        readWaitP99Ns: p.mmuLock.readWaitNs.p99,
+        hugePagesSplit: p.counters.hugePagesSplit,
+      };
+    });
+  return { windows };
+}

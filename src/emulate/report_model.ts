@@ -1,0 +1,196 @@
+/**
+ * The Report: everything one emulation run measured, as plain data. run.ts builds it,
+ * report.ts prints it as text, report_json.ts writes it as JSON (schema: REPORT_SCHEMA.md).
+ * Times in `seconds` are doubles; latencies are integers of nanoseconds.
+ */
+import type { Histogram } from '../stats/histogram.js';
+
+export const REPORT_SCHEMA_VERSION = 1;
+
+/** Percentiles of a latency histogram, in ns (0 when count is 0). */
+export interface LatencySummary {
+  readonly count: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+export const EMPTY_LATENCY: LatencySummary = Object.freeze({ count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 });
+
+export function summarize(h: Histogram): LatencySummary {
+  const p = h.percentiles();
+  const r = (x: number): number => Math.round(x);
+  return { count: p.count, p50: r(p.p50), p90: r(p.p90), p99: r(p.p99), p999: r(p.p999), max: r(p.max), mean: r(p.mean) };
+}
+
+export interface PageCounts {
+  readonly '4k': number;
+  readonly '2m': number;
+  readonly '1g': number;
+}
+
+export type PhaseKind = 'populate' | 'enable' | 'dirty' | 'get' | 'clear' | 'disable' | 'steady';
+
+export interface VcpuPhaseReport {
+  readonly accesses: number;
+  readonly writes: number;
+  /** Guest accesses per second, all vCPUs together (accesses / phase seconds). */
+  readonly accessesPerSecond: number;
+  readonly fastFaults: number;
+  readonly slowFaults: number;
+  readonly faultLatencyNs: { readonly all: LatencySummary; readonly fast: LatencySummary; readonly slow: LatencySummary };
+}
+
+export interface LockTimes {
+  readonly readWaitNs: LatencySummary;
+  readonly readHoldNs: LatencySummary;
+  readonly writeWaitNs: LatencySummary;
+  readonly writeHoldNs: LatencySummary;
+}
+
+export interface SplitCounters {
+  readonly hugePagesSplit: number;
+  readonly tablesAllocated: number;
+  readonly allocFromCache: number;
+  readonly allocNowait: number;
+  readonly allocBlocking: number;
+  readonly allocFailures: number;
+  readonly allocUnderLock: number;
+  readonly leftoverFreed: number;
+  readonly lockDrops: number;
+  readonly restarts: number;
+  readonly spteReads: number;
+  readonly yields: number;
+  readonly splitEnomem: number;
+}
+
+export interface PhaseReport {
+  readonly index: number;
+  /** Unique within the run: "populate", "enable", "iteration 1 dirty", "iteration 1 get", ... */
+  readonly name: string;
+  readonly kind: PhaseKind;
+  readonly iteration: number | null;
+  readonly seconds: number;
+  /** null when no vCPU ran in the phase. */
+  readonly vcpu: VcpuPhaseReport | null;
+  /** mmu_lock wait and hold times of every thread, in this phase. */
+  readonly mmuLock: LockTimes;
+  /** Counter deltas over the phase, all threads. */
+  readonly counters: SplitCounters;
+  readonly pagesAfter: PageCounts;
+  /** GET_DIRTY_LOG phases: dirty pages returned. */
+  readonly dirtyPages: number | null;
+}
+
+export interface IterationReport {
+  readonly iteration: number;
+  readonly dirtyMemorySeconds: number;
+  readonly getDirtyLogSeconds: number;
+  /** null without manual-protect (-g): GET clears, there is no CLEAR. */
+  readonly clearDirtyLogSeconds: number | null;
+  readonly dirtyPages: number;
+  /** Distinct pages the vCPUs wrote in this iteration's pass. */
+  readonly pagesWritten: number;
+  /** What the dirty log must report: pagesWritten, or every page on iteration 1 with initially-set. */
+  readonly expectedDirtyPages: number | null;
+  readonly dirtyPagesOk: boolean | null;
+}
+
+export interface HostReport {
+  readonly cores: number;
+  readonly nodeVersion: string;
+  readonly platform: string;
+  readonly arch: string;
+  readonly cpuModel: string;
+  readonly totalMemoryBytes: number;
+  readonly vcpusPerCore: number;
+}
+
+export interface GuestReport {
+  readonly memoryBytes: number;
+  readonly pages4k: number;
+  readonly backingPageBytes: number;
+  readonly backingLevel: 1 | 2 | 3;
+  readonly memslots: readonly { readonly baseGfn: number; readonly npages: number }[];
+  readonly firstGpa: number;
+  readonly endGpa: number;
+  readonly poolTables: number;
+  readonly footprintBytes: number;
+}
+
+export interface SplitReport extends SplitCounters {
+  /** 2M->4K splits (each produces 512 4K SPTEs) and 1G->2M splits (512 2M SPTEs). */
+  readonly splits2mTo4k: number;
+  readonly splits1gTo2m: number;
+  /** Seconds of the splitter ops that split huge pages (enable, or each CLEAR). */
+  readonly splitterSplitSeconds: number;
+  /** 4K SPTEs the splitter produced in those ops. */
+  readonly sptes4kProduced: number;
+  readonly nsPer4kSpte: number | null;
+  /** Total time the splitter held mmu_lock (read + write), seconds. */
+  readonly splitterLockHoldSeconds: number;
+  readonly splitterReadHoldNs: LatencySummary;
+  readonly splitterWriteHoldNs: LatencySummary;
+  /** Where splitting happened: the splitter (eager) or vCPU faults (lazy/split-on-fault). */
+  readonly splitByVcpus: number;
+}
+
+export interface MmuLockReport extends LockTimes {
+  readonly contendedReads: number;
+  readonly contendedWrites: number;
+}
+
+export interface SteadyWindow {
+  readonly phase: string;
+  readonly seconds: number;
+  readonly accessesPerSecond: number;
+  /** Change against the "steady before" window, percent. */
+  readonly throughputChangePct: number | null;
+  readonly faultP99Ns: number;
+  readonly faultMaxNs: number;
+  readonly slowFaultP99Ns: number;
+  readonly readWaitP99Ns: number;
+  readonly hugePagesSplit: number;
+}
+
+export interface Report {
+  readonly schemaVersion: typeof REPORT_SCHEMA_VERSION;
+  readonly tool: 'kvm-eager-split-emu emulate';
+  readonly startedAt: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly host: HostReport;
+  readonly guest: GuestReport;
+  readonly phases: readonly PhaseReport[];
+  readonly iterations: readonly IterationReport[];
+  readonly totals: {
+    readonly populateSeconds: number;
+    readonly enableSeconds: number;
+    readonly disableSeconds: number;
+    readonly getDirtyLogSeconds: number;
+    readonly clearDirtyLogSeconds: number | null;
+    readonly wallSeconds: number;
+  };
+  readonly vcpu: {
+    /** Per phase name: all faults, with fast/slow breakdowns. Only phases where vCPUs ran. */
+    readonly faultLatencyNs: Readonly<Record<string, LatencySummary & { readonly fast: LatencySummary; readonly slow: LatencySummary }>>;
+    readonly accessesPerSecond: Readonly<Record<string, number>>;
+  };
+  readonly mmuLock: MmuLockReport;
+  readonly split: SplitReport;
+  readonly rcu: { readonly gracePeriods: number; readonly deferredFrees: number; readonly callbacksQueued: number };
+  readonly pool: Readonly<Record<string, number>>;
+  readonly pages: PageCounts;
+  readonly dirtyLog: { readonly ok: boolean | null; readonly lostDirty: number };
+  readonly invariants: {
+    readonly ok: boolean;
+    readonly violationCount: number;
+    readonly violations: readonly string[];
+    readonly seconds: number;
+    readonly poisonReads: number;
+    readonly xlateErrors: number;
+  };
+  readonly steady: { readonly windows: readonly SteadyWindow[] } | null;
+}

@@ -244,14 +244,34 @@ export function isFastWriteFixable(spte: bigint): boolean {
 // Converters
 // ---------------------------------------------------------------------------------------------
 
-/** The PFN field as a number (host frame of a leaf). */
+/**
+ * BigInt -> number without `Number(bigint)`: V8 (Node 20) does not lower Number() of a BigInt
+ * (~30 ns, it allocates), but it does lower a BigInt64Array store (~0.5 ns). So a value is stored
+ * into this private scratch slot and read back as two Int32 halves (little-endian: checked below).
+ * Thread-private (not shared), so the two halves always come from the same 64-bit value.
+ */
+const SCRATCH64 = new BigInt64Array(1);
+const SCRATCH32 = new Int32Array(SCRATCH64.buffer);
+SCRATCH64[0] = 1n;
+if (SCRATCH32[0] !== 1) throw new Error('spte: the scratch-slot conversion assumes a little-endian host');
+
+/** The PFN field (bits 12..51) as a number: low word bits 12..31 plus high word bits 0..19. */
 export function spteToPfn(spte: bigint): number {
-  return Number((spte & SPTE_PFN_MASK) >> SPTE_PFN_SHIFT);
+  SCRATCH64[0] = spte;
+  return (SCRATCH32[0]! >>> 12) + (SCRATCH32[1]! & 0xfffff) * 1048576;
 }
 
 /** The child table index of a present non-leaf SPTE (its PFN field). */
 export function spteToChildTable(spte: bigint): number {
-  return Number((spte & SPTE_PFN_MASK) >> SPTE_PFN_SHIFT);
+  SCRATCH64[0] = spte;
+  return (SCRATCH32[0]! >>> 12) + (SCRATCH32[1]! & 0xfffff) * 1048576;
+}
+
+/** The PFN field of `pfn` as a BigInt, built through the scratch slot (no BigInt(number) call). */
+function pfnBits(pfn: number): bigint {
+  SCRATCH32[0] = (pfn & 0xfffff) << 12;
+  SCRATCH32[1] = Math.floor(pfn / 1048576) & 0xfffff;
+  return SCRATCH64[0]!;
 }
 
 /** Hex rendering for state dumps. */
@@ -262,6 +282,9 @@ export function spteHex(spte: bigint): string {
 // ---------------------------------------------------------------------------------------------
 // Constructors
 // ---------------------------------------------------------------------------------------------
+
+/** The constant part of every leaf we build: present, R/X, accessed, host- and MMU-writable. */
+const LEAF_BITS = SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_A_MASK | SPTE_HOST_WRITABLE_MASK | SPTE_MMU_WRITABLE_MASK;
 
 export interface LeafSpteOptions {
   /** Set W (and D): the fault that installs it was a write. Default false. */
@@ -274,7 +297,7 @@ export interface LeafSpteOptions {
  * which the fast fault may undo. A writable leaf is also dirty, as KVM sets D with W on a write fault.
  */
 export function makeLeafSpte(pfn: number, level: number, opts?: LeafSpteOptions): bigint {
-  let spte = SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_A_MASK | SPTE_HOST_WRITABLE_MASK | SPTE_MMU_WRITABLE_MASK | (BigInt(pfn) << SPTE_PFN_SHIFT);
+  let spte = LEAF_BITS | pfnBits(pfn);
   if (level > PG_LEVEL_4K) spte |= SPTE_LARGE_MASK;
   if (opts?.writable === true) spte |= SPTE_W_MASK | SPTE_D_MASK;
   return spte;
@@ -285,7 +308,7 @@ const NONLEAF_BITS = SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_W_MASK | SPTE_A_MASK
 
 /** A non-leaf SPTE pointing at pool table `childTable`. */
 export function makeNonLeafSpte(childTable: number): bigint {
-  return NONLEAF_BITS | (BigInt(childTable) << SPTE_PFN_SHIFT);
+  return NONLEAF_BITS | pfnBits(childTable);
 }
 
 /**

@@ -26,7 +26,7 @@
  * them (and writers use Atomics or aligned 64-bit stores); a torn read would show up as a
  * translation error in the stress test.
  */
-import { PT64_ROOT_MAX_LEVEL, PT_ENTRIES, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_PFN_MASK, SPTE_PFN_SHIFT } from './spte.js';
+import { PT64_ROOT_MAX_LEVEL, PT_ENTRIES, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, spteToChildTable } from './spte.js';
 
 /** 4K pages per SPTE, by level (index 0 unused): KVM_PAGES_PER_HPAGE. */
 const PAGES: readonly number[] = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
@@ -137,7 +137,7 @@ export class TdpIter {
     this.oldSpte = spte;
     // Present and not a leaf (level > minLevel >= 1, so the 4K "every entry is a leaf" case cannot occur).
     if ((spte & (SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK)) !== SPTE_MMU_PRESENT_MASK) return false;
-    const child = Number((spte & SPTE_PFN_MASK) >> SPTE_PFN_SHIFT);
+    const child = spteToChildTable(spte);
     this.level--;
     this.ptPath[this.level] = child;
     const n = PAGES[this.level]!;

@@ -1,0 +1,267 @@
+/**
+ * Dirty logging, as the dirty_log_perf_test flow drives it (kvm-eager-split.md §1.1, §1.8, §4.2):
+ *
+ *   enableDirtyLogging   KVM_SET_USER_MEMORY_REGION with KVM_MEM_LOG_DIRTY_PAGES
+ *   getDirtyLog          KVM_GET_DIRTY_LOG (kvm_get_dirty_log_protect)
+ *   clearDirtyLog        KVM_CLEAR_DIRTY_LOG (kvm_clear_dirty_log_protect)
+ *   disableDirtyLogging  clearing the flag: recover huge pages (zap collapsible SPTEs)
+ *
+ * Each function takes the locks it needs itself (they are ioctls); none may be called with
+ * mmu_lock or RCU held. Each returns the durations of its pieces (ms) as the emulator reports them.
+ *
+ * Dirty tracking is by write protection (spte.ts). The guarantee (dirty_log_test's): every write
+ * a vCPU completes while the slot logs dirty pages is reported by the harvest in progress or the
+ * next one. Writable SPTEs are the only way to write without faulting, and each one's pages carry
+ * their dirty bit until a harvest clears the bit; that harvest then write-protects them before it
+ * returns (so a write in between is covered by the harvest itself).
+ */
+import type { Vm } from '../vm.js';
+import { invalidArg } from '../errors.js';
+import type { SplitAllocDesign } from './split_alloc.js';
+import type { ReschedOptions } from './mmu_resched.js';
+import { splitHugePagesYieldSafe } from './tdp_mmu_split.js';
+import type { SplitResult } from './tdp_mmu_split.js';
+import { wrprotGfnRangeYieldSafe, wrprotMaskedLocked } from './tdp_mmu_wrprot.js';
+import { recoverHugePagesYieldSafe } from './tdp_mmu_zap.js';
+import { SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY, bumpHarvestGen, setSlotFlags, slotFlags } from './slot_flags.js';
+import { PG_LEVEL_4K } from './spte.js';
+
+export interface DirtyLogSplitOptions extends ReschedOptions {
+  /** kvm.eager_page_split. */
+  readonly eagerSplit: boolean;
+  /** The allocation design for eager splitting (drop-always ships in 6.11). */
+  readonly design: SplitAllocDesign;
+  /** Split down to this level (default 4K). */
+  readonly targetLevel?: number;
+}
+
+export interface EnableDirtyLogOptions extends DirtyLogSplitOptions {
+  /** Manual protect + KVM_DIRTY_LOG_INITIALLY_SET: all bits set, no split, no write protection now. */
+  readonly initiallySet: boolean;
+}
+
+/** Merged counters of the splits one call made (null if it split nothing at all). */
+export type SplitTotals = Omit<SplitResult, 'code'>;
+
+export interface EnableDirtyLogResult {
+  readonly ms: number;
+  /** Eager splitting under the read lock (0 if not done). */
+  readonly splitMs: number;
+  /** Write protection of the slot under the read lock (0 if not done). */
+  readonly wrprotMs: number;
+  readonly split: SplitResult | null;
+  readonly wrprotected: number;
+}
+
+function slotRange(vm: Vm, slot: number): [number, number] {
+  const s = vm.config.memslots[slot];
+  if (s === undefined) throw invalidArg('dirty log', `memslot ${slot} does not exist (there are ${vm.config.memslots.length})`);
+  return [s.baseGfn, s.baseGfn + s.npages];
+}
+
+/**
+ * Enable dirty logging on `slot`:
+ *   1. initialise the bitmap: all ones with initially-set, else zeroes (a fresh bitmap);
+ *   2. publish the flags, then rcu.synchronize(): every fault that read the old flags (faults
+ *      read them inside the RCU section that covers their SPTE update) has finished, as KVM's
+ *      synchronize_srcu on a memslot update guarantees;
+ *   3. initially-set: done (kvm_mmu_slot_apply_flags returns early);
+ *   4. eager split: split every huge page of the slot under mmu_lock for READ (best effort);
+ *   5. write-protect every leaf of the slot under mmu_lock for READ (no flush needed: §1.8).
+ */
+export function enableDirtyLogging(vm: Vm, slot: number, opts: EnableDirtyLogOptions): EnableDirtyLogResult {
+  const t0 = performance.now();
+  const [start, end] = slotRange(vm, slot);
+  const bitmap = vm.dirtyBitmap(slot);
+  const npages = end - start;
+  if (opts.initiallySet) {
+    for (let w = 0; w < bitmap.length; w++) {
+      const lowPage = w * 32;
+      const bits = npages - lowPage >= 32 ? -1 : npages > lowPage ? (1 << (npages - lowPage)) - 1 : 0;
+      Atomics.store(bitmap, w, bits);
+    }
+  } else {
+    for (let w = 0; w < bitmap.length; w++) Atomics.store(bitmap, w, 0);
+  }
+  setSlotFlags(vm, slot, SLOT_FLAG_LOG_DIRTY | (opts.initiallySet ? SLOT_FLAG_INITIALLY_SET : 0));
+  vm.rcu.synchronize();
+  if (opts.initiallySet) return { ms: performance.now() - t0, splitMs: 0, wrprotMs: 0, split: null, wrprotected: 0 };
+
+  let split: SplitResult | null = null;
+  let splitMs = 0;
+  if (opts.eagerSplit) {
+    const s0 = performance.now();
+    vm.mmuLock.readLock();
+    split = splitHugePagesYieldSafe(vm, start, end, {
+      shared: true,
+      design: opts.design,
+      targetLevel: opts.targetLevel ?? PG_LEVEL_4K,
+      ...reschedOf(opts),
+    });
+    vm.mmuLock.readUnlock();
+    splitMs = performance.now() - s0;
+  }
+  const w0 = performance.now();
+  vm.mmuLock.readLock();
+  const wr = wrprotGfnRangeYieldSafe(vm, start, end, { shared: true, minLevel: PG_LEVEL_4K, ...reschedOf(opts) });
+  vm.mmuLock.readUnlock();
+  const wrprotMs = performance.now() - w0;
+  return { ms: performance.now() - t0, splitMs, wrprotMs, split, wrprotected: wr.changed };
+}
+
+function reschedOf(o: ReschedOptions): ReschedOptions {
+  return {
+    ...(o.reschedMs !== undefined ? { reschedMs: o.reschedMs } : {}),
+    ...(o.yieldOnContention !== undefined ? { yieldOnContention: o.yieldOnContention } : {}),
+  };
+}
+
+export interface GetDirtyLogResult {
+  readonly ms: number;
+  /** Pages reported dirty. */
+  readonly dirtyPages: number;
+  /** SPTEs write-protected (0 with manual protect). */
+  readonly wrprotected: number;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/**
+ * KVM_GET_DIRTY_LOG into `out` (at least as many Int32 words as the slot's bitmap; page p is bit
+ * p & 31 of word p >> 5). With manual protect it only copies the bitmap. Without it
+ * (kvm_get_dirty_log_protect), under mmu_lock for WRITE, per 64-page word: fetch-and-clear the
+ * bits (Atomics.exchange), copy them out, and write-protect those pages before the lock is
+ * released, so that their next write faults and sets the bit again.
+ */
+export function getDirtyLog(vm: Vm, slot: number, out: Int32Array, opts: { readonly manualProtect: boolean }): GetDirtyLogResult {
+  const t0 = performance.now();
+  const [start] = slotRange(vm, slot);
+  const bitmap = vm.dirtyBitmap(slot);
+  if (out.length < bitmap.length) throw invalidArg('getDirtyLog', `out has ${out.length} words, the slot's bitmap ${bitmap.length}`);
+  let dirty = 0;
+  if (opts.manualProtect) {
+    for (let w = 0; w < bitmap.length; w++) {
+      const v = Atomics.load(bitmap, w);
+      out[w] = v;
+      dirty += popcount(v);
+    }
+    return { ms: performance.now() - t0, dirtyPages: dirty, wrprotected: 0 };
+  }
+  let wrprotected = 0;
+  vm.mmuLock.writeLock();
+  bumpHarvestGen(vm, slot); // odd: bits cleared but pages maybe not yet write-protected
+  for (let w = 0; w < bitmap.length; w += 2) {
+    // Pairs with the Atomics.or of markPageDirty (fast fault, map): a bit set after our exchange
+    // stays for the next harvest.
+    const lo = Atomics.exchange(bitmap, w, 0);
+    const hi = w + 1 < bitmap.length ? Atomics.exchange(bitmap, w + 1, 0) : 0;
+    out[w] = lo;
+    if (w + 1 < out.length) out[w + 1] = hi;
+    if ((lo | hi) === 0) continue;
+    dirty += popcount(lo) + popcount(hi);
+    wrprotected += wrprotMaskedLocked(vm, start + w * 32, lo, hi);
+  }
+  bumpHarvestGen(vm, slot);
+  vm.mmuLock.writeUnlock();
+  return { ms: performance.now() - t0, dirtyPages: dirty, wrprotected };
+}
+
+export interface ClearDirtyLogResult {
+  readonly ms: number;
+  /** Time spent in eager splitting inside the loop (lock drops included). */
+  readonly splitMs: number;
+  /** Pages whose bit was set and is now cleared. */
+  readonly cleared: number;
+  readonly wrprotected: number;
+  /** Merged split counters (zeros if nothing was split). */
+  readonly split: SplitTotals;
+  /** A split stopped with ENOMEM at least once (those huge pages were write-protected instead). */
+  readonly splitEnomem: boolean;
+}
+
+/**
+ * KVM_CLEAR_DIRTY_LOG for the pages [firstPage, firstPage + mask.length*32) of `slot`; `mask` holds
+ * the pages to clear (bit p & 31 of word p >> 5, relative to firstPage, a multiple of 64).
+ * kvm_clear_dirty_log_protect holds mmu_lock for WRITE across the whole loop; per 64-page word:
+ *   1. clear the masked bits (Atomics.and), keeping in the mask only bits that were set;
+ *   2. with initially-set and eager splitting: split the huge pages overlapping
+ *      [first set bit, last set bit + 1) under the write lock (shared=false; the design may drop
+ *      the write lock to allocate, as 6.11 does);
+ *   3. write-protect the masked pages (huge leaves overlapping them whole).
+ */
+export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int32Array, opts: DirtyLogSplitOptions): ClearDirtyLogResult {
+  const t0 = performance.now();
+  const [start, end] = slotRange(vm, slot);
+  if (!Number.isInteger(firstPage) || firstPage < 0 || firstPage % 64 !== 0) {
+    throw invalidArg('clearDirtyLog', `firstPage ${firstPage} must be a non-negative multiple of 64`);
+  }
+  if (firstPage + mask.length * 32 > Math.ceil((end - start) / 64) * 64) {
+    throw invalidArg('clearDirtyLog', `[${firstPage}, +${mask.length * 32}) runs past the slot's ${end - start} pages`);
+  }
+  const bitmap = vm.dirtyBitmap(slot);
+  const splitting = opts.eagerSplit && (slotFlags(vm, slot) & SLOT_FLAG_INITIALLY_SET) !== 0;
+  const totals = { ok: true, hugePagesSplit: 0, restarts: 0, yields: 0, lockDrops: 0, spteReads: 0, allocUnderLock: 0, ms: 0 };
+  let splitEnomem = false;
+  let cleared = 0;
+  let wrprotected = 0;
+  vm.mmuLock.writeLock();
+  bumpHarvestGen(vm, slot);
+  for (let i = 0; i < mask.length; i += 2) {
+    let lo = mask[i]!;
+    let hi = i + 1 < mask.length ? mask[i + 1]! : 0;
+    if ((lo | hi) === 0) continue;
+    const w = (firstPage >> 5) + i;
+    // Pairs with markPageDirty's Atomics.or: a bit set after this stays set.
+    if (lo !== 0) lo &= Atomics.and(bitmap, w, ~lo);
+    if (hi !== 0 && w + 1 < bitmap.length) hi &= Atomics.and(bitmap, w + 1, ~hi);
+    if ((lo | hi) === 0) continue;
+    cleared += popcount(lo) + popcount(hi);
+    const base = start + w * 32;
+    if (splitting) {
+      const first = lo !== 0 ? 31 - Math.clz32(lo & -lo) : 32 + 31 - Math.clz32(hi & -hi);
+      const last = hi !== 0 ? 32 + 31 - Math.clz32(hi) : 31 - Math.clz32(lo);
+      const r = splitHugePagesYieldSafe(vm, base + first, base + last + 1, {
+        shared: false,
+        design: opts.design,
+        targetLevel: opts.targetLevel ?? PG_LEVEL_4K,
+        ...reschedOf(opts),
+      });
+      totals.hugePagesSplit += r.hugePagesSplit;
+      totals.restarts += r.restarts;
+      totals.yields += r.yields;
+      totals.lockDrops += r.lockDrops;
+      totals.spteReads += r.spteReads;
+      totals.allocUnderLock += r.allocUnderLock;
+      totals.ms += r.ms;
+      if (!r.ok) splitEnomem = true;
+    }
+    wrprotected += wrprotMaskedLocked(vm, base, lo, hi);
+  }
+  bumpHarvestGen(vm, slot);
+  vm.mmuLock.writeUnlock();
+  return { ms: performance.now() - t0, splitMs: totals.ms, cleared, wrprotected, split: totals, splitEnomem };
+}
+
+export interface DisableDirtyLogResult {
+  readonly ms: number;
+  /** Collapsible tables zapped. */
+  readonly zapped: number;
+}
+
+/**
+ * Disable dirty logging on `slot`: clear the flags (faults map huge again), then recover huge
+ * pages by zapping collapsible SPTEs under mmu_lock for READ (recoverHugePagesYieldSafe).
+ */
+export function disableDirtyLogging(vm: Vm, slot: number, opts: ReschedOptions = {}): DisableDirtyLogResult {
+  const t0 = performance.now();
+  slotRange(vm, slot);
+  setSlotFlags(vm, slot, 0);
+  vm.mmuLock.readLock();
+  const r = recoverHugePagesYieldSafe(vm, slot, opts);
+  vm.mmuLock.readUnlock();
+  return { ms: performance.now() - t0, zapped: r.zapped };
+}

@@ -1,0 +1,254 @@
+/**
+ * Core TDP MMU SPTE updates (KVM `tdp_mmu.c`: tdp_mmu_set_spte_atomic, tdp_mmu_set_spte,
+ * tdp_mmu_zap_spte_atomic, tdp_mmu_link_sp, handle_changed_spte, handle_removed_pt).
+ *
+ * Two update disciplines, named by the concurrency contract (STYLE.md practice 6):
+ *   - `*Atomic` runs with mmu_lock held for READ (and inside RCU): other threads may change the
+ *     same SPTE at any moment, so every update is a cmpxchg against the iterator's snapshot
+ *     `it.oldSpte`. A lost race returns false and refreshes `it.oldSpte` with the value that won,
+ *     so the caller can re-evaluate the same position ("goto retry" in KVM).
+ *   - the plain names run with mmu_lock held for WRITE: no other MMU writer exists, but the
+ *     lockless fast fault may still set W/D on a write-protected leaf, so a store over such a
+ *     "volatile" SPTE is an exchange (kvm_tdp_mmu_write_spte), everything else a plain store.
+ *
+ * Teardown: replacing a present non-leaf SPTE hands its table to handleRemovedPt, which freezes
+ * every child (so concurrent walkers that already hold a pointer into the table fail their
+ * cmpxchg or see FROZEN and retry), recurses into child tables, updates the page stats, and frees
+ * the table after an RCU grace period (readers may still be walking it).
+ *
+ * Publication order: a new table is filled with plain stores and published by the cmpxchg (or
+ * 64-bit store) of its parent SPTE. Readers load the parent with a plain load and then load the
+ * child at an address computed from it; x86-64's TSO and the address dependency order the two
+ * loads (KVM relies on the same: rcu_dereference is READ_ONCE plus dependency ordering).
+ */
+import type { Vm } from '../vm.js';
+import { invariantViolation } from '../errors.js';
+import { WORKER_STAT_TABLES_ALLOCATED, WORKER_STAT_ZAPPED_TABLES } from '../layout.js';
+import type { TdpIter } from './tdp_iter.js';
+import { updatePageStats } from './page_stats.js';
+import {
+  FROZEN_SPTE,
+  PG_LEVEL_4K,
+  PT_ENTRIES,
+  SHADOW_NONPRESENT_VALUE,
+  SPTE_LARGE_MASK,
+  SPTE_MMU_PRESENT_MASK,
+  SPTE_MMU_WRITABLE_MASK,
+  SPTE_W_MASK,
+  makeNonLeafSpte,
+  pagesPerHpage,
+  spteHex,
+  spteToChildTable,
+} from './spte.js';
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers shared by the MMU files
+// ---------------------------------------------------------------------------------------------
+
+/** Leaf test without a function call per level: present && (4K || large). */
+function isLeaf(spte: bigint, level: number): boolean {
+  return (spte & SPTE_MMU_PRESENT_MASK) !== 0n && (level === PG_LEVEL_4K || (spte & SPTE_LARGE_MASK) !== 0n);
+}
+
+/**
+ * spte_has_volatile_bits: can the SPTE change outside mmu_lock? Yes when it is a write-protected,
+ * MMU-writable leaf: the lockless fast fault may set W and D on it at any moment.
+ */
+function hasVolatileBits(spte: bigint): boolean {
+  return (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_MMU_WRITABLE_MASK);
+}
+
+/**
+ * Free a table that walkers may still hold (it has just been unlinked), after a grace period.
+ *
+ * Ordering note: PtPool.freeAfterGracePeriod poisons the table at once. A walker that loaded the
+ * parent pointer before the unlink may legitimately still read the table until the grace period
+ * ends (in KVM it reads FROZEN children and retries), so poisoning at once would report false
+ * use-after-frees. We therefore defer the whole freeAfterGracePeriod call by one grace period:
+ * after it, no legitimate reader remains, the poison marks the table as dead, and the pool waits
+ * another grace period before reuse (harmless, only later). The unsafe control skips both waits,
+ * so stale walkers read poison or a reused table, which is what the stress test must catch.
+ */
+export function freeTableAfterGracePeriod(vm: Vm, table: number): void {
+  vm.stats.add(WORKER_STAT_ZAPPED_TABLES, 1);
+  if (vm.pool.unsafeFreeWithoutGracePeriod) {
+    vm.pool.freeAfterGracePeriod(table, vm.rcu);
+    return;
+  }
+  const pool = vm.pool;
+  const rcu = vm.rcu;
+  rcu.callRcu(() => pool.freeAfterGracePeriod(table, rcu));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write-lock stores
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * kvm_tdp_mmu_write_spte: store `newSpte` at `idx` with mmu_lock held for write. Returns the value
+ * actually replaced: an exchange when the old value has volatile bits (a concurrent fast fault may
+ * have set W since it was read), a plain 64-bit store otherwise.
+ */
+export function writeSpteLocked(spt: BigInt64Array, idx: number, oldSpte: bigint, newSpte: bigint): bigint {
+  if (hasVolatileBits(oldSpte)) return Atomics.exchange(spt, idx, newSpte);
+  spt[idx] = newSpte;
+  return oldSpte;
+}
+
+/**
+ * tdp_mmu_iter_set_spte: replace the iterator's SPTE with mmu_lock held for WRITE, then process the
+ * change (stats, teardown of a replaced table with plain stores). Never fails.
+ */
+export function setSpte(vm: Vm, it: TdpIter, newSpte: bigint): void {
+  vm.mmuLock.assertHeldWrite();
+  if (it.yielded) throw invariantViolation('setSpte on a yielded iterator', { gfn: it.gfn, level: it.level });
+  const old = writeSpteLocked(vm.spt, it.sptIndex, it.oldSpte, newSpte);
+  it.oldSpte = newSpte;
+  handleChangedSpte(vm, it.gfn, old, newSpte, it.level, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read-lock (atomic) updates
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * tdp_mmu_set_spte_atomic: cmpxchg the iterator's SPTE from `it.oldSpte` to `newSpte` with mmu_lock
+ * held for READ and inside RCU.
+ *
+ * Returns true on success (and processes the change: stats, teardown in shared mode); false on a
+ * lost race, with `it.oldSpte` refreshed to the current value (the caller re-evaluates it: retry at
+ * the same position, or RET_PF_RETRY on the fault path). Calling it on a frozen snapshot or a
+ * yielded iterator is a caller bug (KVM WARNs): callers must check isFrozen first.
+ */
+export function setSpteAtomic(vm: Vm, it: TdpIter, newSpte: bigint): boolean {
+  const old = it.oldSpte;
+  if (old === FROZEN_SPTE || it.yielded) {
+    throw invariantViolation('setSpteAtomic on a frozen SPTE or a yielded iterator', {
+      gfn: it.gfn,
+      level: it.level,
+      oldSpte: spteHex(old),
+      newSpte: spteHex(newSpte),
+      yielded: it.yielded,
+    });
+  }
+  // The cmpxchg is the linearisation point against every other *Atomic updater, the fast fault's
+  // cmpxchg and the hardware walk's plain loads of this SPTE.
+  const cur = Atomics.compareExchange(vm.spt, it.sptIndex, old, newSpte);
+  if (cur !== old) {
+    it.oldSpte = cur;
+    return false;
+  }
+  it.oldSpte = newSpte;
+  handleChangedSpte(vm, it.gfn, old, newSpte, it.level, true);
+  return true;
+}
+
+/**
+ * tdp_mmu_zap_spte_atomic, mmu_lock held for READ, inside RCU:
+ *   1. cmpxchg old -> FROZEN_SPTE: from here no other thread installs anything here (faults see
+ *      FROZEN and retry; setSpteAtomic callers fail their cmpxchg);
+ *   2. (KVM flushes the TLB for the range here; we model no TLB);
+ *   3. store SHADOW_NONPRESENT_VALUE (nobody else writes a frozen SPTE, so a store suffices);
+ *   4. process old -> non-present: stats, and teardown of a child table (shared mode).
+ * Returns false on a lost race with it.oldSpte refreshed.
+ */
+export function zapSpteAtomic(vm: Vm, it: TdpIter): boolean {
+  const old = it.oldSpte;
+  if (old === FROZEN_SPTE || it.yielded) {
+    throw invariantViolation('zapSpteAtomic on a frozen SPTE or a yielded iterator', { gfn: it.gfn, level: it.level, oldSpte: spteHex(old) });
+  }
+  const cur = Atomics.compareExchange(vm.spt, it.sptIndex, old, FROZEN_SPTE);
+  if (cur !== old) {
+    it.oldSpte = cur;
+    return false;
+  }
+  Atomics.store(vm.spt, it.sptIndex, SHADOW_NONPRESENT_VALUE);
+  it.oldSpte = SHADOW_NONPRESENT_VALUE;
+  handleChangedSpte(vm, it.gfn, old, SHADOW_NONPRESENT_VALUE, it.level, true);
+  return true;
+}
+
+/**
+ * tdp_mmu_link_sp: point the iterator's SPTE at `table` (already filled). Shared: cmpxchg
+ * (false = lost race, it.oldSpte refreshed; the caller still owns `table`, unpublished). Exclusive:
+ * a store that cannot fail. On success counts one table installed.
+ */
+export function linkSp(vm: Vm, it: TdpIter, table: number, shared: boolean): boolean {
+  const spte = makeNonLeafSpte(table);
+  if (shared) {
+    if (!setSpteAtomic(vm, it, spte)) return false;
+  } else {
+    vm.mmuLock.assertHeldWrite();
+    // An exchange rather than a plain store: it publishes the table's contents (written with
+    // plain stores) with seq_cst ordering, and returns the true old value should a fast fault
+    // have touched it (it cannot for a huge or non-present SPTE, but the cost is one split's noise).
+    const old = Atomics.exchange(vm.spt, it.sptIndex, spte);
+    it.oldSpte = spte;
+    handleChangedSpte(vm, it.gfn, old, spte, it.level, false);
+  }
+  vm.stats.add(WORKER_STAT_TABLES_ALLOCATED, 1);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Change processing
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * handle_changed_spte: bookkeeping after the SPTE of `gfn` at `level` went from `oldSpte` to
+ * `newSpte` (already stored).
+ *   - page stats: a leaf appearing adds one at `level`, a leaf disappearing (zapped, or replaced by
+ *     a table when split) subtracts one;
+ *   - a present non-leaf replaced by a leaf or a non-present value: its table is torn down.
+ * `shared` says which lock mode the caller holds (teardown uses atomics in shared mode).
+ */
+export function handleChangedSpte(vm: Vm, gfn: number, oldSpte: bigint, newSpte: bigint, level: number, shared: boolean): void {
+  if (oldSpte === newSpte) return;
+  const wasPresent = (oldSpte & SPTE_MMU_PRESENT_MASK) !== 0n;
+  const wasLeaf = wasPresent && isLeaf(oldSpte, level);
+  const nowLeaf = isLeaf(newSpte, level);
+  if (wasLeaf !== nowLeaf) updatePageStats(vm, level, nowLeaf ? 1 : -1);
+  if (wasPresent && !wasLeaf && (nowLeaf || (newSpte & SPTE_MMU_PRESENT_MASK) === 0n)) {
+    const child = spteToChildTable(oldSpte);
+    handleRemovedPt(vm, child, level - 1, gfn, shared);
+  }
+}
+
+/** Polls of a frozen child before sleeping briefly (32 workers share 2 cores: never spin unbounded). */
+const FROZEN_SPIN_LIMIT = 1000;
+/** Sleep per round once the spin limit is reached (ms). Nobody notifies: this is a timed back-off. */
+const FROZEN_BACKOFF_MS = 0.05;
+
+/**
+ * handle_removed_pt: `table` (entries at `level`, covering gfns from `baseGfn`) was unlinked.
+ *   1. freeze every child: shared mode exchanges each entry with FROZEN_SPTE, waiting while it is
+ *      already frozen (another zapper owns it and will soon store non-present); exclusive mode
+ *      stores FROZEN over present entries only (exchange if a fast fault could race);
+ *   2. process each child's change (stats; recursion into grandchild tables);
+ *   3. free the table after a grace period (walkers inside RCU may still be reading it; they see
+ *      FROZEN children and retry).
+ */
+export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: number, shared: boolean): void {
+  const spt = vm.spt;
+  const span = pagesPerHpage(level);
+  const first = table * PT_ENTRIES;
+  for (let i = 0; i < PT_ENTRIES; i++) {
+    const idx = first + i;
+    let old: bigint;
+    if (shared) {
+      // Pairs with the cmpxchg of any racing *Atomic updater that still reaches this table: after
+      // the exchange their cmpxchg (expecting the pre-freeze value) fails.
+      for (let spins = 0; ; spins++) {
+        old = Atomics.exchange(spt, idx, FROZEN_SPTE);
+        if (old !== FROZEN_SPTE) break;
+        if (spins >= FROZEN_SPIN_LIMIT) Atomics.wait(spt, idx, FROZEN_SPTE, FROZEN_BACKOFF_MS);
+      }
+    } else {
+      old = spt[idx]!;
+      if ((old & SPTE_MMU_PRESENT_MASK) === 0n) continue;
+      old = writeSpteLocked(spt, idx, old, FROZEN_SPTE);
+    }
+    handleChangedSpte(vm, baseGfn + i * span, old, FROZEN_SPTE, level, shared);
+  }
+  freeTableAfterGracePeriod(vm, table);
+}

@@ -1,0 +1,112 @@
+/**
+ * Write protection and dirty-bit clearing over ranges (KVM `wrprot_gfn_range`,
+ * `clear_dirty_gfn_range`, `clear_dirty_pt_masked`): what dirty logging does to the SPTEs.
+ *
+ * We track dirty pages by WRITE PROTECTION (spte.ts): clearing W makes the next write fault, and
+ * the fault that sets W again marks the page in the dirty bitmap. Clearing D is offered too
+ * (the PML-style mode), but the dirty log never relies on D.
+ *
+ * Lock contexts: the range walkers run under the read lock (cmpxchg, retry in place on a lost
+ * race) or the write lock (stores); the masked variant runs under the write lock, as
+ * kvm_get_dirty_log_protect and KVM_CLEAR_DIRTY_LOG hold it.
+ */
+import type { Vm } from '../vm.js';
+import { WORKER_STAT_RESTARTS, WORKER_STAT_SPTE_READS, WORKER_STAT_WALKS, WORKER_STAT_YIELDS } from '../layout.js';
+import { TdpIter } from './tdp_iter.js';
+import { setSpte, setSpteAtomic } from './tdp_mmu.js';
+import { MmuLockHolder } from './mmu_resched.js';
+import type { ReschedOptions } from './mmu_resched.js';
+import { PG_LEVEL_4K, SPTE_D_MASK, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_W_MASK } from './spte.js';
+
+export interface RangeOptions extends ReschedOptions {
+  /** mmu_lock held for read (true) or write (false) by the caller. */
+  readonly shared: boolean;
+  /** Lowest level whose leaves are changed (KVM's min_level). Default PG_LEVEL_4K. */
+  readonly minLevel?: number;
+}
+
+export interface RangeResult {
+  /** SPTEs changed. */
+  readonly changed: number;
+  readonly yields: number;
+  readonly spteReads: number;
+}
+
+/**
+ * Clear `bit` in every present leaf at or above minLevel in [start, end) that has it set.
+ * Lock context: mmu_lock held in mode opts.shared, no RCU. Steps per SPTE: cond_resched; skip
+ * unless a present leaf with `bit`; store old & ~bit (cmpxchg under the read lock, retrying at the
+ * same position with the refreshed SPTE when a fast fault or another updater got there first).
+ */
+function clearLeafBitYieldSafe(vm: Vm, start: number, end: number, opts: RangeOptions, bit: bigint): RangeResult {
+  const holder = new MmuLockHolder(vm, opts.shared, opts);
+  const it = new TdpIter(vm.spt);
+  let changed = 0;
+  holder.rcuLock();
+  walk: for (it.start(vm.root, vm.rootLevel, opts.minLevel ?? PG_LEVEL_4K, start); it.valid && it.gfn < end; it.next()) {
+    for (;;) {
+      if (holder.condResched(it)) continue walk;
+      const old = it.oldSpte;
+      if ((old & SPTE_MMU_PRESENT_MASK) === 0n || (it.level !== PG_LEVEL_4K && (old & SPTE_LARGE_MASK) === 0n) || (old & bit) === 0n) continue walk;
+      if (opts.shared) {
+        if (!setSpteAtomic(vm, it, old & ~bit)) continue;
+      } else {
+        setSpte(vm, it, old & ~bit);
+      }
+      changed++;
+      continue walk;
+    }
+  }
+  holder.rcuUnlock();
+  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
+  vm.stats.add(WORKER_STAT_RESTARTS, it.restarts);
+  vm.stats.add(WORKER_STAT_YIELDS, holder.yields);
+  vm.stats.add(WORKER_STAT_WALKS, 1);
+  return { changed, yields: holder.yields, spteReads: it.spteReads };
+}
+
+/** wrprot_gfn_range: clear W on every writable leaf in [start, end) (MMU-writable is kept). */
+export function wrprotGfnRangeYieldSafe(vm: Vm, start: number, end: number, opts: RangeOptions): RangeResult {
+  return clearLeafBitYieldSafe(vm, start, end, opts, SPTE_W_MASK);
+}
+
+/** clear_dirty_gfn_range: clear D on every dirty leaf in [start, end) (the PML-style mode). */
+export function clearDirtyGfnRangeYieldSafe(vm: Vm, start: number, end: number, opts: RangeOptions): RangeResult {
+  return clearLeafBitYieldSafe(vm, start, end, opts, SPTE_D_MASK);
+}
+
+/**
+ * Write-protect the pages of one 64-page bitmap word: `baseGfn` is the gfn of the word's bit 0,
+ * `lo`/`hi` its two Int32 halves (pages 0-31 and 32-63). Lock context: mmu_lock held for WRITE
+ * (get/clear dirty log), no RCU. As kvm_arch_mmu_enable_log_dirty_pt_masked does:
+ *   1. a huge leaf overlapping the masked range is write-protected whole
+ *      (kvm_mmu_slot_gfn_write_protect at 2M and up: it had not been split);
+ *   2. each 4K leaf whose bit is in the mask gets W cleared (clear_dirty_pt_masked, wrprot mode).
+ * No yielding: one word is at most 64 pages. Returns SPTEs changed.
+ */
+export function wrprotMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: number): number {
+  vm.mmuLock.assertHeldWrite();
+  if ((lo | hi) === 0) return 0;
+  const first = lo !== 0 ? 31 - Math.clz32(lo & -lo) : 32 + 31 - Math.clz32(hi & -hi);
+  const last = hi !== 0 ? 32 + 31 - Math.clz32(hi) : 31 - Math.clz32(lo);
+  const it = new TdpIter(vm.spt);
+  let changed = 0;
+  vm.rcu.readLock();
+  for (it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, baseGfn + first); it.valid && it.gfn < baseGfn + last + 1; it.next()) {
+    const old = it.oldSpte;
+    if ((old & SPTE_MMU_PRESENT_MASK) === 0n || (old & SPTE_W_MASK) === 0n) continue;
+    if (it.level !== PG_LEVEL_4K) {
+      if ((old & SPTE_LARGE_MASK) === 0n) continue;
+    } else {
+      const p = it.gfn - baseGfn;
+      const word = p < 32 ? lo : hi;
+      if ((word & (1 << (p & 31))) === 0) continue;
+    }
+    setSpte(vm, it, old & ~SPTE_W_MASK);
+    changed++;
+  }
+  vm.rcu.readUnlock();
+  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
+  vm.stats.add(WORKER_STAT_WALKS, 1);
+  return changed;
+}

@@ -88,7 +88,6 @@ function synthetic(): ReturnType<typeof buildReport> {
     vcpuResults: [vcpu(0), vcpu(1)],
     splitter,
     finalStats: { ...afterSplit, tablesAllocated: 8 },
-    vcpuSplits: 0,
     rcu: { gracePeriods: 3, callbacksQueued: 2, callbacksRun: 2 },
     pool: { capacity: 100 },
     pages: { pages4k: pages, pages2m: 0, pages1g: 0 },

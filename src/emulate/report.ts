@@ -91,7 +91,7 @@ function phaseTable(r: Report): string[] {
     p.vcpu === null ? '-' : formatRate(p.vcpu.accessesPerSecond),
     p.vcpu === null ? '-' : formatCount(p.vcpu.fastFaults),
     p.vcpu === null ? '-' : formatCount(p.vcpu.slowFaults),
-    formatCount(p.counters.hugePagesSplit),
+    formatCount(p.hugePagesSplit),
     formatCount(p.pagesAfter['4k']),
     formatCount(p.pagesAfter['2m']),
     formatCount(p.pagesAfter['1g']),
@@ -144,7 +144,7 @@ function lockByPhaseTable(r: Report): string[] {
 function splitterLines(r: Report): string[] {
   const s = r.split;
   const kv: [string, string][] = [
-    ['huge pages split', `${formatCount(s.hugePagesSplit)} (2M->4K ${formatCount(s.splits2mTo4k)}, 1G->2M ${formatCount(s.splits1gTo2m)}; by vCPU faults ${formatCount(s.splitByVcpus)})`],
+    ['huge pages split', `${formatCount(s.hugePagesSplit)} (2M->4K ${formatCount(s.splits2mTo4k)}, 1G->2M ${formatCount(s.splits1gTo2m)}; by the splitter ${formatCount(s.splitterHugePagesSplit)}, on vCPU faults ${formatCount(s.splitByVcpus)})`],
     [
       'tables allocated',
       `${formatCount(s.tablesAllocated)} (from cache ${formatCount(s.allocFromCache)}, nowait ${formatCount(s.allocNowait)}, ` +

@@ -49,8 +49,6 @@ export interface BuildInput {
   readonly vcpuResults: readonly VcpuResult[];
   readonly splitter: SplitterResult;
   readonly finalStats: Readonly<Record<string, number>>;
-  /** Huge pages split by vCPU faults (sum of the vCPU workers' slots). */
-  readonly vcpuSplits: number;
   readonly rcu: { readonly gracePeriods: number; readonly callbacksQueued: number; readonly callbacksRun: number };
   readonly pool: Readonly<Record<string, number>>;
   readonly pages: PageStats;
@@ -127,6 +125,14 @@ function sumOf(records: readonly TimingData[], name: string): number {
   return s;
 }
 
+/**
+ * Huge pages split between two page-stat snapshots: a 1G->2M split is pages_1g - 1 (+512 2M), a
+ * 2M->4K split pages_4k + 512. Valid where leaves change only by splitting.
+ */
+export function splitsBetween(before: PageStats, after: PageStats): { s1g: number; s2m: number } {
+  return { s1g: Math.max(0, before.pages1g - after.pages1g), s2m: Math.max(0, after.pages4k - before.pages4k) / 512 };
+}
+
 function defaultHost(vcpus: number): Report['host'] {
   const cores = availableParallelism();
   return {
@@ -166,6 +172,14 @@ export function buildReport(input: BuildInput): Report {
   // The invariant check runs after the last phase (its phase id is past the end): not workload.
   for (const s of input.splitter.samples) if (s.op !== OP_CHECK) splitterByPhase[s.phase]?.push(s.timing);
 
+  // Leaves change only by splits between populate and disable (disable zaps; faults after it map huge).
+  const disableAt = input.phases.findIndex((p) => p.kind === 'disable');
+  const phaseSplits = input.phases.map((p, i) => {
+    const before = i === 0 ? input.baseline : input.phases[i - 1]!;
+    if (p.kind === 'populate' || (disableAt >= 0 && i >= disableAt)) return { s1g: 0, s2m: 0 };
+    return splitsBetween(before.pages, p.pages);
+  });
+
   const phases: PhaseReport[] = input.phases.map((p, i) => {
     const before = i === 0 ? input.baseline : input.phases[i - 1]!;
     const v = vcpuByPhase[i]!;
@@ -195,6 +209,7 @@ export function buildReport(input: BuildInput): Report {
       vcpu,
       mmuLock: lockTimes(allTiming),
       counters: counters(p.stats, before.stats),
+      hugePagesSplit: phaseSplits[i]!.s1g + phaseSplits[i]!.s2m,
       pagesAfter: pageCounts(p.pages),
       dirtyPages: p.dirtyPages,
     };
@@ -241,22 +256,24 @@ export function buildReport(input: BuildInput): Report {
   const fs = input.finalStats;
   const bs = input.baseline.stats;
 
-  // Splitting: totals, split by level, and the splitter's own cost per 4K SPTE produced.
+  // Splitting by level, from KVM's page stats (splits made on vCPU faults included), and the
+  // splitter's own cost per 4K SPTE produced.
   let splits1g = 0;
+  let splits2m = 0;
   let splitterSplitSeconds = 0;
   let sptes4k = 0;
   input.phases.forEach((p, i) => {
-    if (p.kind === 'populate' || p.kind === 'disable') return;
     const before = i === 0 ? input.baseline : input.phases[i - 1]!;
-    const oneG = Math.max(0, before.pages.pages1g - p.pages.pages1g);
-    splits1g += oneG;
+    const s = phaseSplits[i]!;
+    splits1g += s.s1g;
+    splits2m += s.s2m;
     const bySplitter = (p.splitterStats['hugePagesSplit'] ?? 0) - (before.splitterStats['hugePagesSplit'] ?? 0);
     if (bySplitter > 0) {
       splitterSplitSeconds += p.seconds;
-      sptes4k += Math.max(0, bySplitter - oneG) * 512;
+      sptes4k += s.s2m * 512;
     }
   });
-  const totalSplits = (fs['hugePagesSplit'] ?? 0) - (bs['hugePagesSplit'] ?? 0);
+  const splitterSplits = (input.phases.at(-1)?.splitterStats['hugePagesSplit'] ?? 0) - (input.baseline.splitterStats['hugePagesSplit'] ?? 0);
   // The dirty-log ops' lock holds (the invariant check at the end is not part of the workload).
   const splitterTiming = input.splitter.samples.filter((s) => s.op !== OP_CHECK).map((s) => s.timing);
   const holdNs = sumOf(splitterTiming, 'readHold') + sumOf(splitterTiming, 'writeHold');
@@ -301,15 +318,17 @@ export function buildReport(input: BuildInput): Report {
     },
     split: {
       ...counters(fs, bs),
-      splits2mTo4k: Math.max(0, totalSplits - splits1g),
+      hugePagesSplit: splits1g + splits2m,
+      splits2mTo4k: splits2m,
       splits1gTo2m: splits1g,
+      splitterHugePagesSplit: splitterSplits,
       splitterSplitSeconds,
       sptes4kProduced: sptes4k,
       nsPer4kSpte: sptes4k > 0 ? (splitterSplitSeconds * 1e9) / sptes4k : null,
       splitterLockHoldSeconds: holdNs / 1e9,
       splitterReadHoldNs: summarize(mergeNamed(splitterTiming, 'readHold')),
       splitterWriteHoldNs: summarize(mergeNamed(splitterTiming, 'writeHold')),
-      splitByVcpus: input.vcpuSplits,
+      splitByVcpus: Math.max(0, splits1g + splits2m - splitterSplits),
     },
     rcu: { gracePeriods: input.rcu.gracePeriods, deferredFrees: input.rcu.callbacksRun, callbacksQueued: input.rcu.callbacksQueued },
     pool: input.pool,
@@ -351,7 +370,7 @@ function steadyWindows(phases: readonly PhaseReport[]): { windows: SteadyWindow[
         faultMaxNs: v.faultLatencyNs.all.max,
         slowFaultP99Ns: v.faultLatencyNs.slow.p99,
         readWaitP99Ns: p.mmuLock.readWaitNs.p99,
-        hugePagesSplit: p.counters.hugePagesSplit,
+        hugePagesSplit: p.hugePagesSplit,
       };
     });
   return { windows };

@@ -81,6 +81,8 @@ export interface PhaseReport {
   /** Counter deltas over the phase, all threads. */
   readonly counters: SplitCounters;
   readonly pagesAfter: PageCounts;
+  /** Huge pages split in this phase (from page stats: splits on vCPU faults included). */
+  readonly hugePagesSplit: number;
   /** GET_DIRTY_LOG phases: dirty pages returned. */
   readonly dirtyPages: number | null;
 }
@@ -125,6 +127,8 @@ export interface SplitReport extends SplitCounters {
   /** 2M->4K splits (each produces 512 4K SPTEs) and 1G->2M splits (512 2M SPTEs). */
   readonly splits2mTo4k: number;
   readonly splits1gTo2m: number;
+  /** Splits the splitter's walk made (its WORKER_STAT_HUGE_PAGES_SPLIT). */
+  readonly splitterHugePagesSplit: number;
   /** Seconds of the splitter ops that split huge pages (enable, or each CLEAR). */
   readonly splitterSplitSeconds: number;
   /** 4K SPTEs the splitter produced in those ops. */

@@ -247,7 +247,6 @@ class EmulationRun {
     const results = await Promise.race([all, this.#failed]);
     this.#watchdog.stop();
     const finalStats = this.#vm.sumStats();
-    const vcpuSplits = Array.from({ length: o.vcpus }, (_, i) => this.#vm!.workerStats(1 + i)['hugePagesSplit'] ?? 0).reduce((a, b) => a + b, 0);
     const rcu = new RcuDomain(new Int32Array(this.#shared.control), this.#shared.layout.rcuBase, cfg.vm.workers).stats();
     return buildReport({
       config: cfg,
@@ -258,7 +257,6 @@ class EmulationRun {
       vcpuResults: results.filter((r): r is VcpuResult => r.type === 'vcpu-result'),
       splitter: results.find((r): r is SplitterResult => r.type === 'splitter-result')!,
       finalStats,
-      vcpuSplits,
       rcu,
       pool: this.#vm.poolAccounting() as unknown as Record<string, number>,
       pages: this.#vm.pageStats(),

@@ -1,0 +1,93 @@
+/**
+ * The emulator's one doorway into the MMU (src/mmu/): the vCPU access, the dirty-log "ioctls"
+ * over every memslot, and the invariant checker, as the workers use them. Keeping every call
+ * here means the workers read like the selftest and an MMU API change touches one file.
+ */
+import { createAccessResult, guestAccess } from '../mmu/guest_access.js';
+import type { AccessResult } from '../mmu/guest_access.js';
+import { clearDirtyLog, disableDirtyLogging, enableDirtyLogging, getDirtyLog } from '../mmu/dirty_log.js';
+import { checkInvariants } from '../mmu/invariants.js';
+import { createSplitAllocDesign } from '../mmu/split_alloc.js';
+import type { SplitAllocDesign } from '../mmu/split_alloc.js';
+import { invalidOption } from '../errors.js';
+import type { Vm } from '../vm.js';
+import type { InvariantVerdict } from './messages.js';
+
+export type { AccessResult };
+
+export function newAccessResult(): AccessResult {
+  return createAccessResult();
+}
+
+/** One guest access (memstress's read or write of one page): hardware walk plus fault handling. */
+export function vcpuAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessResult): void {
+  guestAccess(vm, gfn, isWrite, out);
+}
+
+export interface DirtyLogMode {
+  /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */
+  readonly manualProtect: boolean;
+  readonly eagerSplit: boolean;
+  readonly splitAlloc: string;
+}
+
+/** One design instance per thread and name (designs with caches keep per-thread state). */
+const designs = new Map<string, SplitAllocDesign>();
+
+function designFor(vm: Vm, name: string): SplitAllocDesign {
+  let d = designs.get(name);
+  if (d === undefined) {
+    d = createSplitAllocDesign(name, vm);
+    if (d === undefined) throw invalidOption('--split-alloc', `no implementation of design ${JSON.stringify(name)}`);
+    designs.set(name, d);
+  }
+  return d;
+}
+
+/** KVM_SET_USER_MEMORY_REGION with KVM_MEM_LOG_DIRTY_PAGES, on every memslot. */
+export function enableAll(vm: Vm, mode: DirtyLogMode): void {
+  const design = designFor(vm, mode.splitAlloc);
+  for (let slot = 0; slot < vm.config.memslots.length; slot++) {
+    enableDirtyLogging(vm, slot, { initiallySet: mode.manualProtect, eagerSplit: mode.eagerSplit, design });
+  }
+}
+
+/** The GET_DIRTY_LOG user buffers, one per memslot, sized as the kernel-side bitmaps. */
+export function newDirtyBitmaps(vm: Vm): Int32Array[] {
+  return vm.config.memslots.map((_s, slot) => new Int32Array(vm.dirtyBitmap(slot).length));
+}
+
+/** KVM_GET_DIRTY_LOG on every memslot into `bitmaps`; returns the dirty pages reported. */
+export function getAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): number {
+  let dirty = 0;
+  for (let slot = 0; slot < vm.config.memslots.length; slot++) {
+    dirty += getDirtyLog(vm, slot, bitmaps[slot]!, { manualProtect: mode.manualProtect }).dirtyPages;
+  }
+  return dirty;
+}
+
+/**
+ * KVM_CLEAR_DIRTY_LOG of each whole memslot (first_page 0, num_pages = the slot's pages) with the
+ * bitmap GET returned, as the selftest does.
+ */
+export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): void {
+  const design = designFor(vm, mode.splitAlloc);
+  for (let slot = 0; slot < vm.config.memslots.length; slot++) {
+    // The mask covers the slot's pages rounded up to 64 (the ioctl's u64 granularity).
+    const words = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
+    clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design });
+  }
+}
+
+/** Clear KVM_MEM_LOG_DIRTY_PAGES on every memslot (recovering huge pages). */
+export function disableAll(vm: Vm): void {
+  for (let slot = 0; slot < vm.config.memslots.length; slot++) disableDirtyLogging(vm, slot);
+}
+
+/** The invariant checker (everything quiescent), reduced to plain data (the list is capped). */
+export function checkAll(vm: Vm): InvariantVerdict {
+  const t0 = performance.now();
+  const r = checkInvariants(vm, { maxViolations: 20 });
+  const violations = r.violations.map((v) => `${v.kind}: ${v.message}`);
+  return { ok: r.ok, violationCount: r.count, violations, seconds: (performance.now() - t0) / 1000 };
+}

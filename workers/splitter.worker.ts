@@ -1,0 +1,134 @@
+/**
+ * The splitter thread: the userspace side of dirty_log_perf_test (the "ioctls"). It enables
+ * dirty logging (eager page splitting under mmu_lock for read when INITIALLY_SET is off), runs
+ * GET_DIRTY_LOG and CLEAR_DIRTY_LOG (which, with manual-protect, splits under mmu_lock for write),
+ * disables dirty logging (recovering huge pages), and finally runs the invariant checker.
+ *
+ * The main thread never touches mmu_lock: it posts one command at a time through the control
+ * block (control.ts, "A splitter command") and waits asynchronously. The splitter times each op
+ * itself, so the figures exclude the thread hand-off, like the selftest's clock_gettime around
+ * the ioctl.
+ */
+import { attachVm } from '../src/vm.js';
+import type { Vm } from '../src/vm.js';
+import {
+  Control,
+  CTL64_CMD_DIRTY,
+  CTL64_CMD_NS,
+  CTL64_CMD_START_NS,
+  CTL_ABORT,
+  CTL_CMD_DONE,
+  CTL_CMD_OP,
+  CTL_CMD_PHASE,
+  CTL_CMD_SEQ,
+  CTL_READY,
+  nowNs,
+  OP_CHECK,
+  OP_CLEAR,
+  OP_DISABLE,
+  OP_ENABLE,
+  OP_GET,
+  OP_STOP,
+  SLOT_PROGRESS,
+  SLOT_STATE,
+  WAIT_SLICE_MS,
+  WSTATE_EXITED,
+  WSTATE_PARKED,
+  WSTATE_RUNNING,
+} from '../src/emulate/control.js';
+import { EmulatorError } from '../src/errors.js';
+import { workerError } from '../src/emulate/messages.js';
+import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
+import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
+import type { DirtyLogMode } from '../src/emulate/mmu_ops.js';
+
+export default function splitterMain(task: SplitterTask): SplitterResult {
+  const ctl = new Control(task.control);
+  try {
+    const vm = attachVm(task.vm, task.workerId);
+    return runSplitter(task, vm, ctl);
+  } catch (err) {
+    throw workerError('splitter', err);
+  } finally {
+    Atomics.store(ctl.i32, ctl.slot(ctl.splitterSlot, SLOT_STATE), WSTATE_EXITED);
+  }
+}
+
+function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
+  const i32 = ctl.i32;
+  const stateIdx = ctl.slot(ctl.splitterSlot, SLOT_STATE);
+  const progressIdx = ctl.slot(ctl.splitterSlot, SLOT_PROGRESS);
+  const mode: DirtyLogMode = { manualProtect: task.manualProtect, eagerSplit: task.eagerSplit, splitAlloc: task.splitAlloc };
+  // GET_DIRTY_LOG's user buffers, one per memslot (the selftest's bitmaps[i]).
+  const bitmaps = newDirtyBitmaps(vm);
+  const samples: SplitterOpSample[] = [];
+  let invariants: InvariantVerdict | null = null;
+  Atomics.add(i32, CTL_READY, 1);
+  Atomics.notify(i32, CTL_READY); // pairs with the main thread's waitAsync on READY
+  let seqSeen = 0;
+  for (;;) {
+    // Park until the next command; RCU offline meanwhile (pairs with the main thread's add + notify).
+    Atomics.store(i32, stateIdx, WSTATE_PARKED);
+    vm.rcu.offline();
+    while (Atomics.load(i32, CTL_CMD_SEQ) === seqSeen) {
+      if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
+      Atomics.wait(i32, CTL_CMD_SEQ, seqSeen, WAIT_SLICE_MS);
+    }
+    vm.rcu.online();
+    Atomics.store(i32, stateIdx, WSTATE_RUNNING);
+    seqSeen = Atomics.load(i32, CTL_CMD_SEQ);
+    const op = Atomics.load(i32, CTL_CMD_OP);
+    const phase = Atomics.load(i32, CTL_CMD_PHASE);
+    if (op === OP_STOP) {
+      Atomics.store(i32, CTL_CMD_DONE, seqSeen);
+      Atomics.notify(i32, CTL_CMD_DONE);
+      break;
+    }
+    const t0 = nowNs();
+    Atomics.store(ctl.i64, CTL64_CMD_START_NS, t0);
+    let dirty: number | null = null;
+    switch (op) {
+      case OP_ENABLE:
+        maybeInjectFault(task);
+        enableAll(vm, mode);
+        break;
+      case OP_GET:
+        dirty = getAll(vm, mode, bitmaps);
+        break;
+      case OP_CLEAR:
+        clearAll(vm, mode, bitmaps);
+        break;
+      case OP_DISABLE:
+        disableAll(vm);
+        break;
+      case OP_CHECK:
+        // Every vCPU has exited: finish deferred frees first so the pool accounting is final.
+        vm.rcu.barrier();
+        invariants = checkAll(vm);
+        break;
+      default:
+        throw new EmulatorError('ERR_INVALID_ARG', `splitter: unknown command ${op}`);
+    }
+    const ns = Number(nowNs() - t0);
+    // RCU callbacks run after the op, outside its time (softirq work in the kernel).
+    vm.rcu.pollCallbacks();
+    samples.push({ phase, op, ns, dirtyPages: dirty, timing: vm.takeTiming() as unknown as TimingData });
+    Atomics.store(ctl.i64, CTL64_CMD_NS, BigInt(ns));
+    Atomics.store(ctl.i64, CTL64_CMD_DIRTY, BigInt(dirty ?? 0));
+    Atomics.add(i32, progressIdx, 1);
+    // Publish results before DONE: the main thread reads them after its waitAsync sees DONE.
+    Atomics.store(i32, CTL_CMD_DONE, seqSeen);
+    Atomics.notify(i32, CTL_CMD_DONE);
+  }
+  vm.rcu.unregister();
+  return { type: 'splitter-result', samples, invariants };
+}
+
+/** EMULATE_FAULT_INJECT (tests only): fail while enabling dirty logging. */
+function maybeInjectFault(task: SplitterTask): void {
+  if (task.faultInject === 'splitter-throw') throw new Error('injected failure (EMULATE_FAULT_INJECT=splitter-throw)');
+  if (task.faultInject === 'splitter-hang') {
+    const never = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) Atomics.wait(never, 0, 0, 1000);
+  }
+}

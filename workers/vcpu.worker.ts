@@ -1,0 +1,249 @@
+/**
+ * A vCPU thread: memstress's guest code on the emulated TDP MMU.
+ *
+ * One long task per run (control.ts says why). Between passes the thread parks on VCPU_GO with
+ * its RCU reader offline (an idle vCPU must never hold up a grace period). A pass visits every
+ * 4K page of the vCPU's region, sequentially or in random order (-a: random with replacement, as
+ * memstress draws `random % pages`), writing with probability -w percent; populate writes every
+ * page once in order. Each access is the hardware walk plus fault handling (guestAccess): a TLB
+ * hit, a lockless fast fault, or a slow fault under mmu_lock for read.
+ *
+ * Per phase (the control block's PHASE_ID, re-read every batch) the vCPU keeps accesses, writes,
+ * distinct pages written (the dirty log's oracle), fault latencies by kind and its mmu_lock
+ * timings, and returns them all when the run ends.
+ */
+import { Histogram } from '../src/stats/histogram.js';
+import { attachVm } from '../src/vm.js';
+import type { Vm } from '../src/vm.js';
+import { Rng } from '../src/mmu/rng.js';
+import {
+  Control,
+  CTL64_PASS_END_NS,
+  CTL_ABORT,
+  CTL_PASS_KIND,
+  CTL_PHASE_ID,
+  CTL_READY,
+  CTL_VCPU_DONE,
+  CTL_VCPU_EXITED,
+  CTL_VCPU_GO,
+  CTL_VCPU_MODE,
+  MODE_FREE,
+  MODE_STOP,
+  nowNs,
+  PASS_DIRTY,
+  PASS_POPULATE,
+  SLOT_PASSES_DONE,
+  SLOT_PROGRESS,
+  SLOT_STATE,
+  WAIT_SLICE_MS,
+  WSTATE_EXITED,
+  WSTATE_PARKED,
+  WSTATE_RUNNING,
+} from '../src/emulate/control.js';
+import { EmulatorError } from '../src/errors.js';
+import { workerError } from '../src/emulate/messages.js';
+import type { TimingData, VcpuPhaseSample, VcpuResult, VcpuTask } from '../src/emulate/messages.js';
+import { newAccessResult, vcpuAccess } from '../src/emulate/mmu_ops.js';
+
+/** Accesses between progress bumps, PHASE_ID and ABORT checks, and RCU quiescent states. */
+const BATCH = 256;
+
+/** Per-phase accumulator. */
+class PhaseAcc {
+  readonly phase: number;
+  accesses = 0;
+  writes = 0;
+  pagesWritten = 0;
+  passes = 0;
+  readonly faultFast = new Histogram();
+  readonly faultSlow = new Histogram();
+
+  constructor(phase: number) {
+    this.phase = phase;
+  }
+}
+
+export default function vcpuMain(task: VcpuTask): VcpuResult {
+  const label = `vCPU ${task.vcpuId}`;
+  let vm: Vm | undefined;
+  const ctl = new Control(task.control);
+  try {
+    vm = attachVm(task.vm, task.workerId);
+    return new VcpuThread(task, vm, ctl).run();
+  } catch (err) {
+    // Wake the main thread's waits so it sees the failure at once (piscina reports the error).
+    throw workerError(label, err);
+  } finally {
+    Atomics.store(ctl.i32, ctl.slot(task.vcpuId, SLOT_STATE), WSTATE_EXITED);
+  }
+}
+
+class VcpuThread {
+  readonly #task: VcpuTask;
+  readonly #vm: Vm;
+  readonly #ctl: Control;
+  readonly #i32: Int32Array;
+  readonly #rng: Rng;
+  /** Bit p set = page p of the region was written in the current phase. */
+  readonly #written: Uint32Array;
+  readonly #samples: VcpuPhaseSample[] = [];
+  #acc: PhaseAcc;
+  #dirtyPasses = 0;
+
+  constructor(task: VcpuTask, vm: Vm, ctl: Control) {
+    this.#task = task;
+    this.#vm = vm;
+    this.#ctl = ctl;
+    this.#i32 = ctl.i32;
+    // memstress seeds each vCPU with guest_random_seed + vcpu index.
+    this.#rng = new Rng((task.seed + task.vcpuId) | 0);
+    this.#written = new Uint32Array(Math.ceil(task.region.npages / 32));
+    this.#acc = new PhaseAcc(Atomics.load(this.#i32, CTL_PHASE_ID));
+  }
+
+  run(): VcpuResult {
+    const i32 = this.#i32;
+    const ctl = this.#ctl;
+    Atomics.add(i32, CTL_READY, 1);
+    Atomics.notify(i32, CTL_READY); // pairs with the main thread's waitAsync on READY
+    let goSeen = 0;
+    for (;;) {
+      goSeen = this.#park(goSeen);
+      const mode = Atomics.load(i32, CTL_VCPU_MODE);
+      if (mode === MODE_STOP) break;
+      this.#notePhase();
+      const kind = Atomics.load(i32, CTL_PASS_KIND);
+      if (mode === MODE_FREE) {
+        // Run passes back to back until the main thread changes the mode (bumping GO).
+        while (Atomics.load(i32, CTL_VCPU_GO) === goSeen && !ctl.aborted()) {
+          if (this.#pass(kind, goSeen)) this.#passDone();
+        }
+        continue;
+      }
+      this.#pass(kind, -1);
+      this.#passDone();
+      // Step 4 of the pass protocol (control.ts): the last vCPU stamps the end time, then notifies.
+      if (Atomics.add(i32, CTL_VCPU_DONE, 1) + 1 === ctl.vcpus) {
+        Atomics.store(ctl.i64, CTL64_PASS_END_NS, nowNs());
+        Atomics.notify(i32, CTL_VCPU_DONE); // pairs with the main thread's waitAsync on VCPU_DONE
+      }
+    }
+    this.#closePhase();
+    this.#vm.rcu.unregister();
+    Atomics.add(i32, CTL_VCPU_EXITED, 1);
+    Atomics.notify(i32, CTL_VCPU_EXITED); // pairs with the main thread's waitAsync
+    return { type: 'vcpu-result', vcpuId: this.#task.vcpuId, samples: this.#samples };
+  }
+
+  /** Park until VCPU_GO moves past `seen`; RCU offline meanwhile. Returns the new GO value. */
+  #park(seen: number): number {
+    const i32 = this.#i32;
+    const stateIdx = this.#ctl.slot(this.#task.vcpuId, SLOT_STATE);
+    Atomics.store(i32, stateIdx, WSTATE_PARKED);
+    this.#vm.rcu.offline();
+    for (;;) {
+      if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
+      const go = Atomics.load(i32, CTL_VCPU_GO);
+      if (go !== seen) {
+        this.#vm.rcu.online();
+        Atomics.store(i32, stateIdx, WSTATE_RUNNING);
+        return go;
+      }
+      Atomics.wait(i32, CTL_VCPU_GO, seen, WAIT_SLICE_MS); // pairs with the main thread's add + notify
+    }
+  }
+
+  #passDone(): void {
+    this.#acc.passes++;
+    Atomics.add(this.#i32, this.#ctl.slot(this.#task.vcpuId, SLOT_PASSES_DONE), 1);
+  }
+
+  /** If PHASE_ID moved, file the current accumulator under its phase and start a new one. */
+  #notePhase(): void {
+    const phase = Atomics.load(this.#i32, CTL_PHASE_ID);
+    if (phase === this.#acc.phase) return;
+    this.#closePhase();
+    this.#acc = new PhaseAcc(phase);
+  }
+
+  #closePhase(): void {
+    const a = this.#acc;
+    const timing: Record<string, unknown> = { ...this.#vm.takeTiming() };
+    // Our own fault histograms are authoritative for the vCPU's view (kind by guestAccess).
+    timing['faultFast'] = a.faultFast.toData();
+    timing['faultSlow'] = a.faultSlow.toData();
+    if (a.accesses > 0 || a.passes > 0) {
+      this.#samples.push({
+        phase: a.phase,
+        accesses: a.accesses,
+        writes: a.writes,
+        pagesWritten: a.pagesWritten,
+        passes: a.passes,
+        timing: timing as TimingData,
+      });
+    }
+    this.#written.fill(0);
+  }
+
+  /**
+   * One pass over the region. `stopIfGoChanges` >= 0 (free-running mode) ends the pass early at
+   * a batch boundary when VCPU_GO moves. Returns true if the pass completed.
+   */
+  #pass(kind: number, stopIfGoChanges: number): boolean {
+    const vm = this.#vm;
+    const i32 = this.#i32;
+    const ctl = this.#ctl;
+    const { firstGfn, npages } = this.#task.region;
+    const populate = kind === PASS_POPULATE;
+    const random = !populate && this.#task.randomAccess;
+    const wp = populate ? 100 : this.#task.writePercent;
+    const rng = this.#rng;
+    const written = this.#written;
+    const progressIdx = ctl.slot(this.#task.vcpuId, SLOT_PROGRESS);
+    const out = newAccessResult();
+    if (kind === PASS_DIRTY) this.#maybeInjectFault();
+    let acc = this.#acc;
+    for (let i = 0; i < npages; i++) {
+      const p = random ? rng.nextU32() % npages : i;
+      const isWrite = wp === 100 || (wp > 0 && rng.nextU32() % 100 < wp);
+      vcpuAccess(vm, firstGfn + p, isWrite, out);
+      acc.accesses++;
+      if (out.kind === 'fast') acc.faultFast.record(out.faultNs);
+      else if (out.kind === 'slow') acc.faultSlow.record(out.faultNs);
+      if (isWrite) {
+        acc.writes++;
+        const w = p >>> 5;
+        const bit = 1 << (p & 31);
+        if ((written[w]! & bit) === 0) {
+          written[w] = written[w]! | bit;
+          acc.pagesWritten++;
+        }
+      }
+      if ((i & (BATCH - 1)) === BATCH - 1) {
+        Atomics.add(i32, progressIdx, 1);
+        if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
+        if (Atomics.load(i32, CTL_PHASE_ID) !== acc.phase) {
+          this.#notePhase();
+          acc = this.#acc;
+        }
+        if (stopIfGoChanges >= 0 && Atomics.load(i32, CTL_VCPU_GO) !== stopIfGoChanges) return false;
+      }
+    }
+    Atomics.add(i32, progressIdx, 1);
+    return true;
+  }
+
+  /** EMULATE_FAULT_INJECT (tests only): fail vCPU 0 on its first dirty pass. */
+  #maybeInjectFault(): void {
+    this.#dirtyPasses++;
+    const f = this.#task.faultInject;
+    if (f === null || this.#task.vcpuId !== 0 || this.#dirtyPasses !== 1) return;
+    if (f === 'vcpu-throw') throw new Error('injected failure (EMULATE_FAULT_INJECT=vcpu-throw)');
+    if (f === 'vcpu-exit') process.exit(7);
+    if (f === 'vcpu-hang') {
+      // Park forever on a private word: no progress, so the watchdog must fire.
+      const never = new Int32Array(new SharedArrayBuffer(4));
+      for (;;) Atomics.wait(never, 0, 0, 1000);
+    }
+  }
+}

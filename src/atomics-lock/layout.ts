@@ -11,7 +11,7 @@
  *    0    0              CNTS: the qrwlock word (see bit layout)      every acquire/release (fast path)
  *    1    32..35         NEXT, SERVING, QPARKED, MAGIC                slow path (queue); isContended()
  *   2-5   64..191        WAKE[128]: futex word per queue slot          passTurn() bumps / waiters park
- *   6-9   192..319       ABANDON[128]: timed-out ticket markers        timed-out waiter / passTurn()
+ *   6-9   192..319       STATE[128]: kind/abandoned/granted per ticket  waiters / heads (wait_queue.ts)
  *   10    320            DBG_WRITER: holder id + 1 of the writer       debug mode only
  *  11-14  352..479       DBG_READERS[128]: read holds per holder id    debug mode only
  *   15    480..495       STATS: 8 x BigInt64 published totals          publishStats() / sharedStats()
@@ -51,7 +51,7 @@ if ((QW_LOCKED & QW_WAITING) !== 0 || (QW_WMASK & QR_MASK) !== 0 || (QR_MASK & Q
 }
 if ((QW_WMASK | QR_MASK | Q_PARKED) !== -1) throw new Error('atomics-lock: CNTS bit fields leave holes');
 
-/** Queue capacity: outstanding tickets (waiting or abandoned) at most this many. Power of two. */
+/** Queue capacity: tickets not yet passed by SERVING, at most this many. Power of two, >= 8. */
 export const QUEUE_SLOTS = 128;
 export const QUEUE_MASK = QUEUE_SLOTS - 1;
 /** Holder ids tracked by debug mode: 0..DEBUG_MAX_HOLDERS-1. */
@@ -63,8 +63,8 @@ export const SERVING = NEXT + 1; // ticket of the queue head (the one "holding w
 export const QPARKED = NEXT + 2; // threads asleep on WAKE slots (passTurn skips notify at 0)
 export const MAGIC = NEXT + 3; // MAGIC_VALUE once initialize() has run
 export const WAKE = 2 * LINE_INT32S;
-export const ABANDON = WAKE + QUEUE_SLOTS;
-export const DBG_WRITER = ABANDON + QUEUE_SLOTS;
+export const STATE = WAKE + QUEUE_SLOTS;
+export const DBG_WRITER = STATE + QUEUE_SLOTS;
 export const DBG_READERS = DBG_WRITER + LINE_INT32S;
 export const STATS = DBG_READERS + DEBUG_MAX_HOLDERS;
 /** BigInt64 fields of the STATS line, in this order. */
@@ -85,7 +85,7 @@ export const MAGIC_VALUE = 0x52574c4b; // 'RWLK'
 if (RWLOCK_INT32S % LINE_INT32S !== 0 || STAT_FIELDS.length * 2 > LINE_INT32S) {
   throw new Error('atomics-lock: layout is not a whole number of lines');
 }
-if ((QUEUE_SLOTS & QUEUE_MASK) !== 0) throw new Error('atomics-lock: QUEUE_SLOTS must be a power of two');
+if ((QUEUE_SLOTS & QUEUE_MASK) !== 0 || QUEUE_SLOTS < 8) throw new Error('atomics-lock: QUEUE_SLOTS must be a power of two');
 
 /**
  * Validates a (view, base) pair for a lock region. Throws ERR_INVALID_ARG naming `what`.

@@ -50,7 +50,7 @@ import {
   STATS,
   checkRegion,
 } from './layout.js';
-import { WaitQueue } from './wait_queue.js';
+import { ST_READER, ST_WRITER, TURN_GRANTED, TURN_HEAD, WaitQueue } from './wait_queue.js';
 import { threadId } from 'node:worker_threads';
 
 export { RWLOCK_INT32S, DEBUG_MAX_HOLDERS };
@@ -193,7 +193,9 @@ export class RwLock {
    *  2. take a ticket and wait to become the queue head (FIFO behind earlier waiters);
    *  3. as head, add the bias back and wait for the writer byte to clear: any writer that was
    *     WAITING was ahead of us in the queue, so only a lock holder can be in the way now;
-   *  4. pass the turn: the next waiter (often another reader) becomes head.
+   *  4. grant the read lock to the readers queued right behind us (rwsem-style batch, see
+   *     wait_queue.ts) and pass the turn to the first ticket after them.
+   * Steps 2-3 may end early: a reader head ahead of us may grant us the lock while we wait.
    * A deadline undoes the step in progress and returns false.
    */
   #readLockSlow(timeoutMs: number | undefined): boolean {
@@ -212,16 +214,17 @@ export class RwLock {
 
   #readLockQueued(deadline: number): boolean {
     const q = this.#queue;
-    const ticket = q.takeTicket(deadline); // step 2
+    const ticket = q.takeTicket(ST_READER, deadline); // step 2
     if (ticket === undefined) return false;
-    if (!q.waitTurn(ticket, deadline)) return false;
+    const turn = q.waitTurn(ticket, ST_READER, deadline);
+    if (turn !== TURN_HEAD) return turn === TURN_GRANTED; // granted: a reader head added our bias
     const c = Atomics.add(this.#v, this.#cnts, QR_BIAS); // step 3
     if ((c & QW_LOCKED) !== 0 && !this.#headWait(HEAD_READER, deadline)) {
       this.#subReaderBias();
       q.passTurn(ticket);
       return false;
     }
-    q.passTurn(ticket); // step 4
+    q.grantReadersAndPassTurn(ticket); // step 4
     return true;
   }
 
@@ -315,9 +318,13 @@ export class RwLock {
   #writeLockQueued(deadline: number): boolean {
     const v = this.#v;
     const q = this.#queue;
-    const ticket = q.takeTicket(deadline); // step 1
+    const ticket = q.takeTicket(ST_WRITER, deadline); // step 1
     if (ticket === undefined) return false;
-    if (!q.waitTurn(ticket, deadline)) return false;
+    const turn = q.waitTurn(ticket, ST_WRITER, deadline);
+    if (turn !== TURN_HEAD) {
+      if (turn === TURN_GRANTED) throw new AtomicsLockError('ERR_LOCK_NOT_HELD', `RwLock: a writer was granted a read hold ${JSON.stringify(this.describe())}`);
+      return false;
+    }
     const c = Atomics.load(v, this.#cnts); // step 2
     if ((c & ~Q_PARKED) !== 0 || Atomics.compareExchange(v, this.#cnts, c, QW_LOCKED) !== c) {
       Atomics.or(v, this.#cnts, QW_WAITING); // step 3

@@ -23,6 +23,7 @@ import {
   WORKER_STAT_SPTE_READS,
 } from '../src/layout.js';
 import { errorCode } from '../src/errors.js';
+import * as layout from '../src/layout.js';
 
 const GiB_PAGES = 2 ** 18;
 const GiB = 2 ** 30;
@@ -213,4 +214,16 @@ test('MmuLock records wait and hold times per worker and counts contended acquis
   t.is(a.timing.writeHold.count, 0, 'takeTiming starts fresh histograms');
   a.detach();
   b.detach();
+});
+
+test('layout: every WORKER_STAT_* field has a unique index and a name (fields appended later too)', (t) => {
+  const fields = Object.entries(layout).filter(
+    ([k, v]) => k.startsWith('WORKER_STAT_') && typeof v === 'number' && !['WORKER_STAT_FIELDS', 'WORKER_STAT_SLOT_INT32S'].includes(k),
+  ) as [string, number][];
+  t.true(fields.length >= 24);
+  t.is(new Set(fields.map(([, v]) => v)).size, fields.length, 'indices are unique');
+  for (const [k, v] of fields) {
+    t.true(v >= 0 && v < layout.WORKER_STAT_FIELDS, k);
+    t.true(v < WORKER_STAT_NAMES.length, `${k} has a name in WORKER_STAT_NAMES`);
+  }
 });

@@ -1,0 +1,98 @@
+// End to end: failure handling and the run modes of `npm run emulate`. A worker that throws or
+// whose thread dies ends the run non-zero within seconds; a stuck phase is reported by the
+// watchdog (exit 3, with the lock state); Ctrl-C stops every worker (exit 130); -e and --steady
+// keep vCPUs running through the splitter's ops; --json writes the documented schema.
+import test from 'ava';
+import { missingRequiredKeys } from '../src/emulate/report_json.js';
+import { runCli, runWithJson } from './_emulate.js';
+import type { Json } from './_emulate.js';
+
+const SMALL = ['-v', '4', '-b', '8M', '-q'];
+
+for (const [inject, re] of [
+  ['vcpu-throw', /^emulate: ERR_WORKER: vCPU 0: injected failure/m],
+  ['splitter-throw', /^emulate: ERR_WORKER: splitter: injected failure/m],
+  ['vcpu-exit', /^emulate: ERR_WORKER: a worker thread died/m],
+] as const) {
+  test.serial(`a worker that fails (${inject}) ends the run with its error, exit 1, without hanging`, async (t) => {
+    const r = await runCli(SMALL, { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
+    t.is(r.signal, null, 'finished by itself, not killed by the test timeout');
+    t.is(r.code, 1, r.stderr);
+    t.regex(r.stderr, re);
+    t.false(/\n\s+at /.test(r.stderr), 'no stack trace without EMULATE_DEBUG');
+    t.true(r.ms < 15_000, `ended in ${r.ms} ms`);
+  });
+}
+
+for (const inject of ['vcpu-hang', 'splitter-hang'] as const) {
+  test.serial(`the watchdog reports a stuck phase (${inject}) with the lock state, exit 3`, async (t) => {
+    const r = await runCli([...SMALL, '--watchdog', '1'], { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
+    t.is(r.signal, null);
+    t.is(r.code, 3, r.stderr);
+    t.regex(r.stderr, /ERR_STUCK: watchdog: phase "[^"]+" made no progress for \d+\.\d s/);
+    t.regex(r.stderr, /mmu_lock words \[0x/);
+    t.regex(r.stderr, inject === 'vcpu-hang' ? /running: vCPU 0/ : /splitter op: enable dirty logging/);
+  });
+}
+
+test.serial('an unknown EMULATE_FAULT_INJECT value is a usage error', async (t) => {
+  const r = await runCli(SMALL, { env: { EMULATE_FAULT_INJECT: 'nonsense' }, timeoutMs: 20_000 });
+  t.is(r.code, 2);
+  t.regex(r.stderr, /EMULATE_FAULT_INJECT must be one of/);
+});
+
+test.serial('Ctrl-C stops every worker and exits 130', async (t) => {
+  // Long enough (1,000 iterations) that it is still running when the signal arrives.
+  const r = await runCli(['-v', '4', '-b', '64M', '-i', '1000'], {
+    timeoutMs: 30_000,
+    onOutput: { waitFor: /^emulate: /m, then: (child) => setTimeout(() => child.kill('SIGINT'), 500) },
+  });
+  t.is(r.signal, null, 'exited by itself');
+  t.is(r.code, 130, r.stderr);
+  t.regex(r.stderr, /interrupted; every worker stopped/);
+  t.false(r.stdout.includes('Disabling dirty logging time'), 'no report for an interrupted run');
+});
+
+test.serial('-e keeps vCPUs running while dirty logging is disabled', async (t) => {
+  const r = await runWithJson(['-v', '2', '-b', '8M', '-e'], { timeoutMs: 30_000 });
+  t.is(r.code, 0, r.stderr);
+  const disable = (r.report.phases as Json[]).find((p) => p.name === 'disable');
+  t.true(disable.vcpu !== null && disable.vcpu.accesses > 0, 'vCPUs ran during disable');
+  t.true(r.report.invariants.ok);
+  t.true(r.report.dirtyLog.ok);
+});
+
+test.serial('--steady: vCPUs run through every phase; the report has before/during/after windows', async (t) => {
+  const r = await runWithJson(['-v', '2', '-b', '8M', '--steady', '--steady-seconds', '0.3'], { timeoutMs: 30_000 });
+  t.is(r.code, 0, r.stderr);
+  const rep = r.report;
+  t.deepEqual(missingRequiredKeys(rep), []);
+  const names = (rep.steady.windows as Json[]).map((w) => w.phase);
+  for (const n of ['steady before', 'iteration 1 dirty', 'steady after', 'steady after disable']) t.true(names.includes(n), n);
+  const before = (rep.steady.windows as Json[]).find((w) => w.phase === 'steady before');
+  t.true(before.accessesPerSecond > 0);
+  t.is(before.throughputChangePct, 0);
+  t.true(before.seconds >= 0.25);
+  // Splitting happened while the vCPUs were running (in the first CLEAR: manual-protect).
+  t.is(rep.split.hugePagesSplit, 8);
+  t.true(rep.invariants.ok);
+  t.is(rep.dirtyLog.ok, null, 'no exact oracle while vCPUs write during GET/CLEAR');
+  t.regex(r.stdout, /== Steady workload/);
+});
+
+test.serial('--json writes the documented schema, matching the text report', async (t) => {
+  const r = await runWithJson(['-v', '2', '-b', '4M', '-i', '3'], { timeoutMs: 30_000 });
+  t.is(r.code, 0, r.stderr);
+  const rep = r.report;
+  t.deepEqual(missingRequiredKeys(rep), []);
+  t.is(rep.schemaVersion, 1);
+  t.is(rep.iterations.length, 3);
+  t.is(rep.config.vcpus, 2);
+  t.is(rep.host.nodeVersion, process.version);
+  t.true(rep.host.cores >= 1);
+  t.is(rep.host.vcpusPerCore, 2 / rep.host.cores);
+  for (const k of ['p50', 'p99', 'max', 'count']) t.is(typeof rep.vcpu.faultLatencyNs.populate[k], 'number');
+  // The text's selftest lines carry the same figures, in %.9fs.
+  const populate = (rep.phases as Json[]).find((p) => p.name === 'populate').seconds as number;
+  t.true(r.stdout.includes(`Populate memory time: ${populate.toFixed(9)}s`));
+});

@@ -1,0 +1,248 @@
+/**
+ * `--compare`: the split allocation designs side by side (issue 5, the question of the 2021
+ * thread: "if eager splitting takes n% longer under heavy memory pressure, but vCPUs aren't
+ * impacted, do we care?").
+ *
+ * Pure functions over the Reports of finished runs (one per design, or one per sweep combination):
+ *   compareRow(report, swept)   what the table shows of one run
+ *   formatCompareTables(rows)   two tables, one row per run: time and vCPU impact; lock and walk work
+ *   verdictLines(rows)          one line per run against drop-always (the 6.11 design) run with the
+ *                               same values of every other swept option
+ *
+ * Where the numbers come from (all from the Report, nothing re-measured):
+ *   - "split phase": the phase in which the most huge pages were split (enable with -g, the first
+ *     CLEAR with manual-protect; for lazy, the vCPU phase whose faults split the most). vCPU fault
+ *     latency "during" and the lock times are that phase's; "before" is the steady-before window
+ *     (vCPUs running on huge pages before dirty logging: usually no faults at all, shown as "-").
+ *   - throughput change: vCPU accesses/s in the split phase against the steady-before window.
+ *   - lock drops, restarts, yields, allocations under the lock: summed over the splitter's ops
+ *     (enable and CLEAR phases); allocation failures and leftovers freed: the whole run (caches are
+ *     released at disable).
+ *   - extra SPTE reads per split: each restart re-walks from the root to the level it left,
+ *     1 + 2 x (levels - level) reads (tdp_iter.ts: 1 read at the root, 2 per step down). The level
+ *     is that of the splits (2M pages: 2; 1G pages: 513 splits per page, 1 at level 3 and 512 at
+ *     level 2), so this is exact for allocation restarts and an estimate for cond_resched yields
+ *     (which may restart from a higher level). FINDINGS.md checks it against a measured re-walk.
+ */
+import type { LatencySummary, PhaseReport, Report } from './report_model.js';
+import { formatCount, formatNs, table } from './report.js';
+
+/** The design every verdict compares against: the one Linux ships since 6.11. */
+export const BASELINE_DESIGN = 'drop-always';
+
+export interface LatencyTriple {
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+export interface CompareRow {
+  /** Unique, short: the design plus the swept values that differ between runs. */
+  readonly label: string;
+  readonly design: string;
+  /** Swept option values of this run (long option name -> value as given), design included. */
+  readonly swept: Readonly<Record<string, string>>;
+  readonly enableSeconds: number;
+  readonly firstClearSeconds: number | null;
+  /** Seconds of the splitter ops that split (Report.split.splitterSplitSeconds). */
+  readonly splitterSeconds: number;
+  readonly splitPhase: string | null;
+  readonly faultBefore: LatencyTriple | null;
+  readonly faultDuring: LatencyTriple | null;
+  readonly throughputChangePct: number | null;
+  /** The splitter's hold mode in the split phase and that phase's hold percentiles. */
+  readonly holdMode: 'write' | 'read' | null;
+  readonly holdP99Ns: number | null;
+  readonly holdMaxNs: number | null;
+  readonly readWaitP99Ns: number | null;
+  readonly lockDrops: number;
+  readonly restarts: number;
+  readonly yields: number;
+  readonly extraReadsPerSplit: number | null;
+  readonly allocUnderLock: number;
+  readonly allocFailures: number;
+  readonly leftoverFreed: number;
+  readonly splitBySplitter: number;
+  readonly splitByVcpus: number;
+  readonly splitEnomem: number;
+  readonly invariantsOk: boolean;
+}
+
+/** Reads one restart costs: back to the root, then down to `level` (1 + 2 per level). */
+export function restartRewalkReads(levels: number, level: number): number {
+  return 1 + 2 * (levels - level);
+}
+
+function triple(s: LatencySummary | undefined): LatencyTriple | null {
+  if (s === undefined || s.count === 0) return null;
+  return { count: s.count, p50: s.p50, p99: s.p99, max: s.max };
+}
+
+/** The phase that split the most huge pages (null if nothing was split), populate and disable excluded. */
+export function splitPhaseOf(r: Report): PhaseReport | null {
+  let best: PhaseReport | null = null;
+  for (const p of r.phases) {
+    if (p.kind === 'populate' || p.kind === 'disable') continue;
+    if (p.hugePagesSplit > 0 && (best === null || p.hugePagesSplit > best.hugePagesSplit)) best = p;
+  }
+  return best;
+}
+
+export function compareRow(r: Report, swept: Readonly<Record<string, string>> = {}, label?: string): CompareRow {
+  const design = String(r.config['splitAlloc'] ?? '?');
+  const levels = Number(r.config['levels'] ?? 4);
+  const sp = splitPhaseOf(r);
+  const before = r.phases.find((p) => p.name === 'steady before' && p.vcpu !== null) ?? null;
+  const ops = r.phases.filter((p) => p.kind === 'enable' || p.kind === 'clear');
+  const sum = (k: 'lockDrops' | 'restarts' | 'yields' | 'allocUnderLock'): number => ops.reduce((a, p) => a + p.counters[k], 0);
+  const restarts = sum('restarts');
+  const splitBySplitter = r.split.splitterHugePagesSplit;
+  const n2m = r.split.splits2mTo4k;
+  const n1g = r.split.splits1gTo2m;
+  const perRestart = n2m + n1g > 0 ? (n2m * restartRewalkReads(levels, 2) + n1g * restartRewalkReads(levels, 3)) / (n2m + n1g) : restartRewalkReads(levels, 2);
+  const writeHold = sp?.mmuLock.writeHoldNs;
+  const holdMode = sp === null ? null : writeHold !== undefined && writeHold.count > 0 ? 'write' : 'read';
+  const hold = holdMode === 'write' ? writeHold : sp?.mmuLock.readHoldNs;
+  const rateBefore = before?.vcpu?.accessesPerSecond ?? 0;
+  const rateDuring = sp?.vcpu?.accessesPerSecond;
+  return {
+    label: label ?? design,
+    design,
+    swept: { 'split-alloc': design, ...swept },
+    enableSeconds: r.totals.enableSeconds,
+    firstClearSeconds: r.iterations[0]?.clearDirtyLogSeconds ?? null,
+    splitterSeconds: r.split.splitterSplitSeconds,
+    splitPhase: sp?.name ?? null,
+    faultBefore: triple(before?.vcpu?.faultLatencyNs.all),
+    faultDuring: triple(sp?.vcpu?.faultLatencyNs.all),
+    throughputChangePct: rateBefore > 0 && rateDuring !== undefined ? (rateDuring / rateBefore - 1) * 100 : null,
+    holdMode,
+    holdP99Ns: hold !== undefined && hold.count > 0 ? hold.p99 : null,
+    holdMaxNs: hold !== undefined && hold.count > 0 ? hold.max : null,
+    readWaitP99Ns: sp !== null && sp.mmuLock.readWaitNs.count > 0 ? sp.mmuLock.readWaitNs.p99 : null,
+    lockDrops: sum('lockDrops'),
+    restarts,
+    yields: sum('yields'),
+    extraReadsPerSplit: splitBySplitter > 0 ? (restarts * perRestart) / splitBySplitter : null,
+    allocUnderLock: sum('allocUnderLock'),
+    allocFailures: r.split.allocFailures,
+    leftoverFreed: r.split.leftoverFreed,
+    splitBySplitter,
+    splitByVcpus: r.split.splitByVcpus,
+    splitEnomem: r.split.splitEnomem,
+    invariantsOk: r.invariants.ok,
+  };
+}
+
+/**
+ * Labels for a set of runs: the design, plus `key=value` for every swept option (other than the
+ * design) whose value differs between runs.
+ */
+export function labelRows(sweptPerRun: readonly Readonly<Record<string, string>>[]): string[] {
+  const keys = new Set<string>();
+  for (const s of sweptPerRun) for (const k of Object.keys(s)) keys.add(k);
+  const varying = [...keys].filter((k) => k !== 'split-alloc' && new Set(sweptPerRun.map((s) => s[k])).size > 1);
+  return sweptPerRun.map((s) => [s['split-alloc'] ?? '?', ...varying.map((k) => `${SHORT_KEY[k] ?? k}=${s[k] ?? '-'}`)].join(' '));
+}
+
+const SHORT_KEY: Readonly<Record<string, string>> = { 'cache-capacity': 'cap', levels: 'L', vcpus: 'v', pressure: 'p', 'chunk-size': 'chunk' };
+
+function secs(s: number | null): string {
+  return s === null ? '-' : s.toFixed(4);
+}
+
+function lat(t: LatencyTriple | null): string {
+  return t === null ? '-' : `${formatNs(t.p50)}/${formatNs(t.p99)}/${formatNs(t.max)}`;
+}
+
+function pct(p: number | null): string {
+  return p === null ? '-' : `${p >= 0 ? '+' : ''}${p.toFixed(1)}%`;
+}
+
+function ns(n: number | null): string {
+  return n === null ? '-' : formatNs(n);
+}
+
+/** The two tables, one row per run. */
+export function formatCompareTables(rows: readonly CompareRow[]): string[] {
+  const t1 = table(
+    ['run', 'enable s', '1st clear s', 'split s', 'split phase', 'vCPU fault p50/p99/max before', 'during split', 'vCPU rate during'],
+    rows.map((r) => [
+      r.label,
+      secs(r.enableSeconds),
+      secs(r.firstClearSeconds),
+      secs(r.splitterSeconds),
+      r.splitPhase ?? '-',
+      lat(r.faultBefore),
+      lat(r.faultDuring),
+      pct(r.throughputChangePct),
+    ]),
+  );
+  const t2 = table(
+    ['run', 'lock hold p99', 'hold max', 'rd wait p99', 'drops', 'restarts', 'yields', 'extra reads/split', 'alloc under lock', 'alloc fail', 'leftovers', 'split (eager/vCPU)', 'ENOMEM', 'invariants'],
+    rows.map((r) => [
+      r.label,
+      r.holdP99Ns === null ? '-' : `${formatNs(r.holdP99Ns)} (${r.holdMode === 'write' ? 'w' : 'r'})`,
+      ns(r.holdMaxNs),
+      ns(r.readWaitP99Ns),
+      formatCount(r.lockDrops),
+      formatCount(r.restarts),
+      formatCount(r.yields),
+      r.extraReadsPerSplit === null ? '-' : r.extraReadsPerSplit.toFixed(2),
+      formatCount(r.allocUnderLock),
+      formatCount(r.allocFailures),
+      formatCount(r.leftoverFreed),
+      `${formatCount(r.splitBySplitter)}/${formatCount(r.splitByVcpus)}`,
+      formatCount(r.splitEnomem),
+      r.invariantsOk ? 'ok' : 'VIOLATED',
+    ]),
+  );
+  return [
+    'Time and vCPU impact (split phase = the phase that split the most; before = the steady-before window; rate = vCPU accesses/s against before)',
+    ...t1,
+    '',
+    'mmu_lock and walk work (lock times of the split phase, w = write hold, r = read hold; counts over the splitter ops; extra reads/split = restarts x re-walk depth / splits)',
+    ...t2,
+  ];
+}
+
+/** Percent change of `x` against `base` (null when base is 0 or either is missing). */
+export function changePct(x: number | null, base: number | null): number | null {
+  if (x === null || base === null || base === 0) return null;
+  return (x / base - 1) * 100;
+}
+
+/** The key a run is compared within: every swept value except the design. */
+function groupKey(r: CompareRow): string {
+  return JSON.stringify(Object.entries(r.swept).filter(([k]) => k !== 'split-alloc').sort());
+}
+
+/**
+ * One line per run against drop-always run with the same other values:
+ * "cache: split took 12.3 % longer than drop-always (0.0412 s vs 0.0367 s); vCPU fault p99 changed by -4.0 % (12.1us vs 12.6us)".
+ */
+export function verdictLines(rows: readonly CompareRow[]): string[] {
+  const baselines = new Map<string, CompareRow>();
+  for (const r of rows) if (r.design === BASELINE_DESIGN && !baselines.has(groupKey(r))) baselines.set(groupKey(r), r);
+  return rows.map((r) => {
+    const base = baselines.get(groupKey(r));
+    if (r === base) return `${r.label}: baseline (the design Linux ships since 6.11)`;
+    if (base === undefined) return `${r.label}: no ${BASELINE_DESIGN} run with the same configuration to compare against`;
+    const p99 = r.faultDuring?.p99 ?? null;
+    const baseP99 = base.faultDuring?.p99 ?? null;
+    const faultPart =
+      p99 === null || baseP99 === null
+        ? `vCPU fault p99 not comparable (${p99 === null ? 'no vCPU faults during its split' : formatNs(p99)} vs ${baseP99 === null ? 'none' : formatNs(baseP99)})`
+        : `vCPU fault p99 changed by ${pct(changePct(p99, baseP99))} (${formatNs(p99)} vs ${formatNs(baseP99)})`;
+    if (r.splitBySplitter === 0) {
+      return `${r.label}: no eager split (vCPU faults split ${formatCount(r.splitByVcpus)} huge pages); ${faultPart}`;
+    }
+    const d = changePct(r.splitterSeconds, base.splitterSeconds);
+    const timePart =
+      d === null
+        ? `split took ${r.splitterSeconds.toFixed(4)} s (${BASELINE_DESIGN} split nothing)`
+        : `split took ${Math.abs(d).toFixed(1)} % ${d >= 0 ? 'longer' : 'shorter'} than ${BASELINE_DESIGN} (${r.splitterSeconds.toFixed(4)} s vs ${base.splitterSeconds.toFixed(4)} s)`;
+    return `${r.label}: ${timePart}; ${faultPart}`;
+  });
+}

@@ -34,6 +34,7 @@ import { CacheSplitDesign } from '../src/mmu/split_alloc_cache.js';
 import { ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTables } from '../src/mmu/split_alloc_chunked.js';
 import { MmuMemoryCache } from '../src/mmu/mmu_cache.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
+import { measureRestartReads } from '../src/emulate/restart_reads.js';
 
 const BASE = DEFAULT_FIRST_GFN;
 
@@ -415,4 +416,20 @@ test('control: a cache design that leaks its leftovers is caught by the invarian
   const inv = checkInvariants(g.vm);
   t.false(inv.ok, 'the leak must be reported');
   t.true(inv.violations.some((v) => v.kind === 'pool-accounting'), formatViolations(inv));
+});
+
+// ---- memory traffic of restarts ----------------------------------------------------------------
+
+test('restart reads: each allocation restart re-reads 1 + 2 x (levels - 2) SPTEs for 2M splits, measured against a no-restart walk', (t) => {
+  for (const levels of [4, 5] as const) {
+    const drop = measureRestartReads({ design: 'drop-always', levels, backingLevel: 2, pages: 32 * 512 });
+    t.is(drop.restarts, 32);
+    t.is(drop.extraReads, 32 * (1 + 2 * (levels - 2)), `drop-always, ${levels} levels`);
+    t.is(drop.extraReads, drop.modelReads);
+    const cache = measureRestartReads({ design: 'cache', levels, backingLevel: 2, pages: 32 * 512, cacheCapacity: 8 });
+    t.is(cache.restarts, 4);
+    t.is(cache.extraReads, 4 * (1 + 2 * (levels - 2)), `cache, ${levels} levels`);
+    const nowait = measureRestartReads({ design: 'nowait-retry', levels, backingLevel: 2, pages: 32 * 512 });
+    t.is(nowait.extraReads, 0);
+  }
 });

@@ -8,17 +8,21 @@
  *   MODE_FLOOR   two Atomics.add on one shared word (the cache-line floor of a shared lock word)
  *   MODE_READ    readLock + readUnlock on one RwLock
  *   MODE_MIX     90 % read, 10 % write lock+unlock on one RwLock (every tenth op writes)
+ *   MODE_SCALABLE_READ  readLock + readUnlock on one ScalableRwLock (each worker its own slot)
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { RwLock, RWLOCK_INT32S } from '../src/atomics-lock/index.js';
+import { RwLock, RWLOCK_INT32S, ScalableRwLock, scalableRwLockInt32s } from '../src/atomics-lock/index.js';
 
 export const MODE_FLOOR = 0;
 export const MODE_READ = 1;
 export const MODE_MIX = 2;
+export const MODE_SCALABLE_READ = 3;
 
 // Shared layout (Int32 indices); every word or slot on its own 128-byte line.
 export const LOCK_BASE = 0;
-export const CTL = RWLOCK_INT32S;
+export const MAX_WORKERS = 32;
+export const SCALABLE_BASE = RWLOCK_INT32S;
+export const CTL = SCALABLE_BASE + scalableRwLockInt32s(MAX_WORKERS);
 export const GO = CTL; // round number; -1 = exit
 export const STOP = CTL + 32; // round number that must stop
 export const DONE = CTL + 64; // workers finished with the current round
@@ -40,6 +44,7 @@ const BATCH = 64;
 function run(d: RwLockBenchWorkerData): void {
   const v = new Int32Array(d.sab);
   const lock = new RwLock(v, LOCK_BASE, { debug: false });
+  const scalable = new ScalableRwLock(v, SCALABLE_BASE, MAX_WORKERS, { debug: false, readerSlot: d.index });
   Atomics.add(v, READY, 1);
   Atomics.notify(v, READY);
   let last = 0;
@@ -69,6 +74,14 @@ function run(d: RwLockBenchWorkerData): void {
         }
         ops += BATCH;
       } while (Atomics.load(v, STOP) !== round);
+    } else if (mode === MODE_SCALABLE_READ) {
+      do {
+        for (let i = 0; i < BATCH; i++) {
+          scalable.readLock();
+          scalable.readUnlock();
+        }
+        ops += BATCH;
+      } while (Atomics.load(v, STOP) !== round);
     } else {
       do {
         for (let i = 0; i < BATCH; i++) {
@@ -85,6 +98,7 @@ function run(d: RwLockBenchWorkerData): void {
     }
     Atomics.store(v, SLOTS + 32 * d.index, ops);
     lock.publishStats();
+    scalable.publishStats();
     Atomics.add(v, DONE, 1);
     Atomics.notify(v, DONE);
   }

@@ -19,10 +19,10 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { RwLock } from '../src/atomics-lock/index.js';
+import { RwLock, ScalableRwLock } from '../src/atomics-lock/index.js';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { stressSeconds } from './_tier.js';
-import { LOCK_BASE, TORTURE_INT32S } from './fixtures/lock-torture.worker.js';
+import { LOCK_BASE, SCALABLE_MAX_READERS, TORTURE_INT32S } from './fixtures/lock-torture.worker.js';
 import type { LockKind, TortureResult, TortureTask } from './fixtures/lock-torture.worker.js';
 
 const fixture = new URL('./fixtures/lock-torture.worker.js', import.meta.url);
@@ -58,7 +58,8 @@ async function runTorture(
 ): Promise<{ results: TortureResult[]; view: Int32Array }> {
   const sab = new SharedArrayBuffer(TORTURE_INT32S * 4);
   const view = new Int32Array(sab);
-  RwLock.initialize(view, LOCK_BASE);
+  if (lock === 'scalable') ScalableRwLock.initialize(view, LOCK_BASE, SCALABLE_MAX_READERS);
+  else RwLock.initialize(view, LOCK_BASE);
   const nThreads = WRITERS + READERS;
   const tasks: TortureTask[] = [];
   for (let id = 0; id < nThreads; id++) {
@@ -135,6 +136,20 @@ test.serial('locktorture timeout storm: tickets abandoned all the time never bre
   const probe = new RwLock(view, LOCK_BASE);
   t.deepEqual(probe.describe(), { cnts: 0, writerLocked: false, writerWaiting: false, readers: 0, parked: false, queued: 0 });
   t.log(`lock stats: timeouts ${s.timeouts}, contended reads ${s.contendedReads} writes ${s.contendedWrites}, parks ${s.parks}`);
+});
+
+test.serial('locktorture: the scalable-reader variant keeps exclusion, writers progress', async (t) => {
+  const durationMs = stressSeconds(1, 2, 20) * 1000;
+  const { results, view } = await runTorture('scalable', durationMs);
+  const { w, r } = report(t, 'scalable (per-reader slots)', results);
+  t.is(w.fail + r.fail, 0, 'exclusion failures');
+  for (const x of results.filter((y) => y.role === 'writer')) {
+    t.true(x.underReaders >= MIN_WRITES, `writer ${x.id} acquired only ${x.underReaders} times while all readers ran`);
+  }
+  const s = ScalableRwLock.sharedStats(view, LOCK_BASE, SCALABLE_MAX_READERS);
+  t.is(s.writeAcquisitions, w.total);
+  t.is(s.readAcquisitions, r.total);
+  t.log(`lock stats: slow-path reads ${s.contendedReads}, writes that waited for readers ${s.contendedWrites}, parks ${s.parks}`);
 });
 
 test.serial('locktorture control: lock_busted must report violations', async (t) => {

@@ -9,7 +9,14 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { AtomicsLockError, DEBUG_MAX_HOLDERS, RwLock, RWLOCK_INT32S } from '../src/atomics-lock/index.js';
+import {
+  AtomicsLockError,
+  DEBUG_MAX_HOLDERS,
+  RwLock,
+  RWLOCK_INT32S,
+  ScalableRwLock,
+  scalableRwLockInt32s,
+} from '../src/atomics-lock/index.js';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import {
   LOCK_BASE,
@@ -343,4 +350,59 @@ test.serial('a reader head grants the read lock to the readers queued behind it'
   const s = RwLock.sharedStats(view, LOCK_BASE);
   t.is(s.contendedReads, 3);
   t.deepEqual(w.describe(), IDLE);
+});
+
+// ---------------------------------------------------------------------------------------------
+// ScalableRwLock (per-reader slots)
+// ---------------------------------------------------------------------------------------------
+
+function newScalable(maxReaders: number): Int32Array {
+  const view = new Int32Array(new SharedArrayBuffer(scalableRwLockInt32s(maxReaders) * 4));
+  ScalableRwLock.initialize(view, 0, maxReaders);
+  return view;
+}
+
+test('scalable: slot readers share, a writer waits for them, slotless readers use the inner lock', (t) => {
+  const view = newScalable(4);
+  const r0 = new ScalableRwLock(view, 0, 4, { readerSlot: 0, spinLimit: 10 });
+  const r1 = new ScalableRwLock(view, 0, 4, { readerSlot: 1, spinLimit: 10 });
+  const w = new ScalableRwLock(view, 0, 4, { spinLimit: 10 });
+  t.true(r0.readLock());
+  t.true(r1.tryReadLock());
+  t.is(r0.inner.describe().readers, 0, 'slot readers do not touch the shared word');
+  t.false(w.tryWriteLock());
+  t.false(w.writeLock(20), 'a writer times out while a slot reader holds');
+  t.is(w.stats().timeouts, 1);
+  r0.readUnlock();
+  r1.readUnlock();
+  t.true(w.writeLock(1000));
+  t.false(r0.tryReadLock(), 'a slot reader backs out while a writer is in');
+  t.false(r0.readLock(10));
+  t.false(w.isContended());
+  w.writeUnlock();
+  t.true(w.readLock(), 'a reader without a slot reads through the inner RwLock');
+  t.is(w.inner.describe().readers, 1);
+  t.false(r0.isContended());
+  w.readUnlock();
+  t.true(r0.readLock());
+  r0.readUnlock();
+  t.like(r0.stats(), { readAcquisitions: 2, timeouts: 1 });
+});
+
+test('scalable: slots are claimed once, checked, and misuse throws with codes', (t) => {
+  const view = newScalable(2);
+  const a = new ScalableRwLock(view, 0, 2, { readerSlot: 0 });
+  code(t, () => new ScalableRwLock(view, 0, 2, { readerSlot: 0 }), 'ERR_INVALID_ARG', /already claimed/);
+  code(t, () => new ScalableRwLock(view, 0, 2, { readerSlot: 2 }), 'ERR_INVALID_ARG', /readerSlot/);
+  code(t, () => new ScalableRwLock(view, 0, 3), 'ERR_INVALID_ARG', /does not fit/);
+  code(t, () => new ScalableRwLock(view, 0, 1), 'ERR_INVALID_ARG', /maxReaders 1/);
+  code(t, () => scalableRwLockInt32s(0), 'ERR_INVALID_ARG', /maxReaders/);
+  code(t, () => a.readUnlock(), 'ERR_LOCK_NOT_HELD');
+  code(t, () => a.writeUnlock(), 'ERR_LOCK_NOT_HELD');
+  a.readLock();
+  code(t, () => a.readLock(), 'ERR_INVALID_ARG', /not recursive/);
+  code(t, () => a.release(), 'ERR_LOCK_NOT_HELD');
+  a.readUnlock();
+  a.release();
+  t.notThrows(() => new ScalableRwLock(view, 0, 2, { readerSlot: 0 }), 'a released slot can be claimed again');
 });

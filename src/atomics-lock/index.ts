@@ -6,3 +6,5 @@ export { RwLock, RWLOCK_INT32S, DEBUG_MAX_HOLDERS, DEFAULT_SPIN_LIMIT } from './
 export type { RwLockOptions, RwLockStats, RwLockState } from './rwlock.js';
 export { AtomicsLockError } from './errors.js';
 export type { AtomicsLockErrorCode } from './errors.js';
+export { ScalableRwLock, scalableRwLockInt32s } from './scalable.js';
+export type { ScalableRwLockOptions } from './scalable.js';

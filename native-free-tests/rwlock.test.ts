@@ -399,6 +399,9 @@ test('scalable: slots are claimed once, checked, and misuse throws with codes', 
   code(t, () => scalableRwLockInt32s(0), 'ERR_INVALID_ARG', /maxReaders/);
   code(t, () => a.readUnlock(), 'ERR_LOCK_NOT_HELD');
   code(t, () => a.writeUnlock(), 'ERR_LOCK_NOT_HELD');
+  code(t, () => a.writeLock('5' as unknown as number), 'ERR_INVALID_ARG', /timeoutMs/);
+  code(t, () => a.readLock(-1), 'ERR_INVALID_ARG', /timeoutMs/);
+  t.false(a.isContended(), 'a rejected writeLock left no writer count behind');
   a.readLock();
   code(t, () => a.readLock(), 'ERR_INVALID_ARG', /not recursive/);
   code(t, () => a.release(), 'ERR_LOCK_NOT_HELD');

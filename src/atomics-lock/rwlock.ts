@@ -84,7 +84,8 @@ const HEAD_READER = 0; // the writer byte to clear (we already hold a reader bia
 const HEAD_WRITER = 1; // no writer and no readers: CNTS === WAITING (plus maybe PARKED)
 type HeadKind = typeof HEAD_READER | typeof HEAD_WRITER;
 
-function checkTimeout(what: string, timeoutMs: number): void {
+/** Throws ERR_INVALID_ARG unless timeoutMs is a non-negative number (Infinity allowed). */
+export function checkTimeout(what: string, timeoutMs: number): void {
   // `!(x >= 0)` also rejects NaN; Infinity means "no timeout".
   if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
     throw invalidArg(what, `timeoutMs must be a non-negative number of milliseconds, got ${String(timeoutMs)}`);

@@ -36,7 +36,7 @@ import { LockCounters } from './counters.js';
 import type { RwLockStats } from './counters.js';
 import { AtomicsLockError, invalidArg, notHeld } from './errors.js';
 import { LINE_INT32S, RWLOCK_INT32S, STAT_FIELDS, checkRegion } from './layout.js';
-import { DEFAULT_SPIN_LIMIT, RwLock } from './rwlock.js';
+import { DEFAULT_SPIN_LIMIT, RwLock, checkTimeout } from './rwlock.js';
 import type { RwLockOptions } from './rwlock.js';
 import { threadId } from 'node:worker_threads';
 
@@ -143,6 +143,7 @@ export class ScalableRwLock {
 
   /** true once held for read; false only if `timeoutMs` ran out (slow path only). */
   readLock(timeoutMs?: number): boolean {
+    if (timeoutMs !== undefined) checkTimeout('ScalableRwLock.readLock', timeoutMs);
     if (this.#reading !== NOT_READING || this.#writing) throw this.#recursive('readLock');
     if (this.#slot >= 0 && !this.#released) {
       const v = this.#v;
@@ -214,10 +215,10 @@ export class ScalableRwLock {
 
   /** true once held for write; false only if `timeoutMs` ran out. */
   writeLock(timeoutMs?: number): boolean {
+    if (timeoutMs !== undefined) checkTimeout('ScalableRwLock.writeLock', timeoutMs);
     if (this.#reading !== NOT_READING || this.#writing) throw this.#recursive('writeLock');
     const t0 = performance.now();
     const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : t0 + timeoutMs;
-    if (timeoutMs !== undefined && !(timeoutMs >= 0)) this.inner.writeLock(timeoutMs); // throws ERR_INVALID_ARG
     Atomics.add(this.#v, this.#writers, 1); // step 1; pairs with the WRITERS load of readers
     let ok = this.inner.writeLock(timeoutMs); // step 2
     if (ok) {

@@ -4,7 +4,8 @@
  * --pressure spec does), CRLF line ends. Numbers are plain (seconds as seconds, latencies in ns,
  * empty when not measured), so spreadsheets and pandas read them without unit parsing.
  */
-import { openSync, closeSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { invalidOption } from '../errors.js';
 import type { CompareRow } from './compare.js';
 import type { Report } from './report_model.js';
@@ -92,13 +93,24 @@ export function compareCsv(runs: readonly { readonly report: Report; readonly ro
   return `${lines.join('\r\n')}\r\n`;
 }
 
-/** Refuse an unwritable --csv path before any run starts (creates or truncates the file). */
+/** Refuse an unwritable --csv path before any run starts (exit code 2); touches nothing. */
 export function checkCsvPath(file: string): void {
+  if (file.trim() === '') throw invalidOption('--csv', 'expected a file name');
+  const path = resolve(file);
+  const dir = dirname(path);
   try {
-    closeSync(openSync(file, 'w'));
-  } catch (err) {
-    throw invalidOption('--csv', `cannot write ${JSON.stringify(file)}: ${(err as Error).message}`);
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw invalidOption('--csv', `cannot write ${file}: directory ${dir} does not exist or is not writable`);
   }
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    // ENOENT: fine, it will be created.
+  }
+  if (isDir) throw invalidOption('--csv', `${file} is a directory`);
 }
 
 export function writeCsv(file: string, text: string): void {

@@ -39,6 +39,14 @@ export function sweepItems(key: SweepKey, raw: string): string[] {
   return items;
 }
 
+/** True when any sweepable option holds a list of more than one item (throws on an empty item). */
+export function isSweep(raw: RawValues): boolean {
+  return SWEEP_KEYS.some((k) => {
+    const v = raw[k];
+    return typeof v === 'string' && sweepItems(k, v).length > 1;
+  });
+}
+
 export interface SweepRun {
   /** The raw values of this one run (every swept key holds a single item). */
   readonly raw: RawValues;

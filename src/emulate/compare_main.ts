@@ -1,0 +1,141 @@
+/**
+ * Many runs from one command line: `--compare` (every design, or the --split-alloc list, on the
+ * same configuration and seed) and sweeps (comma lists for --split-alloc, --cache-capacity,
+ * --levels, --vcpus, --pressure). main.ts hands the raw options here when wantsManyRuns() says so.
+ *
+ * Steps:
+ *   1. expand the lists into runs (sweep.ts) and resolve every run's options and geometry, so a
+ *      bad item or a guest too big exits 2 before anything runs; check --csv's path;
+ *   2. run them one after another (each its own VM and threads), a one-line summary per run on
+ *      stderr; Ctrl-C stops the current run and the sweep;
+ *   3. print the compare tables and one verdict per run against drop-always (compare.ts);
+ *   4. write --csv FILE (one row per run).
+ * `--compare` also turns on the steady workload: vCPU impact DURING splitting is the point of the
+ * comparison, and vCPUs only run during splitting in steady mode. A plain sweep keeps the
+ * selftest flow unless --steady is given.
+ *
+ * Exit codes as main.ts: 0; 1 a run failed or an invariant/dirty-log check failed; 2 bad option or
+ * guest too big; 3 stuck; 130 interrupted.
+ */
+import { errorCode, EmulatorError, invalidOption } from '../errors.js';
+import { SPLIT_ALLOC_DESIGN_ORDER } from '../mmu/split_alloc_designs.js';
+import { resolveRunConfig, signalExitCode } from './config.js';
+import type { RunConfig } from './config.js';
+import { compareRow, formatCompareTables, labelRows, verdictLines } from './compare.js';
+import type { CompareRow } from './compare.js';
+import { checkCsvPath, compareCsv, writeCsv } from './csv.js';
+import { formatSize, resolveOptions } from './options.js';
+import type { RawValues } from './options.js';
+import { Progress } from './progress.js';
+import { runEmulation } from './run.js';
+import { expandSweep, isSweep, runSweep } from './sweep.js';
+import type { SweepResult } from './sweep.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_STUCK = 3;
+
+/** Should this command line run many emulations (compare or a sweep)? Throws ERR_INVALID_OPTION on an empty list item. */
+export function wantsManyRuns(raw: RawValues): boolean {
+  return raw['compare'] === true || isSweep(raw);
+}
+
+export interface ManyRunsIo {
+  readonly stdout: { write(s: string): boolean };
+  readonly stderr: { write(s: string): boolean; readonly isTTY?: boolean; readonly columns?: number };
+  readonly signal?: AbortSignal;
+  /** EMULATE_DEBUG=1: stack traces with failures. */
+  readonly debug?: boolean;
+}
+
+/** The raw values every run shares, with --compare's implications applied. */
+function baseRaw(raw: RawValues): RawValues {
+  if (raw['json'] !== undefined) {
+    throw invalidOption('--json', 'writes one run\'s report; with --compare or a sweep use --csv FILE (one row per run)');
+  }
+  return raw['compare'] === true ? { ...raw, steady: true } : raw;
+}
+
+/** Steps 1-4. Returns the exit code. */
+export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
+  let results: SweepResult<RunConfig>[];
+  const quiet = raw['quiet'] === true;
+  const csv = typeof raw['csv'] === 'string' ? raw['csv'] : undefined;
+  let runs;
+  let configs: RunConfig[] = [];
+  try {
+    const base = baseRaw(raw);
+    runs = expandSweep(base, raw['compare'] === true ? { compareDesigns: SPLIT_ALLOC_DESIGN_ORDER } : {});
+    // Resolve everything now: a bad item exits 2 before the first run.
+    configs = runs.map((r) => resolveRunConfig(resolveOptions(r.raw)));
+    if (csv !== undefined) checkCsvPath(csv);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ERR_INVALID_OPTION' || code === 'ERR_TOO_BIG' || code === 'ERR_INVALID_ARG') {
+      io.stderr.write(`emulate: ${(err as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  // Every run's design in its label, swept or not.
+  const swept = runs.map((r, i) => ({ 'split-alloc': configs[i]!.options.splitAlloc, ...r.swept }));
+  const labels = labelRows(swept);
+  if (!quiet) io.stdout.write(`${banner(configs[0]!, runs.length, raw['compare'] === true)}\n`);
+  // Already resolved above (so that errors exit 2 before any run); runSweep just looks them up.
+  const configOf = new Map(runs.map((r, i) => [r.raw, configs[i]!]));
+  try {
+    results = await runSweep(runs, {
+      resolve: (r) => configOf.get(r)!,
+      run: async (cfg, index, total) => {
+        const progress = new Progress({ enabled: !quiet && io.stderr.isTTY === true, stream: io.stderr });
+        progress.start();
+        try {
+          const report = await runEmulation(cfg, { progress, ...(io.signal !== undefined ? { signal: io.signal } : {}) });
+          progress.stop();
+          if (!quiet) {
+            const row = compareRow(report, swept[index], labels[index]);
+            io.stderr.write(`emulate: run ${index + 1}/${total} ${labels[index]}: split ${row.splitterSeconds.toFixed(4)} s, wall ${report.totals.wallSeconds.toFixed(1)} s, invariants ${row.invariantsOk ? 'ok' : 'VIOLATED'}\n`);
+          }
+          return report;
+        } finally {
+          progress.stop();
+        }
+      },
+    });
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ERR_ABORTED' && io.signal?.aborted === true) {
+      io.stderr.write('emulate: interrupted; every worker stopped\n');
+      return signalExitCode('SIGINT');
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    io.stderr.write(`emulate: ${code ?? 'ERR_INTERNAL'}: ${e.message}\n`);
+    const stack = (e as EmulatorError).details?.['stack'] ?? e.stack;
+    if (io.debug === true && typeof stack === 'string') io.stderr.write(`${stack}\n`);
+    return code === 'ERR_STUCK' ? EXIT_STUCK : EXIT_FAILED;
+  }
+  const rows: CompareRow[] = results.map((r, i) => compareRow(r.report, swept[i], labels[i]));
+  io.stdout.write(`${formatCompareTables(rows).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; one run each: differences of a few % are within this machine's run-to-run noise)\n`);
+  io.stdout.write(`${verdictLines(rows).join('\n')}\n`);
+  if (csv !== undefined) {
+    writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]! }))));
+    if (!quiet) io.stderr.write(`emulate: wrote ${rows.length} row(s) to ${csv}\n`);
+  }
+  const bad = results.filter((r) => !r.report.invariants.ok || r.report.dirtyLog.ok === false);
+  if (bad.length > 0) {
+    io.stderr.write(`emulate: ${bad.length} run(s) failed the invariant or dirty-log check: ${bad.map((r) => labels[results.indexOf(r)]).join(', ')}\n`);
+    return EXIT_FAILED;
+  }
+  return EXIT_OK;
+}
+
+function banner(cfg: RunConfig, runs: number, compare: boolean): string {
+  const o = cfg.options;
+  return (
+    `emulate: ${compare ? 'compare' : 'sweep'}: ${runs} run(s), one after another, seed ${o.seed}; first run: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ` +
+    `${o.backing}, ${o.levels}-level TDP, ${o.iterations} iterations, ` +
+    `${o.manualProtect ? 'manual-protect + initially-set (split in CLEAR, write lock)' : 'no manual-protect (split at enable, read lock)'}, ` +
+    `pressure ${o.pressure}${o.steady ? `, steady workload (${o.steadySeconds} s windows)` : ''}`
+  );
+}

@@ -23,6 +23,7 @@ import { splitHugePagesYieldSafe } from './tdp_mmu_split.js';
 import type { SplitResult } from './tdp_mmu_split.js';
 import { wrprotGfnRangeYieldSafe, wrprotMaskedLocked } from './tdp_mmu_wrprot.js';
 import { recoverHugePagesYieldSafe } from './tdp_mmu_zap.js';
+import { reclaimFreedTables } from './tdp_mmu.js';
 import { SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY, bumpHarvestGen, setSlotFlags, slotFlags } from './slot_flags.js';
 import { PG_LEVEL_4K } from './spte.js';
 
@@ -254,7 +255,8 @@ export interface DisableDirtyLogResult {
 
 /**
  * Disable dirty logging on `slot`: clear the flags (faults map huge again), then recover huge
- * pages by zapping collapsible SPTEs under mmu_lock for READ (recoverHugePagesYieldSafe).
+ * pages by zapping collapsible SPTEs under mmu_lock for READ (recoverHugePagesYieldSafe), then
+ * wait for the zapped tables' grace periods (reclaimFreedTables) so they are reusable on return.
  */
 export function disableDirtyLogging(vm: Vm, slot: number, opts: ReschedOptions = {}): DisableDirtyLogResult {
   const t0 = performance.now();
@@ -263,5 +265,6 @@ export function disableDirtyLogging(vm: Vm, slot: number, opts: ReschedOptions =
   vm.mmuLock.readLock();
   const r = recoverHugePagesYieldSafe(vm, slot, opts);
   vm.mmuLock.readUnlock();
+  reclaimFreedTables(vm); // the zapped tables go back to the pool after their grace periods
   return { ms: performance.now() - t0, zapped: r.zapped };
 }

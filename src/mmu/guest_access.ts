@@ -33,6 +33,7 @@ import {
 } from '../layout.js';
 import { FAULT_CACHE_MIN } from './mmu_cache.js';
 import { TdpIter } from './tdp_iter.js';
+import { reclaimFreedTables } from './tdp_mmu.js';
 import { fastPageFaultRcu, kvmTdpMmuMapAtomic, walkGfn, walkOut } from './tdp_mmu_fault.js';
 import { PG_LEVEL_4K, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_MMU_WRITABLE_MASK, SPTE_W_MASK, spteHex } from './spte.js';
 
@@ -148,7 +149,13 @@ export function guestAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessRe
  */
 function slowFault(vm: Vm, slot: number, gfn: number, isWrite: boolean): void {
   if (!vm.vcpuCache.topup(FAULT_CACHE_MIN)) {
-    throw new EmulatorError('ERR_ENOMEM', `vCPU fault on gfn 0x${gfn.toString(16)}: cannot top up the MMU cache (page-table pool exhausted)`);
+    const a = vm.pool.accounting();
+    throw new EmulatorError(
+      'ERR_ENOMEM',
+      `vCPU fault on gfn 0x${gfn.toString(16)}: cannot top up the MMU cache (page-table pool exhausted: ` +
+        `capacity ${a.capacity}, in use ${a.inUse}, cached ${a.inCaches}, waiting for RCU ${a.rcuWaiting}, free ${a.free})`,
+      { ...a },
+    );
   }
   const it = iterFor(vm);
   const reads0 = it.spteReads;
@@ -160,5 +167,7 @@ function slowFault(vm: Vm, slot: number, gfn: number, isWrite: boolean): void {
   vm.stats.add(WORKER_STAT_SLOW_FAULTS, 1);
   vm.stats.add(WORKER_STAT_WALKS, 1);
   vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads - reads0);
-  if (vm.rcu.pendingCallbacks() > 0) vm.rcu.pollCallbacks();
+  // A fault that replaced a table (a huge leaf over a split region) freed it through RCU; drive
+  // the grace periods now (rare: only such faults free), so the tables return to the pool.
+  if (vm.rcu.pendingCallbacks() > 0) reclaimFreedTables(vm);
 }

@@ -80,6 +80,21 @@ export function freeTableAfterGracePeriod(vm: Vm, table: number): void {
   rcu.callRcu(() => pool.freeAfterGracePeriod(table, rcu));
 }
 
+/**
+ * Let this thread's deferred table frees finish: wait out grace periods (rcu.synchronize) and run
+ * the ripe callbacks until none is left (a table freed by freeTableAfterGracePeriod needs two
+ * grace periods, and a synchronize() that shares a grace period already in progress may ripen
+ * only the older callbacks), bounded by `maxRounds`. Nothing else drives grace periods for us
+ * (there is no RCU kthread), so a thread that frees tables must call this now and then, outside
+ * RCU and mmu_lock. Returns the callbacks still pending.
+ */
+export function reclaimFreedTables(vm: Vm, maxRounds = 8): number {
+  for (let round = 0; round < maxRounds && vm.rcu.pendingCallbacks() > 0; round++) {
+    vm.rcu.synchronize(); // runs this reader's ripe callbacks afterwards
+  }
+  return vm.rcu.pendingCallbacks();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Write-lock stores
 // ---------------------------------------------------------------------------------------------
@@ -218,6 +233,8 @@ export function handleChangedSpte(vm: Vm, gfn: number, oldSpte: bigint, newSpte:
 const FROZEN_SPIN_LIMIT = 1000;
 /** Sleep per round once the spin limit is reached (ms). Nobody notifies: this is a timed back-off. */
 const FROZEN_BACKOFF_MS = 0.05;
+/** A child frozen this long (sleeps of FROZEN_BACKOFF_MS) means its zapper died or the tree is corrupt. */
+const FROZEN_MAX_SLEEPS = 40_000;
 
 /**
  * handle_removed_pt: `table` (entries at `level`, covering gfns from `baseGfn`) was unlinked.
@@ -241,7 +258,12 @@ export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: n
       for (let spins = 0; ; spins++) {
         old = Atomics.exchange(spt, idx, FROZEN_SPTE);
         if (old !== FROZEN_SPTE) break;
-        if (spins >= FROZEN_SPIN_LIMIT) Atomics.wait(spt, idx, FROZEN_SPTE, FROZEN_BACKOFF_MS);
+        if (spins >= FROZEN_SPIN_LIMIT) {
+          if (spins - FROZEN_SPIN_LIMIT >= FROZEN_MAX_SLEEPS) {
+            throw invariantViolation('handleRemovedPt: a child SPTE stays frozen', { table, index: i, level, gfn: baseGfn + i * span });
+          }
+          Atomics.wait(spt, idx, FROZEN_SPTE, FROZEN_BACKOFF_MS);
+        }
       }
     } else {
       old = spt[idx]!;

@@ -1,0 +1,222 @@
+/**
+ * MMU concurrency stress (issue 3): vCPU workers fault and fast-fault random gfns while a splitter
+ * splits, a zapper zaps and recovers, and a harvester cycles dirty-logging periods (enable with
+ * eager split, get/clear, disable with recovery). At the end:
+ *   - the invariant checker finds nothing (translation, tables, pool accounting, page stats,
+ *     "writable => dirty bit" while logging is on);
+ *   - no walker read a POISON_SPTE (a table freed before its grace period) and no translation
+ *     disagreed with the backing;
+ *   - every write a vCPU completed in a logging period was reported by a harvest (nothing lost;
+ *     the epoch protocol is described in fixtures/mmu-stress.worker.ts).
+ * Control (b): the same run with `unsafe.freeWithoutGracePeriod` must be caught (poisoned reads,
+ * translation errors, lost writes, checker violations, or a worker stopping on a broken
+ * invariant), and the test asserts that it is.
+ */
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { runAllConcurrently } from '../src/thread_pool.js';
+import { attachVm, createVm, layoutMemslots, worstCaseTreeTables } from '../src/vm.js';
+import type { VmConfig } from '../src/vm.js';
+import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
+import { checkInvariants, formatViolations } from '../src/mmu/invariants.js';
+import type { InvariantReport } from '../src/mmu/invariants.js';
+import { pagesPerHpage } from '../src/mmu/spte.js';
+import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
+import { stressSeconds } from './_tier.js';
+import { C_HARVESTS, C_PERIODS, C_STOP, KIND_FINAL, KIND_LOG, stressLayout } from './fixtures/mmu-stress.worker.js';
+import type { Role, StressResult, StressTask } from './fixtures/mmu-stress.worker.js';
+
+const worker = new URL('./fixtures/mmu-stress.worker.js', import.meta.url);
+const VCPUS = 4;
+const M = pagesPerHpage(2);
+
+interface Outcome {
+  readonly results: StressResult[];
+  readonly stats: Record<string, number>;
+  readonly report: InvariantReport;
+  readonly writesChecked: number;
+  readonly writesUnchecked: number;
+  readonly lost: number;
+  /** Writes reported later than the next harvest (legal: a fault's dirty mark can trail its write). */
+  readonly late: number;
+  readonly lostExamples: string[];
+  readonly harvests: number;
+  readonly periods: number;
+  readonly workerErrors: string[];
+}
+
+async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe: boolean): Promise<Outcome> {
+  const roles: Role[] = ['splitter', 'zapper', 'harvester', 'reader', ...new Array<Role>(VCPUS).fill('vcpu')];
+  const memslots = layoutMemslots(pages, 1);
+  const config: VmConfig = {
+    levels,
+    memslots,
+    backingLevel,
+    workers: roles.length + 1,
+    pressure: PRESSURE_PROFILES.none,
+    seed: 7,
+    // Room for churn: in periods without dirty logging a fault on a split region collapses it back
+    // to one huge leaf (freeing 513 tables for a 1G page) while the splitter splits it again, and
+    // several threads can each hold a generation of freed tables in their grace periods.
+    // The control keeps the default (tight) pool: freed tables are reused at once, so a walker
+    // holding a stale pointer reads poison or someone else's SPTEs (crossbeam-style shrinking).
+    ...(unsafe ? { unsafe: { freeWithoutGracePeriod: true } } : { poolTables: 8 * worstCaseTreeTables({ levels, memslots }) + 2048 }),
+  };
+  const shared = createVm(config);
+  const main = attachVm(shared, 0);
+  const words = main.dirtyBitmap(0).length;
+  // Populate: one write per huge page, so the first dirty-logging period has huge pages to split.
+  const out = createAccessResult();
+  const slot = memslots[0]!;
+  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g += pagesPerHpage(backingLevel)) guestAccess(main, g, true, out);
+  const seconds = stressSeconds(1.5, 3, 30);
+  // About 12 epochs per dirty-logging period, at most ~10 periods a second.
+  const layout = stressLayout(words, VCPUS, 256 + Math.ceil(seconds * 120));
+  const ctl = new SharedArrayBuffer(layout.totalInt32s * 4);
+  const c = new Int32Array(ctl);
+  let vcpuIndex = 0;
+  const tasks: StressTask[] = roles.map((role, i) => ({
+    role,
+    workerId: i + 1,
+    vcpuIndex: role === 'vcpu' ? vcpuIndex++ : -1,
+    vm: shared,
+    ctl,
+    layout,
+    seconds,
+    seed: 1000 + i * 7919,
+  }));
+  const timer = setTimeout(() => Atomics.store(c, C_STOP, 1), seconds * 1000);
+  let results: StressResult[];
+  try {
+    results = await runAllConcurrently<StressResult>(worker, tasks, { timeoutMs: seconds * 1000 + 30_000 });
+  } finally {
+    clearTimeout(timer);
+  }
+
+  // Every worker detached (its RCU callbacks ran, its cache was freed): the MMU is quiescent.
+  main.rcu.barrier();
+  const report = checkInvariants(main);
+
+  // Nothing lost: a write completed at epoch e of a logging period (W[e], or a spanning record
+  // (p, e, e2)) must be reported by a harvest in [e, f], f the period's FINAL epoch (protocol in
+  // fixtures/mmu-stress.worker.ts). Writes missing from H[e] | H[e+1] but reported later are "late".
+  const kind = (e: number): number => c[layout.kindBase + e]!;
+  const lastEpoch = c[1]!; // C_EPOCH
+  // finalOf[e]: the FINAL epoch closing e's logging period, or -1 (e not logging, or no FINAL yet).
+  const finalOf = new Int32Array(lastEpoch + 2).fill(-1);
+  for (let e = lastEpoch; e >= 0; e--) {
+    const k = kind(e);
+    if (k === KIND_FINAL) finalOf[e] = e;
+    else if (k === KIND_LOG) finalOf[e] = finalOf[e + 1]!;
+  }
+  const h = (e: number, w: number): number => c[layout.hBase + e * words + w]!;
+  let checked = 0;
+  let unchecked = 0;
+  let lost = 0;
+  let late = 0;
+  const lostExamples: string[] = [];
+  const popcount = (x: number): number => {
+    let n = 0;
+    for (let v = x >>> 0; v !== 0; v &= v - 1) n++;
+    return n;
+  };
+  const coveredBy = (e: number, f: number, w: number): number => {
+    let u = 0;
+    for (let k = e; k <= f; k++) u |= h(k, w);
+    return u;
+  };
+  for (let e = 0; e <= lastEpoch; e++) {
+    const f = finalOf[e]!;
+    for (let w = 0; w < words; w++) {
+      const wBits = c[layout.wBase + e * words + w]!;
+      if (wBits === 0) continue;
+      if (f < 0 || kind(e) === KIND_FINAL) {
+        unchecked += popcount(wBits);
+        continue;
+      }
+      checked += popcount(wBits);
+      const missing = wBits & ~coveredBy(e, f, w);
+      late += popcount(wBits & ~(h(e, w) | h(e + 1, w)) & ~missing);
+      if (missing !== 0) {
+        lost += popcount(missing);
+        if (lostExamples.length < 10) lostExamples.push(`epoch ${e} (final ${f}): pages ${w * 32}+mask 0x${(missing >>> 0).toString(16)}`);
+      }
+    }
+  }
+  for (let v = 0; v < VCPUS; v++) {
+    const base = layout.spanBase + v * (1 + 3 * layout.spanCap);
+    const n = c[base]!;
+    for (let i = 0; i < n; i++) {
+      const p = c[base + 1 + 3 * i]!;
+      const e = c[base + 2 + 3 * i]!;
+      const e2 = c[base + 3 + 3 * i]!;
+      const f = finalOf[e]!;
+      if (f < 0 || e2 >= f || kind(e) === KIND_FINAL) {
+        unchecked++;
+        continue;
+      }
+      checked++;
+      if ((coveredBy(e, f, p >>> 5) & (1 << (p & 31))) === 0) {
+        lost++;
+        if (lostExamples.length < 10) lostExamples.push(`page ${p} written across epochs ${e}..${e2} (final ${f})`);
+      }
+    }
+  }
+  return {
+    results,
+    stats: main.sumStats(),
+    report,
+    writesChecked: checked,
+    writesUnchecked: unchecked,
+    lost,
+    late,
+    lostExamples,
+    harvests: c[C_HARVESTS]!,
+    periods: c[C_PERIODS]!,
+    workerErrors: results.filter((r) => r.error !== null).map((r) => `${r.role}: ${r.error!.code ?? ''} ${r.error!.message}`),
+  };
+}
+
+function summary(o: Outcome): string {
+  const s = o.stats;
+  const n = (k: string): number => s[k] ?? 0;
+  return [
+    `accesses ${n('accesses')}, fast faults ${n('fastFaults')}, slow faults ${n('slowFaults')}, retries ${n('faultRetries')}`,
+    `huge pages split ${n('hugePagesSplit')}, lock drops ${n('lockDrops')}, yields ${n('yields')}, restarts ${n('restarts')}, zapped tables ${n('zappedTables')}`,
+    `dirty-log periods ${o.periods}, harvests ${o.harvests}, writes checked ${o.writesChecked} (unchecked ${o.writesUnchecked}), lost ${o.lost}, reported late ${o.late}`,
+    `poison reads ${n('poisonReads')}, translation errors ${n('xlateErrors')}, invariant violations ${o.report.count}`,
+  ].join('\n');
+}
+
+function assertHealthy(t: ExecutionContext, o: Outcome): void {
+  t.log(summary(o));
+  t.deepEqual(o.workerErrors, [], 'no worker failed');
+  t.true(o.report.ok, formatViolations(o.report));
+  t.is(o.stats['poisonReads'], 0, 'no walker read a freed (poisoned) table');
+  t.is(o.stats['xlateErrors'], 0, 'every translation matched the backing');
+  t.is(o.lost, 0, `writes missing from the dirty log: ${o.lostExamples.join('; ')}`);
+  // The run exercised what it claims to.
+  t.true(o.writesChecked > 0, 'writes were checked against the dirty log');
+  t.true((o.stats['fastFaults'] ?? 0) > 0, 'fast faults happened');
+  t.true((o.stats['slowFaults'] ?? 0) > 0, 'slow faults happened');
+  t.true((o.stats['hugePagesSplit'] ?? 0) > 0, 'huge pages were split');
+  t.true((o.stats['zappedTables'] ?? 0) > 0, 'tables were zapped and freed through RCU');
+  t.true(o.periods >= 1, 'at least one dirty-logging period');
+}
+
+test.serial('stress: 4 levels, 2M backing — invariants hold, no poisoned read, nothing lost', async (t) => {
+  assertHealthy(t, await stress(4, 2, 32 * M, false));
+});
+
+test.serial('stress: 5 levels, 1G backing (1G -> 2M -> 4K splits)', async (t) => {
+  assertHealthy(t, await stress(5, 3, pagesPerHpage(3), false));
+});
+
+test.serial('control (b): freeing without a grace period is caught', async (t) => {
+  const o = await stress(4, 2, 32 * M, true);
+  t.log(summary(o));
+  if (o.workerErrors.length > 0) t.log(`worker errors: ${o.workerErrors.join(' | ')}`);
+  const caught =
+    (o.stats['poisonReads'] ?? 0) + (o.stats['xlateErrors'] ?? 0) + o.lost + o.report.count + o.workerErrors.filter((e) => e.includes('ERR_INVARIANT')).length;
+  t.true(caught > 0, 'the broken variant must be reported');
+});

@@ -72,10 +72,10 @@ function synthetic(): ReturnType<typeof buildReport> {
   const splitter: SplitterResult = {
     type: 'splitter-result',
     samples: [
-      { phase: 1, op: OP_ENABLE, ns: 1e6, dirtyPages: null, timing: timing({}) },
-      { phase: 3, op: OP_GET, ns: 2e6, dirtyPages: pages, timing: timing({}) },
-      { phase: 4, op: OP_CLEAR, ns: 4e6, dirtyPages: null, timing: timing({ writeWait: [100], writeHold: [4e6] }) },
-      { phase: 8, op: OP_CHECK, ns: 1e6, dirtyPages: null, timing: timing({ writeHold: [9e9] }) },
+      { phase: 1, op: OP_ENABLE, ns: 1e6, dirtyPages: null, splitMs: 0, wrprotMs: 0, timing: timing({}) },
+      { phase: 3, op: OP_GET, ns: 2e6, dirtyPages: pages, splitMs: null, wrprotMs: null, timing: timing({}) },
+      { phase: 4, op: OP_CLEAR, ns: 4e6, dirtyPages: null, splitMs: 3, wrprotMs: 0, timing: timing({ writeWait: [100], writeHold: [4e6] }) },
+      { phase: 8, op: OP_CHECK, ns: 1e6, dirtyPages: null, splitMs: null, wrprotMs: null, timing: timing({ writeHold: [9e9] }) },
     ],
     invariants: { ok: true, violationCount: 0, violations: [], seconds: 0.01 },
   };
@@ -137,8 +137,11 @@ test('per-phase deltas, the dirty-log oracle and the split accounting follow the
   t.is(r.split.splits2mTo4k, 4);
   t.is(r.split.splits1gTo2m, 0);
   t.is(r.split.sptes4kProduced, 2048);
-  t.is(r.split.splitterSplitSeconds, 0.004);
-  t.is(r.split.nsPer4kSpte, 0.004e9 / 2048);
+  t.is(r.split.splitterOpSeconds, 0.004);
+  t.is(r.split.splitterSplitSeconds, 0.003, 'the split walk time inside the CLEAR');
+  t.is(r.split.nsPer4kSpte, 0.003e9 / 2048);
+  t.is(r.phases[4]!.splitSeconds, 0.003);
+  t.is(r.phases[3]!.splitSeconds, null);
   // The invariant check's hold is not the workload's.
   t.is(r.split.splitterWriteHoldNs.count, 1);
   t.is(r.mmuLock.writeHoldNs.max, 4e6);
@@ -151,7 +154,8 @@ test('the text report has every section', (t) => {
   for (const s of ['== Phases', '== vCPU fault latency', '== mmu_lock', '== Splitting', '== Dirty log', '== RCU, pool, pages', '== Invariants']) {
     t.true(text.includes(s), s);
   }
-  t.regex(text, /time per 4K SPTE:\s+1953\.1 ns/);
+  t.regex(text, /time per 4K SPTE:\s+1464\.8 ns/);
+  t.regex(text, /iteration 1 clear:\s+0\.004000 s: split walk 0\.003000 s \(4 huge pages\)/);
   t.regex(text, /invariant checker: OK/);
   t.regex(text, /2 cores, Node v20, 1\.0 vCPUs per core/);
 });

@@ -40,7 +40,7 @@ import { EmulatorError } from '../src/errors.js';
 import { workerError } from '../src/emulate/messages.js';
 import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
 import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
-import type { DirtyLogMode } from '../src/emulate/mmu_ops.js';
+import type { DirtyLogMode, OpBreakdown } from '../src/emulate/mmu_ops.js';
 
 export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
@@ -87,16 +87,17 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     const t0 = nowNs();
     Atomics.store(ctl.i64, CTL64_CMD_START_NS, t0);
     let dirty: number | null = null;
+    let breakdown: OpBreakdown | null = null;
     switch (op) {
       case OP_ENABLE:
         maybeInjectFault(task);
-        enableAll(vm, mode);
+        breakdown = enableAll(vm, mode);
         break;
       case OP_GET:
         dirty = getAll(vm, mode, bitmaps);
         break;
       case OP_CLEAR:
-        clearAll(vm, mode, bitmaps);
+        breakdown = clearAll(vm, mode, bitmaps);
         break;
       case OP_DISABLE:
         disableAll(vm);
@@ -112,7 +113,15 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     const ns = Number(nowNs() - t0);
     // RCU callbacks run after the op, outside its time (softirq work in the kernel).
     vm.rcu.pollCallbacks();
-    samples.push({ phase, op, ns, dirtyPages: dirty, timing: vm.takeTiming() as unknown as TimingData });
+    samples.push({
+      phase,
+      op,
+      ns,
+      dirtyPages: dirty,
+      splitMs: breakdown?.splitMs ?? null,
+      wrprotMs: breakdown?.wrprotMs ?? null,
+      timing: vm.takeTiming() as unknown as TimingData,
+    });
     Atomics.store(ctl.i64, CTL64_CMD_NS, BigInt(ns));
     Atomics.store(ctl.i64, CTL64_CMD_DIRTY, BigInt(dirty ?? 0));
     Atomics.add(i32, progressIdx, 1);

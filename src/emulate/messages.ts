@@ -89,6 +89,9 @@ export interface SplitterOpSample {
   readonly ns: number;
   /** GET_DIRTY_LOG: dirty pages returned over all memslots. */
   readonly dirtyPages: number | null;
+  /** Enable and CLEAR: ms spent in the split walk (lock drops included) and in write protection. */
+  readonly splitMs: number | null;
+  readonly wrprotMs: number | null;
   readonly timing: TimingData;
 }
 

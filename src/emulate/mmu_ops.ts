@@ -44,12 +44,22 @@ function designFor(vm: Vm, name: string): SplitAllocDesign {
   return d;
 }
 
+/** Where an op's time went, in ms: the split walk and the write protection inside it. */
+export interface OpBreakdown {
+  splitMs: number;
+  wrprotMs: number;
+}
+
 /** KVM_SET_USER_MEMORY_REGION with KVM_MEM_LOG_DIRTY_PAGES, on every memslot. */
-export function enableAll(vm: Vm, mode: DirtyLogMode): void {
+export function enableAll(vm: Vm, mode: DirtyLogMode): OpBreakdown {
   const design = designFor(vm, mode.splitAlloc);
+  const out = { splitMs: 0, wrprotMs: 0 };
   for (let slot = 0; slot < vm.config.memslots.length; slot++) {
-    enableDirtyLogging(vm, slot, { initiallySet: mode.manualProtect, eagerSplit: mode.eagerSplit, design });
+    const r = enableDirtyLogging(vm, slot, { initiallySet: mode.manualProtect, eagerSplit: mode.eagerSplit, design });
+    out.splitMs += r.splitMs;
+    out.wrprotMs += r.wrprotMs;
   }
+  return out;
 }
 
 /** The GET_DIRTY_LOG user buffers, one per memslot, sized as the kernel-side bitmaps. */
@@ -70,13 +80,16 @@ export function getAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[
  * KVM_CLEAR_DIRTY_LOG of each whole memslot (first_page 0, num_pages = the slot's pages) with the
  * bitmap GET returned, as the selftest does.
  */
-export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): void {
+export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): OpBreakdown {
   const design = designFor(vm, mode.splitAlloc);
+  const out = { splitMs: 0, wrprotMs: 0 };
   for (let slot = 0; slot < vm.config.memslots.length; slot++) {
     // The mask covers the slot's pages rounded up to 64 (the ioctl's u64 granularity).
     const words = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
-    clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design });
+    const r = clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design });
+    out.splitMs += r.splitMs;
   }
+  return out;
 }
 
 /** Clear KVM_MEM_LOG_DIRTY_PAGES on every memslot (recovering huge pages). */

@@ -169,6 +169,10 @@ export function buildReport(input: BuildInput): Report {
     }
   }
   const splitterByPhase: TimingData[][] = Array.from({ length: nPhases }, () => []);
+  const opBreakdown: { splitMs: number | null; wrprotMs: number | null }[] = Array.from({ length: nPhases }, () => ({ splitMs: null, wrprotMs: null }));
+  for (const s of input.splitter.samples) {
+    if (s.op !== OP_CHECK && opBreakdown[s.phase] !== undefined) opBreakdown[s.phase] = { splitMs: s.splitMs, wrprotMs: s.wrprotMs };
+  }
   // The invariant check runs after the last phase (its phase id is past the end): not workload.
   for (const s of input.splitter.samples) if (s.op !== OP_CHECK) splitterByPhase[s.phase]?.push(s.timing);
 
@@ -210,6 +214,8 @@ export function buildReport(input: BuildInput): Report {
       mmuLock: lockTimes(allTiming),
       counters: counters(p.stats, before.stats),
       hugePagesSplit: phaseSplits[i]!.s1g + phaseSplits[i]!.s2m,
+      splitSeconds: opBreakdown[i]!.splitMs === null ? null : opBreakdown[i]!.splitMs! / 1000,
+      wrprotSeconds: opBreakdown[i]!.wrprotMs === null ? null : opBreakdown[i]!.wrprotMs! / 1000,
       pagesAfter: pageCounts(p.pages),
       dirtyPages: p.dirtyPages,
     };
@@ -261,6 +267,7 @@ export function buildReport(input: BuildInput): Report {
   let splits1g = 0;
   let splits2m = 0;
   let splitterSplitSeconds = 0;
+  let splitterOpSeconds = 0;
   let sptes4k = 0;
   input.phases.forEach((p, i) => {
     const before = i === 0 ? input.baseline : input.phases[i - 1]!;
@@ -269,7 +276,8 @@ export function buildReport(input: BuildInput): Report {
     splits2m += s.s2m;
     const bySplitter = (p.splitterStats['hugePagesSplit'] ?? 0) - (before.splitterStats['hugePagesSplit'] ?? 0);
     if (bySplitter > 0) {
-      splitterSplitSeconds += p.seconds;
+      splitterOpSeconds += p.seconds;
+      splitterSplitSeconds += (opBreakdown[i]!.splitMs ?? p.seconds * 1000) / 1000;
       sptes4k += s.s2m * 512;
     }
   });
@@ -323,6 +331,7 @@ export function buildReport(input: BuildInput): Report {
       splits1gTo2m: splits1g,
       splitterHugePagesSplit: splitterSplits,
       splitterSplitSeconds,
+      splitterOpSeconds,
       sptes4kProduced: sptes4k,
       nsPer4kSpte: sptes4k > 0 ? (splitterSplitSeconds * 1e9) / sptes4k : null,
       splitterLockHoldSeconds: holdNs / 1e9,

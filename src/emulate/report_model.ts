@@ -83,6 +83,9 @@ export interface PhaseReport {
   readonly pagesAfter: PageCounts;
   /** Huge pages split in this phase (from page stats: splits on vCPU faults included). */
   readonly hugePagesSplit: number;
+  /** Enable and CLEAR phases: seconds inside the op spent in the split walk and in write protection. */
+  readonly splitSeconds: number | null;
+  readonly wrprotSeconds: number | null;
   /** GET_DIRTY_LOG phases: dirty pages returned. */
   readonly dirtyPages: number | null;
 }
@@ -129,8 +132,10 @@ export interface SplitReport extends SplitCounters {
   readonly splits1gTo2m: number;
   /** Splits the splitter's walk made (its WORKER_STAT_HUGE_PAGES_SPLIT). */
   readonly splitterHugePagesSplit: number;
-  /** Seconds of the splitter ops that split huge pages (enable, or each CLEAR). */
+  /** Seconds the splitter spent in the split walk (lock drops and re-walks included). */
   readonly splitterSplitSeconds: number;
+  /** Whole duration of the ops in which it split (enable, or the CLEARs), wrprot included. */
+  readonly splitterOpSeconds: number;
   /** 4K SPTEs the splitter produced in those ops. */
   readonly sptes4kProduced: number;
   readonly nsPer4kSpte: number | null;

@@ -168,8 +168,7 @@ export class ScalableRwLock {
         this.#c.readAcquisitions++;
         return true;
       }
-      this.#leaveSlot();
-      return false;
+      this.#leaveSlot(); // a writer is around: try the embedded lock, as a slotless reader would
     }
     if (!this.inner.tryReadLock()) return false;
     this.#reading = READING_SLOW;

@@ -43,6 +43,7 @@ function synthetic(): ReturnType<typeof buildReport> {
     kind,
     iteration,
     seconds,
+    wallSeconds: seconds,
     stats,
     splitterStats: splitter,
     pages: { pages4k: p[0], pages2m: p[1], pages1g: p[2] },

@@ -31,6 +31,8 @@ export interface PhaseRecord {
   readonly kind: PhaseKind;
   readonly iteration: number | null;
   readonly seconds: number;
+  /** The phase's window as the main thread saw it (free-running vCPUs' samples fall in it). */
+  readonly wallSeconds: number;
   /** vm.sumStats() after the phase (all workers). */
   readonly stats: Readonly<Record<string, number>>;
   /** The splitter's own stat slot after the phase. */
@@ -133,6 +135,10 @@ export function splitsBetween(before: PageStats, after: PageStats): { s1g: numbe
   return { s1g: Math.max(0, before.pages1g - after.pages1g), s2m: Math.max(0, after.pages4k - before.pages4k) / 512 };
 }
 
+function rate(n: number, seconds: number): number {
+  return seconds > 0 ? n / seconds : 0;
+}
+
 function defaultHost(vcpus: number): Report['host'] {
   const cores = availableParallelism();
   return {
@@ -198,7 +204,9 @@ export function buildReport(input: BuildInput): Report {
       vcpu = {
         accesses: v.accesses,
         writes: v.writes,
-        accessesPerSecond: p.seconds > 0 ? v.accesses / p.seconds : 0,
+        // A vCPU pass is timed by the vCPUs themselves; free-running vCPUs (steady, -e) ran for
+        // the phase's whole window, splitter hand-off included.
+        accessesPerSecond: rate(v.accesses, p.kind === 'populate' || (p.kind === 'dirty' && !o.steady) ? p.seconds : p.wallSeconds),
         fastFaults: fast.count,
         slowFaults: slow.count,
         faultLatencyNs: { all: summarize(all), fast: summarize(fast), slow: summarize(slow) },
@@ -210,6 +218,7 @@ export function buildReport(input: BuildInput): Report {
       kind: p.kind,
       iteration: p.iteration,
       seconds: p.seconds,
+      wallSeconds: p.wallSeconds,
       vcpu,
       mmuLock: lockTimes(allTiming),
       counters: counters(p.stats, before.stats),
@@ -372,7 +381,7 @@ function steadyWindows(phases: readonly PhaseReport[]): { windows: SteadyWindow[
       const v = p.vcpu!;
       return {
         phase: p.name,
-        seconds: p.seconds,
+        seconds: p.wallSeconds,
         accessesPerSecond: v.accessesPerSecond,
         throughputChangePct: base > 0 ? (v.accessesPerSecond / base - 1) * 100 : null,
         faultP99Ns: v.faultLatencyNs.all.p99,

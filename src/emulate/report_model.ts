@@ -74,6 +74,8 @@ export interface PhaseReport {
   readonly kind: PhaseKind;
   readonly iteration: number | null;
   readonly seconds: number;
+  /** The phase's window on the main thread's clock (the op plus the hand-off to the splitter). */
+  readonly wallSeconds: number;
   /** null when no vCPU ran in the phase. */
   readonly vcpu: VcpuPhaseReport | null;
   /** mmu_lock wait and hold times of every thread, in this phase. */
@@ -154,6 +156,7 @@ export interface MmuLockReport extends LockTimes {
 
 export interface SteadyWindow {
   readonly phase: string;
+  /** The window's length (wallSeconds of the phase). */
   readonly seconds: number;
   readonly accessesPerSecond: number;
   /** Change against the "steady before" window, percent. */

@@ -122,6 +122,7 @@ class EmulationRun {
   #rejectFailed: ((err: EmulatorError) => void) | undefined;
   readonly #failed: Promise<never>;
   #cmdSeq = 0;
+  #phaseStart = 0n;
   #currentPhase = 'starting';
   #onAbortSignal: (() => void) | undefined;
 
@@ -278,14 +279,27 @@ class EmulationRun {
     this.#currentPhase = name;
     this.#watchdog?.kick();
     this.#setProgress(name);
-    this.#phases.push({ name, kind, iteration, seconds: 0, stats: {}, splitterStats: {}, pages: { pages4k: 0, pages2m: 0, pages1g: 0 }, dirtyPages: null });
+    this.#phaseStart = nowNs();
+    this.#phases.push({
+      name,
+      kind,
+      iteration,
+      seconds: 0,
+      wallSeconds: 0,
+      stats: {},
+      splitterStats: {},
+      pages: { pages4k: 0, pages2m: 0, pages1g: 0 },
+      dirtyPages: null,
+    });
     return this.#phases.length - 1;
   }
 
   #endPhase(id: number, seconds: number, dirtyPages: number | null = null): void {
     const p = this.#phases[id]!;
     const snap = this.#snapshot();
-    this.#phases[id] = { ...p, seconds, dirtyPages, ...snap };
+    // wallSeconds: as the main thread saw it, from setting PHASE_ID to now: the window in which
+    // free-running vCPUs file their samples under this phase (their throughput's denominator).
+    this.#phases[id] = { ...p, seconds, wallSeconds: Number(nowNs() - this.#phaseStart) / 1e9, dirtyPages, ...snap };
     this.#watchdog?.kick();
   }
 

@@ -34,7 +34,7 @@ import {
 import { FAULT_CACHE_MIN } from './mmu_cache.js';
 import { TdpIter } from './tdp_iter.js';
 import { reclaimFreedTables } from './tdp_mmu.js';
-import { fastPageFaultRcu, kvmTdpMmuMapAtomic, walkGfn, walkOut } from './tdp_mmu_fault.js';
+import { fastPageFaultRcu, kvmTdpMmuMapAtomic, walkGfn, walkOut, walkOutSpte } from './tdp_mmu_fault.js';
 import { PG_LEVEL_4K, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_MMU_WRITABLE_MASK, SPTE_W_MASK, spteHex } from './spte.js';
 
 export type AccessKind = 'hit' | 'fast' | 'slow';
@@ -90,7 +90,7 @@ export function guestAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessRe
     rcu.readLock();
     const level = walkGfn(spt, vm.root, vm.rootLevel, gfn);
     rcu.readUnlock();
-    const spte = walkOut.spte;
+    const spte = walkOutSpte[0]!;
     if (walkOut.poison) stats.add(WORKER_STAT_POISON_READS, 1);
     const leaf = (spte & SPTE_MMU_PRESENT_MASK) !== 0n && (level === PG_LEVEL_4K || (spte & SPTE_LARGE_MASK) !== 0n);
     if (leaf) {

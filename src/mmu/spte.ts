@@ -63,8 +63,9 @@ export function pagesPerHpage(level: number): number {
 
 /** Index of `gfn`'s SPTE in the table at `level` (SPTE_INDEX). */
 export function spteIndex(gfn: number, level: number): number {
-  // gfn can exceed 2^32 (5-level: up to 2^45), so divide rather than shift.
-  return Math.floor(gfn / pagesPerHpage(level)) % PT_ENTRIES;
+  // gfn can exceed 2^32 (5-level: up to 2^45), so divide rather than shift; `& 511` is exact
+  // for any integer below 2^53 (ToInt32 keeps the low 32 bits, a multiple of 512).
+  return Math.floor(gfn / pagesPerHpage(level)) & (PT_ENTRIES - 1);
 }
 
 /** `gfn` rounded down to the start of its `level`-sized region. */

@@ -88,7 +88,11 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
   const timer = setTimeout(() => Atomics.store(c, C_STOP, 1), seconds * 1000);
   let results: StressResult[];
   try {
-    results = await runAllConcurrently<StressResult>(worker, tasks, { timeoutMs: seconds * 1000 + 30_000 });
+    results = await runAllConcurrently<StressResult>(worker, tasks, {
+      timeoutMs: seconds * 1000 + 30_000,
+      // Assert every lock and RCU context the MMU functions state (debug holder tracking).
+      env: { ATOMICS_LOCK_DEBUG: '1', RCU_DEBUG: '1' },
+    });
   } finally {
     clearTimeout(timer);
   }

@@ -5,6 +5,7 @@
  * one child mapping must be reported by the checker.
  */
 process.env['ATOMICS_LOCK_DEBUG'] = '1'; // assert lock contexts (read before any lock is attached)
+process.env['RCU_DEBUG'] = '1'; // and RCU read-side contexts
 
 import test from 'ava';
 import type { ExecutionContext } from 'ava';

@@ -116,6 +116,7 @@ export function writeSpteLocked(spt: BigInt64Array, idx: number, oldSpte: bigint
  */
 export function setSpte(vm: Vm, it: TdpIter, newSpte: bigint): void {
   vm.mmuLock.assertHeldWrite();
+  vm.rcu.assertInReadSide();
   if (it.yielded) throw invariantViolation('setSpte on a yielded iterator', { gfn: it.gfn, level: it.level });
   const old = writeSpteLocked(vm.spt, it.sptIndex, it.oldSpte, newSpte);
   it.oldSpte = newSpte;
@@ -136,6 +137,8 @@ export function setSpte(vm: Vm, it: TdpIter, newSpte: bigint): void {
  * yielded iterator is a caller bug (KVM WARNs): callers must check isFrozen first.
  */
 export function setSpteAtomic(vm: Vm, it: TdpIter, newSpte: bigint): boolean {
+  vm.mmuLock.assertHeldRead();
+  vm.rcu.assertInReadSide();
   const old = it.oldSpte;
   if (old === FROZEN_SPTE || it.yielded) {
     throw invariantViolation('setSpteAtomic on a frozen SPTE or a yielded iterator', {
@@ -168,6 +171,8 @@ export function setSpteAtomic(vm: Vm, it: TdpIter, newSpte: bigint): boolean {
  * Returns false on a lost race with it.oldSpte refreshed.
  */
 export function zapSpteAtomic(vm: Vm, it: TdpIter): boolean {
+  vm.mmuLock.assertHeldRead();
+  vm.rcu.assertInReadSide();
   const old = it.oldSpte;
   if (old === FROZEN_SPTE || it.yielded) {
     throw invariantViolation('zapSpteAtomic on a frozen SPTE or a yielded iterator', { gfn: it.gfn, level: it.level, oldSpte: spteHex(old) });
@@ -246,6 +251,8 @@ const FROZEN_MAX_SLEEPS = 40_000;
  *      FROZEN children and retry).
  */
 export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: number, shared: boolean): void {
+  if (shared) vm.mmuLock.assertHeldRead();
+  else vm.mmuLock.assertHeldWrite();
   const spt = vm.spt;
   const span = pagesPerHpage(level);
   const first = table * PT_ENTRIES;

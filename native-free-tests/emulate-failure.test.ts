@@ -17,7 +17,7 @@ for (const [inject, re] of [
   test.serial(`a worker that fails (${inject}) ends the run with its error, exit 1, without hanging`, async (t) => {
     const r = await runCli(SMALL, { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
     t.is(r.signal, null, 'finished by itself, not killed by the test timeout');
-    t.is(r.code, 1, r.stderr);
+    t.is(r.code, 1, `stderr: ${r.stderr}\nstdout: ${r.stdout.slice(0, 400)}`);
     t.regex(r.stderr, re);
     t.false(/\n\s+at /.test(r.stderr), 'no stack trace without EMULATE_DEBUG');
     t.true(r.ms < 15_000, `ended in ${r.ms} ms`);
@@ -83,6 +83,7 @@ test.serial('--steady: vCPUs run through every phase; the report has before/duri
 test.serial('--json writes the documented schema, matching the text report', async (t) => {
   const r = await runWithJson(['-v', '2', '-b', '4M', '-i', '3'], { timeoutMs: 30_000 });
   t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, '', 'no progress output when stderr is not a terminal');
   const rep = r.report;
   t.deepEqual(missingRequiredKeys(rep), []);
   t.is(rep.schemaVersion, 1);

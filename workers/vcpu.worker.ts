@@ -35,6 +35,7 @@ import {
   SLOT_PASSES_DONE,
   SLOT_PROGRESS,
   SLOT_STATE,
+  VCPU_BATCH,
   WAIT_SLICE_MS,
   WSTATE_EXITED,
   WSTATE_PARKED,
@@ -45,8 +46,8 @@ import { workerError } from '../src/emulate/messages.js';
 import type { TimingData, VcpuPhaseSample, VcpuResult, VcpuTask } from '../src/emulate/messages.js';
 import { newAccessResult, vcpuAccess } from '../src/emulate/mmu_ops.js';
 
-/** Accesses between progress bumps, PHASE_ID and ABORT checks, and RCU quiescent states. */
-const BATCH = 256;
+/** Accesses between progress bumps and PHASE_ID/ABORT checks (a power of two: masked below). */
+const BATCH = VCPU_BATCH;
 
 /** Per-phase accumulator. */
 class PhaseAcc {

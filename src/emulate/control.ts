@@ -103,6 +103,9 @@ export const WSTATE_RUNNING = 2;
 export const WSTATE_EXITED = 3;
 export const WSTATE_NAMES = ['starting', 'parked', 'running', 'exited'] as const;
 
+/** Accesses a vCPU makes between bumps of its PROGRESS word (and PHASE_ID/ABORT checks). */
+export const VCPU_BATCH = 256;
+
 /** Workers re-check ABORT at least this often while parked. */
 export const WAIT_SLICE_MS = 100;
 

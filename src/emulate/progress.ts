@@ -51,9 +51,10 @@ export class Progress {
   }
 
   render(): void {
-    const cols = Math.max(20, (this.#opts.stream.columns ?? 100) - 1);
-    const text = this.line();
-    this.#opts.stream.write(`\r${text.slice(0, cols).padEnd(cols)}`);
+    const c = this.#opts.stream.columns;
+    const cols = c !== undefined && c > 20 ? c - 1 : 100;
+    // \r back to column 0, the line, then ESC[K: erase whatever a longer previous line left.
+    this.#opts.stream.write(`\r${this.line().slice(0, cols)}\x1b[K`);
     this.#shown = true;
   }
 
@@ -65,8 +66,7 @@ export class Progress {
       this.#timer = undefined;
     }
     if (this.#shown) {
-      const cols = Math.max(20, (this.#opts.stream.columns ?? 100) - 1);
-      this.#opts.stream.write(`\r${' '.repeat(cols)}\r`);
+      this.#opts.stream.write('\r\x1b[K');
       this.#shown = false;
     }
   }

@@ -62,7 +62,9 @@ import {
   PASS_DIRTY,
   PASS_POPULATE,
   SLOT_PASSES_DONE,
+  SLOT_PROGRESS,
   SLOT_STATE,
+  VCPU_BATCH,
   WSTATE_NAMES,
   waitAsync,
 } from './control.js';
@@ -417,13 +419,30 @@ class EmulationRun {
     const c = this.#ctl;
     const it = /^iteration (\d+) (\w+)$/.exec(label);
     const shown = it === null ? label : `iteration ${it[1]} of ${this.#config.options.iterations}: ${it[2]}`;
+    // Work units of one pass over every region: each vCPU bumps its progress word per batch.
+    const passUnits = c === undefined ? 0 : c.vcpus * (Math.floor(this.#config.pagesPerVcpu / VCPU_BATCH) + 1);
+    const base = c === undefined ? 0 : this.#vcpuProgress();
     p.setPhase(shown, () => {
       if (c === undefined) return '';
       const cmdStart = Atomics.load(c.i64, CTL64_CMD_START_NS);
-      const opRunning = Atomics.load(c.i32, CTL_CMD_DONE) < Atomics.load(c.i32, CTL_CMD_SEQ);
-      return opRunning && cmdStart > 0n ? `${OP_NAMES[Atomics.load(c.i32, CTL_CMD_OP)] ?? 'op'} ${(Number(nowNs() - cmdStart) / 1e9).toFixed(1)}s` : '';
+      if (Atomics.load(c.i32, CTL_CMD_DONE) < Atomics.load(c.i32, CTL_CMD_SEQ) && cmdStart > 0n) {
+        return `${OP_NAMES[Atomics.load(c.i32, CTL_CMD_OP)] ?? 'op'} running ${(Number(nowNs() - cmdStart) / 1e9).toFixed(1)}s`;
+      }
+      if (Atomics.load(c.i32, CTL_VCPU_MODE) === MODE_PASS && Atomics.load(c.i32, CTL_VCPU_DONE) < c.vcpus && passUnits > 0) {
+        const pct = Math.min(100, ((this.#vcpuProgress() - base) / passUnits) * 100);
+        return `${pct.toFixed(0)}% of the pages, ${Atomics.load(c.i32, CTL_VCPU_DONE)}/${c.vcpus} vCPUs done`;
+      }
+      return '';
     });
   }
+
+  #vcpuProgress(): number {
+    const c = this.#c;
+    let sum = 0;
+    for (let v = 0; v < c.vcpus; v++) sum += Atomics.load(c.i32, c.slot(v, SLOT_PROGRESS));
+    return sum;
+  }
+
 
   /** Anything that moves when workers make progress: control counters and MMU work counters. */
   #progressProbe(): number {

@@ -44,7 +44,8 @@ function remaining(deadline: number): number {
 }
 
 /**
- * Run (or share) one full grace period.
+ * Run (or share) one full grace period. `scratch` holds at least 2 * maxReaders Int32 (the
+ * caller's, reused across calls: no allocation per grace period).
  *
  * Protocol (partners in reader.ts are marked R1/R3):
  *  1. (caller) snap = gpSnap(H_GP_SEQ), taken before anything else: the sequence value that
@@ -55,11 +56,11 @@ function remaining(deadline: number): number {
  *     and has ended: it serves us too (sharing, like Linux's rcu_seq funnel). Unlock; done.
  *  4. H_GP_SEQ = start + 1 (odd: in progress). A callRcu() that reads this odd value knows the
  *     scan may already be past some reader, so it waits for the NEXT grace period (gpSnap).
- *  5. For every slot but our own: load its state word (pairs with R1's store and R3's exchange).
- *     Inactive: skip. ACTIVE: wait until the word's section id changes: spin `spinLimit` polls,
- *     then set WAITER with compareExchange (pairs with the exchange in R3, which sees the bit
- *     and notifies) and Atomics.wait on the flagged value (returns at once if it already
- *     changed, so no wakeup can be lost).
+ *  5. (a) For every slot but our own: load its state word (pairs with R1's store and R3's
+ *     exchange) and remember the ACTIVE ones. (b) Then, for each remembered word, wait until its
+ *     section id changes: spin `spinLimit` polls, then set WAITER with compareExchange (pairs
+ *     with the exchange in R3, which sees the bit and notifies) and Atomics.wait on the flagged
+ *     value (returns at once if it already changed, so no wakeup can be lost).
  *  6. H_GP_SEQ = start + 2 (even: done). Pairs with the Atomics.load in pollCallbacks(): a
  *     callback that sees this value runs after every reader's exit that step 5 observed.
  *  7. Release H_GP_LOCK; notify if someone parked on it.
@@ -74,6 +75,7 @@ export function runGracePeriod(
   snap: number,
   spinLimit: number,
   deadline: number,
+  scratch: Int32Array,
 ): GpOutcome {
   const out: GpOutcome = { ok: false, parks: 0 };
   const lockIdx = base + H_GP_LOCK;
@@ -93,13 +95,23 @@ export function runGracePeriod(
   // Step 4.
   Atomics.store(view, seqIdx, (start + 1) | 0);
 
-  // Step 5.
+  // Step 5a: snapshot every slot first, THEN wait. Loading each slot only when its turn comes
+  // would be correct too, but on an oversubscribed machine it is pathological: while we wait
+  // for one descheduled reader, the next one runs and is descheduled inside a NEW section,
+  // which a late load would then wait for as well, costing a scheduler period per reader
+  // (measured: 8 busy readers on 2 loaded cores, 150-300 ms per grace period instead of ~30).
+  let active = 0;
   for (let slot = 0; slot < maxReaders; slot++) {
     if (slot === selfSlot) continue; // the caller is not in a section (checked by reader.ts)
     const idx = slotIndex(base, slot) + S_STATE;
     const seen = Atomics.load(view, idx) & STATE_ID_MASK; // pairs with R1 / R3
     if ((seen & STATE_ACTIVE) === 0) continue;
-    if (!waitForSectionEnd(view, idx, seen, spinLimit, deadline, out)) {
+    scratch[active++] = idx;
+    scratch[active++] = seen;
+  }
+  // Step 5b: wait for each section seen in 5a to end.
+  for (let i = 0; i < active; i += 2) {
+    if (!waitForSectionEnd(view, scratch[i]!, scratch[i + 1]!, spinLimit, deadline, out)) {
       Atomics.store(view, seqIdx, start); // undo step 4: this grace period never happened
       releaseGpLock(view, lockIdx);
       return out;

@@ -112,6 +112,10 @@ export class RcuReader {
   #run = 0;
   #syncCalls = 0;
   #syncParks = 0;
+  /** synchronize()'s snapshot of active slots (allocated on first use). */
+  #scratch: Int32Array | undefined;
+  /** pollCallbacks is running callbacks (thread-local; see callRcu). Added by D. */
+  #polling = false;
 
   /** Use RcuDomain.registerReader(); the slot must already be claimed (S_OWNER = 1). */
   constructor(place: ReaderPlacement, opts: RcuReaderOptions = {}) {
@@ -313,7 +317,8 @@ export class RcuReader {
     if (qsbrOnline) this.#publishInactive();
     let ok: boolean;
     try {
-      const out = runGracePeriod(this.view, this.#base, this.#maxReaders, this.slot, snap, this.#spinLimit, deadline);
+      this.#scratch ??= new Int32Array(2 * this.#maxReaders);
+      const out = runGracePeriod(this.view, this.#base, this.#maxReaders, this.slot, snap, this.#spinLimit, deadline, this.#scratch);
       ok = out.ok;
       if (out.parks !== 0) {
         this.#syncParks += out.parks;
@@ -340,7 +345,11 @@ export class RcuReader {
     this.pending = this.#queue.length;
     this.#queued++;
     Atomics.store(this.view, this.#slotIdx + S_CB_QUEUED, this.#queued);
-    if (this.#queue.length >= this.#maxPending && this.depth === 0 && !this.#qsbr) {
+    // (Added by D, the emulator: not from inside pollCallbacks. A callback that queues another,
+    // e.g. tdp_mmu's two-stage deferred table free, would otherwise recurse callRcu ->
+    // synchronize -> pollCallbacks -> callback -> callRcu once 1024 frees are pending, and
+    // overflow the stack when disabling dirty logging zaps thousands of tables.)
+    if (this.#queue.length >= this.#maxPending && this.depth === 0 && !this.#qsbr && !this.#polling) {
       // Too much memory waiting: run a grace period ourselves (liburcu defer_rcu). A QSBR reader
       // cannot: outside readLock it may still hold references, so it waits for someone else.
       this.synchronize();
@@ -363,13 +372,19 @@ export class RcuReader {
     // Pairs with step 6 (the store that completes a grace period) in runGracePeriod().
     const seq = Atomics.load(this.view, this.#base + H_GP_SEQ);
     let n = 0;
-    for (let fn = this.#queue.shiftRipe(seq); fn !== undefined; fn = this.#queue.shiftRipe(seq)) {
-      this.pending = this.#queue.length;
-      n++;
-      this.#run++;
-      // Published before the call so a callback that throws is still counted as run.
-      Atomics.store(this.view, this.#slotIdx + S_CB_RUN, this.#run);
-      fn();
+    const wasPolling = this.#polling;
+    this.#polling = true;
+    try {
+      for (let fn = this.#queue.shiftRipe(seq); fn !== undefined; fn = this.#queue.shiftRipe(seq)) {
+        this.pending = this.#queue.length;
+        n++;
+        this.#run++;
+        // Published before the call so a callback that throws is still counted as run.
+        Atomics.store(this.view, this.#slotIdx + S_CB_RUN, this.#run);
+        fn();
+      }
+    } finally {
+      this.#polling = wasPolling;
     }
     return n;
   }

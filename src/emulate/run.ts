@@ -228,8 +228,10 @@ class EmulationRun {
       this.#setPhaseId(this.#beginPhase('steady after', 'steady', null));
       await this.#window();
     } else if (o.vcpusRunDuringDisable) {
-      // -e: the vCPUs keep dirtying memory while dirty logging is disabled.
+      // -e: the vCPUs keep dirtying memory while dirty logging is disabled. They must actually be
+      // running when the op starts (a parked thread can take a while to wake on 2 cores).
       this.#startFree(this.#phases.length);
+      await this.#waitVcpusRunning();
     }
     await this.#command(OP_DISABLE, 'disable', 'disable', null);
     if (o.steady) {
@@ -339,6 +341,16 @@ class EmulationRun {
     Atomics.store(i32, CTL_VCPU_MODE, MODE_FREE);
     Atomics.add(i32, CTL_VCPU_GO, 1);
     Atomics.notify(i32, CTL_VCPU_GO);
+  }
+
+  /** Until every vCPU has bumped its progress word since now: they are all running. */
+  async #waitVcpusRunning(): Promise<void> {
+    const c = this.#c;
+    const start = Array.from({ length: c.vcpus }, (_, v) => Atomics.load(c.i32, c.slot(v, SLOT_PROGRESS)));
+    for (let v = 0; v < c.vcpus; ) {
+      if (Atomics.load(c.i32, c.slot(v, SLOT_PROGRESS)) !== start[v]) v++;
+      else await this.#sleep(1);
+    }
   }
 
   /** A steady window (the phase just begun): the vCPUs run for --steady-seconds. */

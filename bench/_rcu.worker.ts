@@ -3,14 +3,16 @@
  * task's beforeAll so thread start-up is never timed). Roles:
  *  - 'epoch': readLock; Atomics.load(ptr); readUnlock, flat out;
  *  - 'qsbr':  DEREFS_PER_QS Atomics.load(ptr), then quiescentState(), flat out;
- *  - 'echo':  no RCU: copies the request word to the response word (the ping-pong floor).
+ *  - 'echo':  no RCU: copies the request word to the response word (the ping-pong floor);
+ *  - 'ticker': no RCU: stores an incrementing counter flat out (the "notice a busy thread's
+ *    next store" floor: what a grace period with one busy reader must at least wait for).
  * Every role polls the stop word between batches, then unregisters and exits.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import { RcuDomain } from '../src/rcu/index.js';
 
 export interface RcuBenchWorkerData {
-  readonly role: 'epoch' | 'qsbr' | 'echo';
+  readonly role: 'epoch' | 'qsbr' | 'echo' | 'ticker';
   readonly sab: SharedArrayBuffer;
   readonly maxReaders: number;
   readonly slot: number;
@@ -24,7 +26,8 @@ export const W_READY = 1;
 export const W_PTR = 2;
 export const W_REQ = 16; // ping-pong request (own line)
 export const W_RESP = 32; // ping-pong response (own line)
-export const CTRL_WORDS = 48;
+export const W_TICK = 48; // ticker counter (own line)
+export const CTRL_WORDS = 64;
 const DEREFS_PER_QS = 64;
 const BATCH = 256;
 
@@ -44,6 +47,14 @@ function run(d: RcuBenchWorkerData): void {
           Atomics.store(v, d.ctrl + W_RESP, r);
         }
       }
+    }
+    return;
+  }
+  if (d.role === 'ticker') {
+    Atomics.add(v, d.ctrl + W_READY, 1);
+    let t = 0;
+    while (Atomics.load(v, stop) === 0) {
+      for (let i = 0; i < BATCH; i++) Atomics.store(v, d.ctrl + W_TICK, ++t);
     }
     return;
   }

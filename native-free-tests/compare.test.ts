@@ -54,6 +54,9 @@ function phase(i: number, s: PhaseSpec): PhaseReport {
     kind: s.kind,
     iteration: null,
     seconds,
+    wallSeconds: seconds,
+    splitSeconds: s.kind === 'enable' || s.kind === 'clear' ? seconds : null,
+    wrprotSeconds: s.kind === 'enable' || s.kind === 'clear' ? 0 : null,
     vcpu:
       s.rate === undefined
         ? null

@@ -10,6 +10,8 @@
  *                               same values of every other swept option
  *
  * Where the numbers come from (all from the Report, nothing re-measured):
+ *   - split times: the split walk's seconds inside the enable op and the first CLEAR op, and in
+ *     all the splitter's ops together (Report.split.splitterSplitSeconds);
  *   - "split phase": the phase in which the most huge pages were split (enable with -g, the first
  *     CLEAR with manual-protect; for lazy, the vCPU phase whose faults split the most). vCPU fault
  *     latency "during" and the lock times are that phase's; "before" is the steady-before window
@@ -43,6 +45,7 @@ export interface CompareRow {
   readonly design: string;
   /** Swept option values of this run (long option name -> value as given), design included. */
   readonly swept: Readonly<Record<string, string>>;
+  /** Seconds of the split walk inside the enable op, and inside the first CLEAR (null without manual-protect). */
   readonly enableSeconds: number;
   readonly firstClearSeconds: number | null;
   /** Seconds of the splitter ops that split (Report.split.splitterSplitSeconds). */
@@ -89,6 +92,12 @@ export function splitPhaseOf(r: Report): PhaseReport | null {
   return best;
 }
 
+/** The split walk's share of an op phase (the whole op when the breakdown is missing). */
+function splitSecondsOf(p: PhaseReport | undefined): number | null {
+  if (p === undefined) return null;
+  return p.splitSeconds ?? p.seconds;
+}
+
 export function compareRow(r: Report, swept: Readonly<Record<string, string>> = {}, label?: string): CompareRow {
   const design = String(r.config['splitAlloc'] ?? '?');
   const levels = Number(r.config['levels'] ?? 4);
@@ -110,8 +119,8 @@ export function compareRow(r: Report, swept: Readonly<Record<string, string>> = 
     label: label ?? design,
     design,
     swept: { 'split-alloc': design, ...swept },
-    enableSeconds: r.totals.enableSeconds,
-    firstClearSeconds: r.iterations[0]?.clearDirtyLogSeconds ?? null,
+    enableSeconds: splitSecondsOf(r.phases.find((p) => p.kind === 'enable')) ?? 0,
+    firstClearSeconds: splitSecondsOf(r.phases.find((p) => p.kind === 'clear')),
     splitterSeconds: r.split.splitterSplitSeconds,
     splitPhase: sp?.name ?? null,
     faultBefore: triple(before?.vcpu?.faultLatencyNs.all),
@@ -167,7 +176,7 @@ function ns(n: number | null): string {
 /** The two tables, one row per run. */
 export function formatCompareTables(rows: readonly CompareRow[]): string[] {
   const t1 = table(
-    ['run', 'enable s', '1st clear s', 'split s', 'split phase', 'vCPU fault p50/p99/max before', 'during split', 'vCPU rate during'],
+    ['run', 'enable split s', '1st clear split s', 'all splits s', 'split phase', 'vCPU fault p50/p99/max before', 'during split', 'vCPU rate during'],
     rows.map((r) => [
       r.label,
       secs(r.enableSeconds),

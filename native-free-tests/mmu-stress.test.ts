@@ -45,7 +45,25 @@ interface Outcome {
   readonly workerErrors: string[];
 }
 
+/**
+ * Node 20's require(esm) sometimes fails to load a worker module that piscina first tries to
+ * require() and then import()s ("Unexpected status of a module that is imported again after being
+ * required", ERR_INTERNAL_ASSERTION; nodejs/node#55500, fixed by #55502 in later releases). It
+ * happens before any of our code runs, so that one failure is retried once with a fresh VM;
+ * anything else fails the test.
+ */
 async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe: boolean): Promise<Outcome> {
+  try {
+    return await stressOnce(levels, backingLevel, pages, unsafe);
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown };
+    if (e.code !== 'ERR_INTERNAL_ASSERTION' || !String(e.message).includes('imported again after being required')) throw err;
+    console.warn('mmu-stress: retrying after the Node require(esm) worker-load bug (nodejs/node#55500)');
+    return await stressOnce(levels, backingLevel, pages, unsafe);
+  }
+}
+
+async function stressOnce(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe: boolean): Promise<Outcome> {
   const roles: Role[] = ['splitter', 'zapper', 'harvester', 'reader', ...new Array<Role>(VCPUS).fill('vcpu')];
   const memslots = layoutMemslots(pages, 1);
   const config: VmConfig = {
@@ -85,7 +103,14 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
     seconds,
     seed: 1000 + i * 7919,
   }));
-  const timer = setTimeout(() => Atomics.store(c, C_STOP, 1), seconds * 1000);
+  // Stop after `seconds`, but not before three harvests of the first logging period (a loaded
+  // machine can spend the whole short tier in the first enable-time split of a 1G page).
+  let timer: NodeJS.Timeout | undefined;
+  const stopWhenDone = (): void => {
+    if (c[C_HARVESTS]! >= 3) Atomics.store(c, C_STOP, 1);
+    else timer = setTimeout(stopWhenDone, 50);
+  };
+  timer = setTimeout(stopWhenDone, seconds * 1000);
   let results: StressResult[];
   try {
     results = await runAllConcurrently<StressResult>(worker, tasks, {
@@ -217,10 +242,17 @@ test.serial('stress: 5 levels, 1G backing (1G -> 2M -> 4K splits)', async (t) =>
 });
 
 test.serial('control (b): freeing without a grace period is caught', async (t) => {
-  const o = await stress(4, 2, 32 * M, true);
-  t.log(summary(o));
-  if (o.workerErrors.length > 0) t.log(`worker errors: ${o.workerErrors.join(' | ')}`);
-  const caught =
-    (o.stats['poisonReads'] ?? 0) + (o.stats['xlateErrors'] ?? 0) + o.lost + o.report.count + o.workerErrors.filter((e) => e.includes('ERR_INVARIANT')).length;
-  t.true(caught > 0, 'the broken variant must be reported');
+  // Detection needs a walker to hold a pointer into a table while it is freed and reused: a race,
+  // so a run may (rarely, about one in ten short runs on 2 busy cores) see none. Up to three runs;
+  // the first that reports anything ends the test.
+  const attempts = 3;
+  let caught = 0;
+  for (let i = 1; i <= attempts && caught === 0; i++) {
+    const o = await stress(4, 2, 32 * M, true);
+    t.log(`run ${i}:\n${summary(o)}`);
+    if (o.workerErrors.length > 0) t.log(`worker errors: ${o.workerErrors.join(' | ')}`);
+    caught =
+      (o.stats['poisonReads'] ?? 0) + (o.stats['xlateErrors'] ?? 0) + o.lost + o.report.count + o.workerErrors.filter((e) => e.includes('ERR_INVARIANT')).length;
+  }
+  t.true(caught > 0, `the broken variant must be reported (within ${attempts} runs)`);
 });

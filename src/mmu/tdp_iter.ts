@@ -26,6 +26,7 @@
  * them (and writers use Atomics or aligned 64-bit stores); a torn read would show up as a
  * translation error in the stress test.
  */
+import { invariantViolation } from '../errors.js';
 import { PT64_ROOT_MAX_LEVEL, PT_ENTRIES, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, spteToChildTable } from './spte.js';
 
 /** 4K pages per SPTE, by level (index 0 unused): KVM_PAGES_PER_HPAGE. */
@@ -150,6 +151,10 @@ export class TdpIter {
     // Present and not a leaf (level > minLevel >= 1, so the 4K "every entry is a leaf" case cannot occur).
     if ((spte & (SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK)) !== SPTE_MMU_PRESENT_MASK) return false;
     const child = spteToChildTable(spte);
+    // Only a corrupt tree (a control, or a bug) points outside the pool.
+    if (child * PT_ENTRIES >= this.spt.length) {
+      throw invariantViolation('tdp_iter: child table index out of the pool', { gfn: this.gfn, level: this.level, spte: `0x${BigInt.asUintN(64, spte).toString(16)}`, child });
+    }
     this.level--;
     this.ptPath[this.level] = child;
     const n = PAGES[this.level]!;

@@ -24,6 +24,7 @@
 import type { Vm } from '../vm.js';
 import type { TdpIter } from './tdp_iter.js';
 import { WORKER_STAT_POISON_READS } from '../layout.js';
+import { invariantViolation } from '../errors.js';
 import { linkSp, setSpteAtomic } from './tdp_mmu.js';
 import { splitHugePage } from './tdp_mmu_split.js';
 import { markPageDirty, slotLogsDirty } from './slot_flags.js';
@@ -38,6 +39,7 @@ import {
   SPTE_W_MASK,
   makeLeafSpte,
   pagesPerHpage,
+  spteHex,
 } from './spte.js';
 
 /** 4K pages per SPTE by level (index 0 unused). */
@@ -86,6 +88,8 @@ export function walkGfn(spt: BigInt64Array, root: number, rootLevel: number, gfn
     }
     SCRATCH64[0] = spte;
     table = (SCRATCH32[0]! >>> 12) + (SCRATCH32[1]! & 0xfffff) * 1048576;
+    // Only a corrupt tree (a control, or a bug) points outside the pool.
+    if (table * 512 >= spt.length) throw invariantViolation('walkGfn: child table index out of the pool', { gfn, level, spte: spteHex(spte), table });
   }
 }
 

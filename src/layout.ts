@@ -37,7 +37,7 @@
  *   | DIRTY[0]      ceil(npages/32) Int32 words, rounded up to a 64-B line              |
  *   | DIRTY[1] ...  one bitmap per memslot                                              |
  *   +-----------------------------------------------------------------------------------+
- *   | MEMSLOT_CTRL  1 line per memslot: flags, harvest generation (C1, dirty_log.ts)     |
+ *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (C1, dirty_log.ts)          |
  *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
@@ -128,12 +128,6 @@ export const SLOT_FLAGS = 0;
 export const SLOT_FLAG_LOG_DIRTY = 1;
 /** Dirty logging with manual protect + initially-set (KVM_DIRTY_LOG_INITIALLY_SET). */
 export const SLOT_FLAG_INITIALLY_SET = 2;
-/**
- * Harvest generation, a seqlock: odd while getDirtyLog/clearDirtyLog is between clearing bitmap
- * bits and write-protecting their pages (writes hitting a still-writable SPTE in that window are
- * legitimately covered by the harvest in progress). Writer: dirty_log.ts under mmu_lock for write.
- */
-export const SLOT_LOG_GEN = 1;
 export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import type { SplitResult } from './tdp_mmu_split.js';
 import { wrprotGfnRangeYieldSafe, wrprotMaskedLocked } from './tdp_mmu_wrprot.js';
 import { recoverHugePagesYieldSafe } from './tdp_mmu_zap.js';
 import { reclaimFreedTables } from './tdp_mmu.js';
-import { SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY, bumpHarvestGen, setSlotFlags, slotFlags } from './slot_flags.js';
+import { SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY, setSlotFlags, slotFlags } from './slot_flags.js';
 import { PG_LEVEL_4K } from './spte.js';
 
 export interface DirtyLogSplitOptions extends ReschedOptions {
@@ -154,7 +154,6 @@ export function getDirtyLog(vm: Vm, slot: number, out: Int32Array, opts: { reado
   }
   let wrprotected = 0;
   vm.mmuLock.writeLock();
-  bumpHarvestGen(vm, slot); // odd: bits cleared but pages maybe not yet write-protected
   for (let w = 0; w < bitmap.length; w += 2) {
     // Pairs with the Atomics.or of markPageDirty (fast fault, map): a bit set after our exchange
     // stays for the next harvest.
@@ -166,7 +165,6 @@ export function getDirtyLog(vm: Vm, slot: number, out: Int32Array, opts: { reado
     dirty += popcount(lo) + popcount(hi);
     wrprotected += wrprotMaskedLocked(vm, start + w * 32, lo, hi);
   }
-  bumpHarvestGen(vm, slot);
   vm.mmuLock.writeUnlock();
   return { ms: performance.now() - t0, dirtyPages: dirty, wrprotected };
 }
@@ -210,7 +208,6 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
   let cleared = 0;
   let wrprotected = 0;
   vm.mmuLock.writeLock();
-  bumpHarvestGen(vm, slot);
   for (let i = 0; i < mask.length; i += 2) {
     let lo = mask[i]!;
     let hi = i + 1 < mask.length ? mask[i + 1]! : 0;
@@ -242,7 +239,6 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
     }
     wrprotected += wrprotMaskedLocked(vm, base, lo, hi);
   }
-  bumpHarvestGen(vm, slot);
   vm.mmuLock.writeUnlock();
   return { ms: performance.now() - t0, splitMs: totals.ms, cleared, wrprotected, split: totals, splitEnomem };
 }

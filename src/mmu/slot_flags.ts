@@ -1,14 +1,13 @@
 /**
  * Per-memslot dirty-logging state in shared memory (layout.ts MEMSLOT_CTRL, one line per slot):
- * KVM's `slot->flags & KVM_MEM_LOG_DIRTY_PAGES`, the manual-protect/initially-set mode, and a
- * harvest generation (a seqlock) that lets a vCPU tell a lost dirty bit from a harvest in progress.
+ * KVM's `slot->flags & KVM_MEM_LOG_DIRTY_PAGES` and the manual-protect/initially-set mode.
  *
- * Writers: dirty_log.ts (enable/disable under mmu_lock; the generation under the write lock).
+ * Writers: dirty_log.ts (enable/disable).
  * Readers: the vCPU fault paths and guest_access.ts, with Atomics.load (the flag decides the
  * mapping level and whether a fault marks the page dirty, so it must not be a stale cached read).
  */
 import type { Vm } from '../vm.js';
-import { SLOT_FLAGS, SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY, SLOT_LOG_GEN } from '../layout.js';
+import { SLOT_FLAGS, SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY } from '../layout.js';
 
 export { SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY };
 
@@ -39,14 +38,4 @@ export function markPageDirty(vm: Vm, slot: number, gfn: number): void {
 export function isPageDirty(vm: Vm, slot: number, gfn: number): boolean {
   const p = gfn - vm.config.memslots[slot]!.baseGfn;
   return (Atomics.load(vm.dirtyBitmap(slot), p >>> 5) & (1 << (p & 31))) !== 0;
-}
-
-/** The harvest generation: odd while a get/clear is between clearing bits and write-protecting. */
-export function harvestGen(vm: Vm, slot: number): number {
-  return Atomics.load(vm.control, vm.layout.memslotCtrlBases[slot]! + SLOT_LOG_GEN);
-}
-
-/** Enter (odd) or leave (even) a harvest window. Writer: dirty_log.ts only. */
-export function bumpHarvestGen(vm: Vm, slot: number): void {
-  Atomics.add(vm.control, vm.layout.memslotCtrlBases[slot]! + SLOT_LOG_GEN, 1);
 }

@@ -21,6 +21,7 @@
  * Callable repeatedly in one process (compare/sweeps): each call builds and tears down its own
  * VM, control block and pool.
  */
+import v8 from 'node:v8';
 import { attachVm, createVm } from '../vm.js';
 import type { Vm, VmShared } from '../vm.js';
 import { RcuDomain } from '../rcu/index.js';
@@ -75,6 +76,16 @@ import { buildReport } from './report_build.js';
 import type { PhaseRecord } from './report_build.js';
 import type { PhaseKind, Report } from './report_model.js';
 import { Watchdog } from './watchdog.js';
+
+/**
+ * JIT: compile hot code on the thread that runs it. With dozens of busy vCPU threads on 2 cores,
+ * V8's background optimizing compiler threads starve, and every vCPU keeps running unoptimized
+ * code until its compile job gets CPU: measured with 96 vCPUs and 96 GiB, the first dirty pass
+ * took 61 s at a 728 ns median fault, the next ones 5 s at 182 ns. A JIT warm-up artefact, not
+ * something KVM has, so it must not show in the figures. V8 flags are process-wide and read when
+ * an isolate starts, so this must run before the worker threads are created.
+ */
+v8.setFlagsFromString('--no-concurrent-recompilation');
 
 const VCPU_WORKER = new URL('../../workers/vcpu.worker.js', import.meta.url);
 const SPLITTER_WORKER = new URL('../../workers/splitter.worker.js', import.meta.url);

@@ -57,7 +57,8 @@ function spt32Of(spt: BigInt64Array): Int32Array {
  *      children) | i * pagesPerHpage(childLevel) << 12. The huge page is aligned to its size, so
  *      each offset lands in zero PFN bits of the low word: we write 32-bit halves, no BigInt math;
  *   2. link the table: cmpxchg under the read lock (`shared`), a store under the write lock;
- *   3. page stats: +512 at childLevel (the huge leaf's -1 comes from handleChangedSpte).
+ *   3. page stats: +512 at childLevel (the huge leaf's -1 comes from handleChangedSpte), and one
+ *      WORKER_STAT_HUGE_PAGES_SPLIT (whether eager or on fault).
  * No TLB flush (§1.6). Returns false only in shared mode on a lost race: it.oldSpte is then
  * refreshed and `table` still belongs to the caller (never published, so it can be freed or reused).
  */
@@ -86,6 +87,8 @@ export function splitHugePage(vm: Vm, it: TdpIter, table: number, shared: boolea
   }
   if (!linkSp(vm, it, table, shared)) return false;
   updatePageStats(vm, childLevel, PT_ENTRIES);
+  // Counted here, not by the walk, so that splits on fault (the lazy design) are counted too.
+  vm.stats.add(WORKER_STAT_HUGE_PAGES_SPLIT, 1);
   return true;
 }
 
@@ -205,7 +208,6 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
   design.end(ctx, sp);
 
   const st = vm.stats;
-  st.add(WORKER_STAT_HUGE_PAGES_SPLIT, split);
   st.add(WORKER_STAT_RESTARTS, it.restarts);
   st.add(WORKER_STAT_YIELDS, ctx.yields);
   st.add(WORKER_STAT_LOCK_DROPS, ctx.lockDrops);

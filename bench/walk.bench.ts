@@ -46,81 +46,82 @@ interface Figures {
   floorRead: number;
 }
 
-function measure(vm: Vm): Figures {
+/** One round of every measurement on `vm`: [A, B, C, D, floor] ns, plus read counts. */
+function round(vm: Vm, it: TdpIter, gfns: Float64Array): { ns: number[]; readsPerVisit: number; restartReads: number } {
   const s = vm.config.memslots[0]!;
   const start = s.baseGfn;
   const end = s.baseGfn + GFNS;
-  const it = new TdpIter(vm.spt);
   const spt = vm.spt;
-  const a: number[] = [];
-  const b: number[] = [];
-  const c: number[] = [];
-  const d: number[] = [];
-  const f: number[] = [];
-  let readsPerVisit = 0;
-  let restartReads = 0;
-  let sink = 0;
-  const gfns = new Float64Array(RESTARTS);
-  for (let i = 0; i < RESTARTS; i++) gfns[i] = start + ((i * 7919) % GFNS);
-  for (let r = 0; r < ROUNDS + 3; r++) {
-    // A: full walk to 4K.
-    let visits = 0;
-    let r0 = it.spteReads;
-    let t0 = performance.now();
-    for (it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, start); it.valid && it.gfn < end; it.next()) visits++;
-    const aNs = ((performance.now() - t0) * 1e6) / visits;
-    const reads = it.spteReads - r0;
-    readsPerVisit = reads / visits;
-    // B: walk to 2M.
-    // (repeated: one walk to 2M visits only ~130 SPTEs here)
-    let visits2 = 0;
-    t0 = performance.now();
-    for (let k = 0; k < 100; k++) {
-      for (it.start(vm.root, vm.rootLevel, PG_LEVEL_2M, start); it.valid && it.gfn < end; it.next()) visits2++;
-    }
-    const bNs = ((performance.now() - t0) * 1e6) / visits2;
-    // C: restarts: position at a 4K gfn, then restart from the root and step down to the leaf.
-    r0 = it.spteReads;
-    t0 = performance.now();
-    for (let i = 0; i < RESTARTS; i++) {
-      it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, gfns[i]!);
-      while (it.level > PG_LEVEL_4K) it.next();
-    }
-    const cNs = ((performance.now() - t0) * 1e6) / RESTARTS;
-    restartReads = (it.spteReads - r0) / RESTARTS;
-    // D: lean lookups.
-    t0 = performance.now();
-    for (let i = 0; i < RESTARTS; i++) walkGfn(spt, vm.root, vm.rootLevel, gfns[i]!);
-    const dNs = ((performance.now() - t0) * 1e6) / RESTARTS;
-    // Floor: `reads` plain loads over the same tables (sequential, as the walk mostly is).
-    const n = Math.min(reads, spt.length);
-    t0 = performance.now();
-    for (let i = 0; i < n; i++) if ((spt[i]! & 0x800n) !== 0n) sink++;
-    const fNs = ((performance.now() - t0) * 1e6) / n;
-    if (r >= 3) {
-      a.push(aNs);
-      b.push(bNs);
-      c.push(cNs);
-      d.push(dNs);
-      f.push(fNs);
-    }
+  // A: full walk to 4K.
+  let visits = 0;
+  let r0 = it.spteReads;
+  let t0 = performance.now();
+  for (it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, start); it.valid && it.gfn < end; it.next()) visits++;
+  const aNs = ((performance.now() - t0) * 1e6) / visits;
+  const reads = it.spteReads - r0;
+  // B: walk to 2M (repeated: one walk to 2M visits only ~130 SPTEs here).
+  let visits2 = 0;
+  t0 = performance.now();
+  for (let k = 0; k < 100; k++) {
+    for (it.start(vm.root, vm.rootLevel, PG_LEVEL_2M, start); it.valid && it.gfn < end; it.next()) visits2++;
   }
+  const bNs = ((performance.now() - t0) * 1e6) / visits2;
+  // C: restarts: position at a 4K gfn from the root and step down to the leaf (what next() does after a yield).
+  r0 = it.spteReads;
+  t0 = performance.now();
+  for (let i = 0; i < RESTARTS; i++) {
+    it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, gfns[i]!);
+    while (it.level > PG_LEVEL_4K) it.next();
+  }
+  const cNs = ((performance.now() - t0) * 1e6) / RESTARTS;
+  const restartReads = (it.spteReads - r0) / RESTARTS;
+  // D: lean lookups.
+  t0 = performance.now();
+  for (let i = 0; i < RESTARTS; i++) walkGfn(spt, vm.root, vm.rootLevel, gfns[i]!);
+  const dNs = ((performance.now() - t0) * 1e6) / RESTARTS;
+  // Floor: `reads` plain loads + present-bit tests over the same tables (sequential, as the walk mostly is).
+  const n = Math.min(reads, spt.length);
+  let sink = 0;
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) if ((spt[i]! & 0x800n) !== 0n) sink++;
+  const fNs = ((performance.now() - t0) * 1e6) / n;
   if (sink === -1) console.log('');
-  return {
-    walk4k: median(a),
-    walk4kReadsPerVisit: readsPerVisit,
-    walk2m: median(b),
-    restart: median(c),
-    restartReads,
-    lookup: median(d),
-    floorRead: median(f),
-  };
+  return { ns: [aNs, bNs, cNs, dNs, fNs], readsPerVisit: reads / visits, restartReads };
+}
+
+// Both depths are measured in every round, alternately, so machine noise hits them alike.
+const vms = { 4: build(4), 5: build(5) } as const;
+const samples: Record<4 | 5, number[][]> = { 4: [[], [], [], [], []], 5: [[], [], [], [], []] };
+const reads: Record<4 | 5, { readsPerVisit: number; restartReads: number }> = { 4: { readsPerVisit: 0, restartReads: 0 }, 5: { readsPerVisit: 0, restartReads: 0 } };
+const iters = { 4: new TdpIter(vms[4].spt), 5: new TdpIter(vms[5].spt) } as const;
+const gfnsOf = (vm: Vm): Float64Array => {
+  const g = new Float64Array(RESTARTS);
+  const base = vm.config.memslots[0]!.baseGfn;
+  for (let i = 0; i < RESTARTS; i++) g[i] = base + ((i * 7919) % GFNS);
+  return g;
+};
+const gfns = { 4: gfnsOf(vms[4]), 5: gfnsOf(vms[5]) } as const;
+for (let r = 0; r < ROUNDS + 5; r++) {
+  for (const levels of [4, 5] as const) {
+    const x = round(vms[levels], iters[levels], gfns[levels]);
+    reads[levels] = { readsPerVisit: x.readsPerVisit, restartReads: x.restartReads };
+    if (r >= 5) x.ns.forEach((v, i) => samples[levels][i]!.push(v));
+  }
 }
 
 const rows: RatioRow[] = [];
 const figs: Record<number, Figures> = {};
 for (const levels of [4, 5] as const) {
-  const fg = measure(build(levels));
+  const m = samples[levels].map((xs) => median(xs));
+  const fg: Figures = {
+    walk4k: m[0]!,
+    walk4kReadsPerVisit: reads[levels].readsPerVisit,
+    walk2m: m[1]!,
+    restart: m[2]!,
+    restartReads: reads[levels].restartReads,
+    lookup: m[3]!,
+    floorRead: m[4]!,
+  };
   figs[levels] = fg;
   rows.push(
     { figure: `${levels}-level: iterator walk to 4K, per SPTE visited`, value: fg.walk4k, floorName: `${fg.walk4kReadsPerVisit.toFixed(2)} SPTE loads`, floor: fg.floorRead * fg.walk4kReadsPerVisit },

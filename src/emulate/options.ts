@@ -269,7 +269,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'steady',
     type: 'boolean',
     help: 'steady workload: vCPUs run the whole time; report their fault latency and throughput before, ' +
-      'during and after splitting',
+      'during and after splitting (with more vCPUs than cores they also take CPU time from the splitter)',
     shownDefault: 'off',
   },
   {

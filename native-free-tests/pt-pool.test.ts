@@ -68,7 +68,7 @@ test('a double free and a free of an unallocated table are invariant violations'
   vm.detach();
 });
 
-test('freeAfterGracePeriod poisons at once; the table is reused only after a grace period, zeroed', (t) => {
+test('freeAfterGracePeriod keeps the table intact for readers, then poisons it; reused only after a grace period, zeroed', (t) => {
   const shared = createVm(config({ poolTables: 8 }));
   const vm = attachVm(shared, 0);
   const other = attachVm(shared, 1); // a second reader (same thread is fine: we never block on it)
@@ -79,18 +79,19 @@ test('freeAfterGracePeriod poisons at once; the table is reused only after a gra
 
   other.rcu.readLock(); // a walker that may still hold a pointer into `victim`
   vm.pool.freeAfterGracePeriod(victim, vm.rcu);
-  t.true(tableIs(vm.spt, victim, POISON_SPTE), 'all 512 SPTEs poisoned immediately');
+  t.true(tableIs(vm.spt, victim, 0x1234n), 'readers inside their section still see the old entries');
   t.is(vm.pool.stateOf(victim), TS_RCU_WAIT);
   t.like(vm.pool.accounting(), { rcuWaiting: 1, free: 0 });
   t.is(vm.pool.allocRaw(), -1, 'not reusable while its grace period is pending');
   t.false(vm.rcu.synchronize(50), 'the grace period cannot end while the reader is inside');
   vm.rcu.pollCallbacks();
   t.is(vm.pool.allocRaw(), -1, 'still not reusable');
-  t.true(tableIs(vm.spt, victim, POISON_SPTE), 'the reader still sees poison, not a new owner\'s data');
+  t.true(tableIs(vm.spt, victim, 0x1234n), 'the reader still sees the old entries, not poison or a new owner\'s data');
 
   other.rcu.readUnlock();
   t.true(vm.rcu.synchronize(5_000));
   t.is(vm.pool.stateOf(victim), TS_FREE);
+  t.true(tableIs(vm.spt, victim, POISON_SPTE), 'poisoned once its grace period ended');
   t.like(vm.pool.accounting(), { rcuWaiting: 0, free: 1 });
   const again = vm.pool.allocRaw();
   t.is(again, victim);

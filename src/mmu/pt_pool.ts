@@ -221,12 +221,15 @@ export class PtPool {
    */
   freeAfterGracePeriod(t: number, rcu: RcuReader): void {
     this.#transition(t, TS_IN_USE, TS_RCU_WAIT | TS_DIRTY, 'freeAfterGracePeriod');
-    this.spt.fill(POISON_SPTE, t * PT_ENTRIES, (t + 1) * PT_ENTRIES);
     Atomics.sub(this.#ctrl, this.#base + POOL_IN_USE, 1);
     Atomics.add(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
     if (this.unsafeFreeWithoutGracePeriod) {
       this.#finishRcuFree(t);
     } else {
+      // The table stays intact until the grace period ends: a walker that loaded the parent
+      // pointer before the unlink may still read it legitimately (KVM's walkers see the FROZEN
+      // children and retry). Poisoning happens in the callback, when no such walker can remain,
+      // so any later read of poison is a true use-after-free.
       rcu.callRcu(() => this.#finishRcuFree(t));
     }
   }
@@ -307,6 +310,9 @@ export class PtPool {
   }
 
   #finishRcuFree(t: number): void {
+    // Poison first, then publish on the free list (the push's CAS orders these stores before any
+    // allocRaw() that pops t): from here on, a walker reading t holds a dangling pointer.
+    this.spt.fill(POISON_SPTE, t * PT_ENTRIES, (t + 1) * PT_ENTRIES);
     this.#transition(t, TS_RCU_WAIT | TS_DIRTY, TS_FREE | TS_DIRTY, 'RCU free callback');
     Atomics.sub(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
     this.#push(t);

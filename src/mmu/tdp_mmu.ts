@@ -59,32 +59,20 @@ function hasVolatileBits(spte: bigint): boolean {
 }
 
 /**
- * Free a table that walkers may still hold (it has just been unlinked), after a grace period.
- *
- * Ordering note: PtPool.freeAfterGracePeriod poisons the table at once. A walker that loaded the
- * parent pointer before the unlink may legitimately still read the table until the grace period
- * ends (in KVM it reads FROZEN children and retries), so poisoning at once would report false
- * use-after-frees. We therefore defer the whole freeAfterGracePeriod call by one grace period:
- * after it, no legitimate reader remains, the poison marks the table as dead, and the pool waits
- * another grace period before reuse (harmless, only later). The unsafe control skips both waits,
- * so stale walkers read poison or a reused table, which is what the stress test must catch.
+ * Free a table that walkers may still hold (it has just been unlinked): call_rcu freeing. The pool
+ * keeps the table intact until the grace period ends, then poisons it and makes it reusable; the
+ * unsafe control (pool.unsafeFreeWithoutGracePeriod) poisons and frees at once, so stale walkers
+ * read poison or a reused table, which is what the stress test must catch.
  */
 export function freeTableAfterGracePeriod(vm: Vm, table: number): void {
   vm.stats.add(WORKER_STAT_ZAPPED_TABLES, 1);
-  if (vm.pool.unsafeFreeWithoutGracePeriod) {
-    vm.pool.freeAfterGracePeriod(table, vm.rcu);
-    return;
-  }
-  const pool = vm.pool;
-  const rcu = vm.rcu;
-  rcu.callRcu(() => pool.freeAfterGracePeriod(table, rcu));
+  vm.pool.freeAfterGracePeriod(table, vm.rcu);
 }
 
 /**
  * Let this thread's deferred table frees finish: wait out grace periods (rcu.synchronize) and run
- * the ripe callbacks until none is left (a table freed by freeTableAfterGracePeriod needs two
- * grace periods, and a synchronize() that shares a grace period already in progress may ripen
- * only the older callbacks), bounded by `maxRounds`. Nothing else drives grace periods for us
+ * the ripe callbacks until none is left (a synchronize() that shares a grace period already in
+ * progress may ripen only the older callbacks), bounded by `maxRounds`. Nothing else drives grace periods for us
  * (there is no RCU kthread), so a thread that frees tables must call this now and then, outside
  * RCU and mmu_lock. Returns the callbacks still pending.
  */

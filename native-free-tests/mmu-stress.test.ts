@@ -45,25 +45,7 @@ interface Outcome {
   readonly workerErrors: string[];
 }
 
-/**
- * Node 20's require(esm) sometimes fails to load a worker module that piscina first tries to
- * require() and then import()s ("Unexpected status of a module that is imported again after being
- * required", ERR_INTERNAL_ASSERTION; nodejs/node#55500, fixed by #55502 in later releases). It
- * happens before any of our code runs, so that one failure is retried once with a fresh VM;
- * anything else fails the test.
- */
 async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe: boolean): Promise<Outcome> {
-  try {
-    return await stressOnce(levels, backingLevel, pages, unsafe);
-  } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
-    if (e.code !== 'ERR_INTERNAL_ASSERTION' || !String(e.message).includes('imported again after being required')) throw err;
-    console.warn('mmu-stress: retrying after the Node require(esm) worker-load bug (nodejs/node#55500)');
-    return await stressOnce(levels, backingLevel, pages, unsafe);
-  }
-}
-
-async function stressOnce(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe: boolean): Promise<Outcome> {
   const roles: Role[] = ['splitter', 'zapper', 'harvester', 'reader', ...new Array<Role>(VCPUS).fill('vcpu')];
   const memslots = layoutMemslots(pages, 1);
   const config: VmConfig = {

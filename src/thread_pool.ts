@@ -44,6 +44,12 @@ export class TaskPool {
       concurrentTasksPerWorker: 1,
       maxQueue: 'auto',
       env: env !== undefined ? { ...process.env, ...env } : process.env,
+      // piscina loads a task file with require() first and falls back to import(). Under Node 20's
+      // require(esm) that occasionally trips "imported again after being required"
+      // (ERR_INTERNAL_ASSERTION, nodejs/node#55500) when one worker loads several of our ESM task
+      // files. With require(esm) off in the workers, require() fails fast (ERR_REQUIRE_ESM) and
+      // every file is loaded by import() alone.
+      execArgv: [...process.execArgv, '--no-experimental-require-module'],
     });
   }
 

@@ -5,7 +5,7 @@
  * what the splitter did, RCU, page statistics, and the invariant checker's verdict.
  */
 import { formatBytes, formatSize } from './options.js';
-import type { LatencySummary, PhaseReport, Report } from './report_model.js';
+import type { LatencySummary, PhaseReport, Report, SplitCounters } from './report_model.js';
 
 /** The selftest's `%ld.%.9lds`: whole seconds, a dot, nine digits of nanoseconds, then "s". */
 export function formatSelftestSeconds(seconds: number): string {
@@ -146,17 +146,6 @@ function splitterLines(r: Report): string[] {
   const kv: [string, string][] = [
     ['huge pages split', `${formatCount(s.hugePagesSplit)} (2M->4K ${formatCount(s.splits2mTo4k)}, 1G->2M ${formatCount(s.splits1gTo2m)}; by the splitter ${formatCount(s.splitterHugePagesSplit)}, on vCPU faults ${formatCount(s.splitByVcpus)})`],
     [
-      'tables allocated',
-      `${formatCount(s.tablesAllocated)} (from cache ${formatCount(s.allocFromCache)}, nowait ${formatCount(s.allocNowait)}, ` +
-        `blocking ${formatCount(s.allocBlocking)}, failed ${formatCount(s.allocFailures)}; under mmu_lock ${formatCount(s.allocUnderLock)}; ` +
-        `leftovers freed ${formatCount(s.leftoverFreed)})`,
-    ],
-    ['lock drops (alloc)', formatCount(s.lockDrops)],
-    ['walk restarts', formatCount(s.restarts)],
-    ['SPTE reads', formatCount(s.spteReads)],
-    ['yields (cond_resched)', formatCount(s.yields)],
-    ['split ENOMEM', formatCount(s.splitEnomem)],
-    [
       'splitter split time',
       `${s.splitterSplitSeconds.toFixed(6)} s in the split walk for ${formatCount(s.sptes4kProduced)} 4K SPTEs ` +
         `(the ops that split took ${s.splitterOpSeconds.toFixed(6)} s)`,
@@ -170,7 +159,31 @@ function splitterLines(r: Report): string[] {
         `max ${formatNs(s.splitterWriteHoldNs.max)})`,
     ],
   ];
-  return kvLines(kv);
+  return [...kvLines(kv.slice(0, 1)), ...counterTable(r), ...kvLines(kv.slice(1))];
+}
+
+/** Allocation paths and walk counters: every thread, and the splitter alone. */
+function counterTable(r: Report): string[] {
+  const all = r.split;
+  const sp = r.split.splitter;
+  const rows: [string, keyof SplitCounters][] = [
+    ['tables installed', 'tablesAllocated'],
+    ['  alloc from a cache', 'allocFromCache'],
+    ['  alloc nowait', 'allocNowait'],
+    ['  alloc blocking', 'allocBlocking'],
+    ['  alloc failed', 'allocFailures'],
+    ['  alloc under mmu_lock', 'allocUnderLock'],
+    ['  cache leftovers freed', 'leftoverFreed'],
+    ['lock drops (to allocate)', 'lockDrops'],
+    ['walk restarts', 'restarts'],
+    ['SPTE reads', 'spteReads'],
+    ['yields (cond_resched)', 'yields'],
+    ['split ENOMEM', 'splitEnomem'],
+  ];
+  return table(
+    ['counter', 'all threads', 'splitter'],
+    rows.map(([label, k]) => [label, formatCount(all[k]), formatCount(sp[k])]),
+  );
 }
 
 /** Where the enable and CLEAR ops spent their time. */

@@ -339,6 +339,7 @@ export function buildReport(input: BuildInput): Report {
       splits2mTo4k: splits2m,
       splits1gTo2m: splits1g,
       splitterHugePagesSplit: splitterSplits,
+      splitter: counters(input.phases.at(-1)?.splitterStats ?? {}, input.baseline.splitterStats),
       splitterSplitSeconds,
       splitterOpSeconds,
       sptes4kProduced: sptes4k,

@@ -134,6 +134,8 @@ export interface SplitReport extends SplitCounters {
   readonly splits1gTo2m: number;
   /** Splits the splitter's walk made (its WORKER_STAT_HUGE_PAGES_SPLIT). */
   readonly splitterHugePagesSplit: number;
+  /** The same counters for the splitter thread alone (the totals include vCPU faults and cache top-ups). */
+  readonly splitter: SplitCounters;
   /** Seconds the splitter spent in the split walk (lock drops and re-walks included). */
   readonly splitterSplitSeconds: number;
   /** Whole duration of the ops in which it split (enable, or the CLEARs), wrprot included. */

@@ -473,7 +473,9 @@ class EmulationRun {
     const vm = this.#vm;
     if (c === undefined || vm === undefined) return 0;
     const s = vm.sumStats();
-    return c.totalProgress() + (s['spteReads'] ?? 0) + (s['accesses'] ?? 0) + (s['hugePagesSplit'] ?? 0) + (s['tablesAllocated'] ?? 0);
+    let work = c.totalProgress();
+    for (const k of ['spteReads', 'accesses', 'hugePagesSplit', 'tablesAllocated', 'allocBlocking', 'allocNowait', 'lockDrops', 'yields']) work += s[k] ?? 0;
+    return work;
   }
 
   #stuckError(idleMs: number): EmulatorError {

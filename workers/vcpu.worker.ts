@@ -72,7 +72,8 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
     vm = attachVm(task.vm, task.workerId);
     return new VcpuThread(task, vm, ctl).run();
   } catch (err) {
-    // Wake the main thread's waits so it sees the failure at once (piscina reports the error).
+    // The task rejects: TaskPool fails the whole run at once with this error (messages.ts says
+    // why the code travels in the message).
     throw workerError(label, err);
   } finally {
     Atomics.store(ctl.i32, ctl.slot(task.vcpuId, SLOT_STATE), WSTATE_EXITED);

@@ -18,6 +18,7 @@
 import type { Vm } from '../vm.js';
 import { invalidArg } from '../errors.js';
 import type { SplitAllocDesign } from './split_alloc.js';
+import { splitLockShared } from './split_alloc_designs.js';
 import type { ReschedOptions } from './mmu_resched.js';
 import { splitHugePagesYieldSafe } from './tdp_mmu_split.js';
 import type { SplitResult } from './tdp_mmu_split.js';
@@ -92,14 +93,18 @@ export function enableDirtyLogging(vm: Vm, slot: number, opts: EnableDirtyLogOpt
   let splitMs = 0;
   if (opts.eagerSplit) {
     const s0 = performance.now();
-    vm.mmuLock.readLock();
+    // x86 splits here under the read lock; a design may insist on the write lock (arm64's chunked cache).
+    const shared = splitLockShared(opts.design, true);
+    if (shared) vm.mmuLock.readLock();
+    else vm.mmuLock.writeLock();
     split = splitHugePagesYieldSafe(vm, start, end, {
-      shared: true,
+      shared,
       design: opts.design,
       targetLevel: opts.targetLevel ?? PG_LEVEL_4K,
       ...reschedOf(opts),
     });
-    vm.mmuLock.readUnlock();
+    if (shared) vm.mmuLock.readUnlock();
+    else vm.mmuLock.writeUnlock();
     splitMs = performance.now() - s0;
   }
   const w0 = performance.now();

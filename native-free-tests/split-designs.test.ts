@@ -25,6 +25,7 @@ import type { SplitResult } from '../src/mmu/tdp_mmu_split.js';
 import { createSplitAllocDesign, splitAllocDesignImplNames } from '../src/mmu/split_alloc.js';
 import type { SplitAllocDesign, SplitAllocParams, SplitCtx } from '../src/mmu/split_alloc.js';
 import {
+  endSplitIoctl,
   releaseSplitAllocDesign,
   SPLIT_ALLOC_DESIGN_ORDER,
   splitIsEager,
@@ -432,4 +433,20 @@ test('restart reads: each allocation restart re-reads 1 + 2 x (levels - 2) SPTEs
     const nowait = measureRestartReads({ design: 'nowait-retry', levels, backingLevel: 2, pages: 32 * 512 });
     t.is(nowait.extraReads, 0);
   }
+});
+
+test('cache carries over between the split calls of one ioctl (one per CLEAR word) and frees leftovers at its end', (t) => {
+  const g = mappedGuest({ hugePages: T });
+  const design = designOf(g, 'cache', { cacheCapacity: 40 });
+  g.vm.mmuLock.writeLock();
+  // One call per 2M page, as CLEAR_DIRTY_LOG's per-word calls reach each huge page.
+  let drops = 0;
+  for (let i = 0; i < T; i++) {
+    drops += splitHugePagesYieldSafe(g.vm, BASE + i * 512, BASE + i * 512 + 64, { shared: false, design, reschedMs: Infinity }).lockDrops;
+  }
+  g.vm.mmuLock.writeUnlock();
+  t.is(drops, 1, 'one refill serves all the calls');
+  t.is(endSplitIoctl(design), 40 - T);
+  t.is(g.vm.workerStats(0)['leftoverFreed'], 40 - T);
+  assertInvariants(t, g.vm);
 });

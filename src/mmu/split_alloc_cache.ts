@@ -8,8 +8,12 @@
  *   2. top up with min = 1, as the RFC did: fill toward capacity, succeed if at least one table came;
  *   3. retake the lock and RCU; the walk restarts at the root (everything above may have changed);
  *   4. pop one table for the huge SPTE found there.
- * After the walk the leftovers are freed (the RFC tore its caches down after every memslot split:
- * Sean's "pile of unused objects it needs to free"), counted as WORKER_STAT_LEFTOVER_FREED.
+ * The leftovers are freed when the ioctl's split work ends (endIoctl: the RFC tore its caches down
+ * after every memslot split, Sean's "pile of unused objects it needs to free"), counted as
+ * WORKER_STAT_LEFTOVER_FREED. Within one ioctl the cache carries over between split calls: the
+ * enable path makes one call per memslot, but CLEAR_DIRTY_LOG makes one per 64-page bitmap word,
+ * and refilling 40 tables to use one per word would only measure waste (the shadow-MMU series made
+ * the same choice: "Re-use split cache across calls to CLEAR_DIRTY_LOG").
  *
  * Counting rule (what the tests check): with T tables needed, capacity C and no failures,
  * refills = lock drops = restarts-to-allocate = ceil(T / C), and leftovers = refills * C - T.
@@ -55,7 +59,15 @@ export class CacheSplitDesign implements SplitAllocDesign {
   end(ctx: SplitCtx, leftover: number): void {
     // A table popped but not used (nothing left to split after the restart) was never published.
     if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
-    this.cache.freeAll();
+  }
+
+  /** The ioctl's split work is over: free the leftovers (call without mmu_lock). */
+  endIoctl(): number {
+    return this.cache.freeAll();
+  }
+
+  release(): number {
+    return this.cache.freeAll();
   }
 }
 

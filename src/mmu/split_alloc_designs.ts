@@ -16,8 +16,10 @@
  *   lazy                 eager_page_split=N  none: vCPU write faults split        -
  *
  * Lifecycle (for the splitter thread): create ONE instance per thread with createSplitAllocDesign
- * (designs with caches keep per-thread state), reuse it for every split call of the run, and call
- * releaseSplitAllocDesign when dirty logging is disabled or the thread exits.
+ * (designs with caches keep per-thread state), reuse it for every split call of the run, call
+ * endSplitIoctl after each ioctl's split calls (the RFC cache frees its leftovers there) and
+ * releaseSplitAllocDesign when dirty logging is disabled or the thread exits (arm64's chunked
+ * cache lives that long).
  */
 import { createCacheDesign } from './split_alloc_cache.js';
 import { createChunkedCacheDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M } from './split_alloc_chunked.js';
@@ -33,7 +35,9 @@ export interface SplitAllocDesignTraits {
   readonly lockMode?: 'caller' | 'write';
   /** false: no eager splitting at all (lazy). Default true. */
   readonly eager?: boolean;
-  /** Free state kept across calls (a persistent cache); returns the tables freed. */
+  /** The ioctl (enable, one CLEAR_DIRTY_LOG) finished its split calls: free per-ioctl state. */
+  endIoctl?(): number;
+  /** The memslot changed (dirty logging disabled) or the thread exits: free everything kept. */
   release?(): number;
 }
 
@@ -53,7 +57,12 @@ export function splitIsEager(design: SplitAllocDesign): boolean {
   return (design as WithTraits).eager !== false;
 }
 
-/** Free whatever the design keeps between split calls (call with mmu_lock NOT held). */
+/** End of one ioctl's split calls (enable, or one whole CLEAR_DIRTY_LOG); mmu_lock NOT held. Returns tables freed. */
+export function endSplitIoctl(design: SplitAllocDesign): number {
+  return (design as WithTraits).endIoctl?.() ?? 0;
+}
+
+/** Free whatever the design keeps between ioctls (memslot change, thread exit); mmu_lock NOT held. */
 export function releaseSplitAllocDesign(design: SplitAllocDesign): number {
   return (design as WithTraits).release?.() ?? 0;
 }

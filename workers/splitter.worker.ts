@@ -58,7 +58,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   const i32 = ctl.i32;
   const stateIdx = ctl.slot(ctl.splitterSlot, SLOT_STATE);
   const progressIdx = ctl.slot(ctl.splitterSlot, SLOT_PROGRESS);
-  const mode: DirtyLogMode = { manualProtect: task.manualProtect, eagerSplit: task.eagerSplit, splitAlloc: task.splitAlloc };
+  const mode: DirtyLogMode = { manualProtect: task.manualProtect, eagerSplit: task.eagerSplit, splitAlloc: task.splitAlloc, split: task.split };
   // GET_DIRTY_LOG's user buffers, one per memslot (the selftest's bitmaps[i]).
   const bitmaps = newDirtyBitmaps(vm);
   const samples: SplitterOpSample[] = [];

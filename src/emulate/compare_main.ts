@@ -139,3 +139,23 @@ function banner(cfg: RunConfig, runs: number, compare: boolean): string {
     `pressure ${o.pressure}${o.steady ? `, steady workload (${o.steadySeconds} s windows)` : ''}`
   );
 }
+
+/** From main.ts: runManyMain on the process's streams, Ctrl-C (SIGINT/SIGTERM) stopping the current run. */
+export async function runManyFromCli(raw: RawValues, debug: boolean): Promise<number> {
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    // A second Ctrl-C does not wait for the workers to stop.
+    if (interrupts > 1) process.exit(signalExitCode('SIGINT'));
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await runManyMain(raw, { stdout: process.stdout, stderr: process.stderr, signal: abort.signal, debug });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -18,6 +18,10 @@ import { Progress } from './progress.js';
 import { formatReport } from './report.js';
 import { checkJsonPath, writeJsonReport } from './report_json.js';
 import { runEmulation } from './run.js';
+import { runManyFromCli, wantsManyRuns } from './compare_main.js';
+import { compareRow } from './compare.js';
+import { checkCsvPath, compareCsv, writeCsv } from './csv.js';
+import type { RawValues } from './options.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -31,15 +35,18 @@ function fail(message: string): void {
 }
 
 /** Options and geometry, or an exit code for bad input. */
-function configure(argv: readonly string[]): RunConfig | number {
+function configure(argv: readonly string[]): RunConfig | number | { readonly many: RawValues } {
   try {
     const cmd = parseCommandLine(argv);
     if (cmd.kind === 'help') {
       process.stdout.write(`${helpText()}\n`);
       return EXIT_OK;
     }
+    // --compare and comma lists: many runs and the compare table (compare_main.ts).
+    if (wantsManyRuns(cmd.raw)) return { many: cmd.raw };
     const options = resolveOptions(cmd.raw);
     if (options.json !== undefined) checkJsonPath(options.json);
+    if (options.csv !== undefined) checkCsvPath(options.csv);
     let faultInject;
     try {
       faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);
@@ -71,6 +78,7 @@ function banner(cfg: RunConfig): string {
 async function main(argv: readonly string[]): Promise<number> {
   const configured = configure(argv);
   if (typeof configured === 'number') return configured;
+  if ('many' in configured) return runManyFromCli(configured.many, debug);
   const cfg = configured;
   const o = cfg.options;
   if (!o.quiet) process.stdout.write(`${banner(cfg)}\n`);
@@ -92,6 +100,7 @@ async function main(argv: readonly string[]): Promise<number> {
     progress.stop();
     process.stdout.write(`${formatReport(report)}\n`);
     if (o.json !== undefined) writeJsonReport(o.json, report);
+    if (o.csv !== undefined) writeCsv(o.csv, compareCsv([{ report, row: compareRow(report) }]));
     if (!report.invariants.ok) {
       fail(`invariant checker found ${report.invariants.violationCount} violation(s)`);
       return EXIT_FAILED;

@@ -58,7 +58,17 @@ export interface SplitterTask {
   readonly eagerSplit: boolean;
   /** A name from split_designs.ts. */
   readonly splitAlloc: string;
+  /** The designs' knobs and tdp_mmu_iter_cond_resched's (issue 5): see options.ts. */
+  readonly split: SplitTuning;
   readonly faultInject: FaultInjection | null;
+}
+
+/** How the splitter runs the split walk: design parameters and cond_resched. */
+export interface SplitTuning {
+  readonly cacheCapacity: number;
+  readonly chunkPages: number;
+  readonly reschedMs: number;
+  readonly yieldOnContention: boolean;
 }
 
 /** Histograms (ns) a worker recorded in one phase, by name: faultFast, faultSlow, readWait, ... */

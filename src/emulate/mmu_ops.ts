@@ -8,10 +8,11 @@ import type { AccessResult } from '../mmu/guest_access.js';
 import { clearDirtyLog, disableDirtyLogging, enableDirtyLogging, getDirtyLog } from '../mmu/dirty_log.js';
 import { checkInvariants } from '../mmu/invariants.js';
 import { createSplitAllocDesign } from '../mmu/split_alloc.js';
+import { endSplitIoctl, releaseSplitAllocDesign } from '../mmu/split_alloc_designs.js';
 import type { SplitAllocDesign } from '../mmu/split_alloc.js';
 import { invalidOption } from '../errors.js';
 import type { Vm } from '../vm.js';
-import type { InvariantVerdict } from './messages.js';
+import type { InvariantVerdict, SplitTuning } from './messages.js';
 
 export type { AccessResult };
 
@@ -29,15 +30,17 @@ export interface DirtyLogMode {
   readonly manualProtect: boolean;
   readonly eagerSplit: boolean;
   readonly splitAlloc: string;
+  /** Design knobs and cond_resched (issue 5); the designs' defaults when absent. */
+  readonly split?: SplitTuning;
 }
 
 /** One design instance per thread and name (designs with caches keep per-thread state). */
 const designs = new Map<string, SplitAllocDesign>();
 
-function designFor(vm: Vm, name: string): SplitAllocDesign {
+function designFor(vm: Vm, name: string, tuning: SplitTuning | undefined): SplitAllocDesign {
   let d = designs.get(name);
   if (d === undefined) {
-    d = createSplitAllocDesign(name, vm);
+    d = createSplitAllocDesign(name, vm, tuning === undefined ? {} : { cacheCapacity: tuning.cacheCapacity, chunkPages: tuning.chunkPages });
     if (d === undefined) throw invalidOption('--split-alloc', `no implementation of design ${JSON.stringify(name)}`);
     designs.set(name, d);
   }
@@ -51,13 +54,19 @@ export interface OpBreakdown {
 }
 
 /** KVM_SET_USER_MEMORY_REGION with KVM_MEM_LOG_DIRTY_PAGES, on every memslot. */
+/** The split walk's cond_resched options from the tuning (ReschedOptions). */
+function reschedOf(mode: DirtyLogMode): { reschedMs?: number; yieldOnContention?: boolean } {
+  return mode.split === undefined ? {} : { reschedMs: mode.split.reschedMs, yieldOnContention: mode.split.yieldOnContention };
+}
+
 export function enableAll(vm: Vm, mode: DirtyLogMode): OpBreakdown {
-  const design = designFor(vm, mode.splitAlloc);
+  const design = designFor(vm, mode.splitAlloc, mode.split);
   const out = { splitMs: 0, wrprotMs: 0 };
   for (let slot = 0; slot < vm.config.memslots.length; slot++) {
-    const r = enableDirtyLogging(vm, slot, { initiallySet: mode.manualProtect, eagerSplit: mode.eagerSplit, design });
+    const r = enableDirtyLogging(vm, slot, { initiallySet: mode.manualProtect, eagerSplit: mode.eagerSplit, design, ...reschedOf(mode) });
     out.splitMs += r.splitMs;
     out.wrprotMs += r.wrprotMs;
+    endSplitIoctl(design); // one ioctl per memslot
   }
   return out;
 }
@@ -81,13 +90,14 @@ export function getAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[
  * bitmap GET returned, as the selftest does.
  */
 export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): OpBreakdown {
-  const design = designFor(vm, mode.splitAlloc);
+  const design = designFor(vm, mode.splitAlloc, mode.split);
   const out = { splitMs: 0, wrprotMs: 0 };
   for (let slot = 0; slot < vm.config.memslots.length; slot++) {
     // The mask covers the slot's pages rounded up to 64 (the ioctl's u64 granularity).
     const words = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
-    const r = clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design });
+    const r = clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design, ...reschedOf(mode) });
     out.splitMs += r.splitMs;
+    endSplitIoctl(design); // one ioctl per memslot
   }
   return out;
 }
@@ -95,6 +105,8 @@ export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Arra
 /** Clear KVM_MEM_LOG_DIRTY_PAGES on every memslot (recovering huge pages). */
 export function disableAll(vm: Vm): void {
   for (let slot = 0; slot < vm.config.memslots.length; slot++) disableDirtyLogging(vm, slot);
+  // The memslot changed: designs that keep a cache across CLEARs (arm64's chunked cache) free it now.
+  for (const d of designs.values()) releaseSplitAllocDesign(d);
 }
 
 /** The invariant checker (everything quiescent), reduced to plain data (the list is capped). */

@@ -15,6 +15,10 @@
 import { parseArgs } from 'node:util';
 import { EmulatorError, invalidOption } from '../errors.js';
 import { splitAllocDesignInfo, splitAllocDesignNames } from './split_designs.js';
+import { chunkSizeToPages } from '../mmu/split_alloc_designs.js';
+import { CHUNK_PAGES_1G } from '../mmu/split_alloc_chunked.js';
+import { DEFAULT_CACHE_CAPACITY } from '../mmu/mmu_cache.js';
+import { DEFAULT_RESCHED_MS } from '../mmu/mmu_resched.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
 
@@ -40,6 +44,9 @@ export const LIMITS = Object.freeze({
   maxGuestBytes: 2 ** 52,
   maxWatchdogSeconds: 86_400,
   maxSteadySeconds: 3_600,
+  /** A cache bigger than the pool's splitter slack (1026 tables) only fails its top-ups. */
+  maxCacheCapacity: 1026,
+  maxReschedMs: 60_000,
 });
 
 /** Everything one emulation run needs from the command line (single values; sweeps expand lists). */
@@ -69,6 +76,19 @@ export interface EmulateOptions {
   readonly steadySeconds: number;
   /** Seconds without progress before the watchdog declares a phase stuck; 0 disables it. */
   readonly watchdogSeconds: number;
+  // --- issue 5: the split allocation designs' knobs, compare and sweeps ---
+  /** Capacity of the `cache` design's kvm_mmu_memory_cache (tables). */
+  readonly cacheCapacity: number;
+  /** `chunked-cache`'s chunk, in 4K pages (2M = 512, 1G = 262144). */
+  readonly chunkPages: number;
+  /** need_resched(): the splitter yields mmu_lock after holding it this long (ms). */
+  readonly reschedMs: number;
+  /** rwlock_needbreak() (preemptible kernels): also yield when someone queues on mmu_lock. */
+  readonly yieldOnContention: boolean;
+  /** --compare: run every design (or the --split-alloc list) and print them side by side. */
+  readonly compare: boolean;
+  /** Also write one CSV row per run here. */
+  readonly csv: string | undefined;
 }
 
 /**
@@ -98,6 +118,12 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   steady: false,
   steadySeconds: 1,
   watchdogSeconds: 60,
+  cacheCapacity: DEFAULT_CACHE_CAPACITY,
+  chunkPages: CHUNK_PAGES_1G,
+  reschedMs: DEFAULT_RESCHED_MS,
+  yieldOnContention: false,
+  compare: false,
+  csv: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -203,6 +229,22 @@ function parsePressureName(label: string, raw: string): string {
   return s;
 }
 
+/** --chunk-size: a size arm64 accepts as KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE above the page size (2M or 1G), in 4K pages. */
+function parseChunkSize(label: string, raw: string): number {
+  const pages = chunkSizeToPages(parseSize(label, raw));
+  if (pages === undefined) throw invalidOption(label, `must be 2M or 1G (a block size), got ${raw}`);
+  return pages;
+}
+
+/** A non-negative number of milliseconds (fractions allowed). */
+function parseMs(label: string, raw: string, max: number): number {
+  const s = raw.trim();
+  if (!/^\d+(?:\.\d+)?$/.test(s)) throw invalidOption(label, `expected a number of milliseconds, got ${JSON.stringify(raw)}`);
+  const n = Number(s);
+  if (n > max) throw invalidOption(label, `must be at most ${max} ms, got ${raw}`);
+  return n;
+}
+
 function parseJsonPath(label: string, raw: string): string {
   if (raw.trim() === '') throw invalidOption(label, 'expected a file name');
   return raw;
@@ -263,8 +305,49 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { long: 'seed', short: 'r', type: 'string', arg: 'N', help: 'random seed (access order, write choice, allocator pressure)', shownDefault: `${DEFAULTS.seed}` },
   { long: 'levels', type: 'string', arg: '4|5', help: 'TDP paging levels (4-level or 5-level root)', shownDefault: `${DEFAULTS.levels}` },
   { long: 'eager-split', type: 'string', arg: 'on|off', help: 'eager page splitting (kvm.eager_page_split); off = split on write fault', shownDefault: 'on' },
-  { long: 'split-alloc', type: 'string', arg: 'DESIGN', help: 'page-table allocation design of the split walk', shownDefault: DEFAULTS.splitAlloc },
+  {
+    long: 'split-alloc',
+    type: 'string',
+    arg: 'DESIGN',
+    help: 'page-table allocation design of the split walk (listed below); lazy = --eager-split off',
+    shownDefault: DEFAULTS.splitAlloc,
+  },
   { long: 'pressure', type: 'string', arg: 'PROFILE', help: 'host memory pressure: none, moderate, heavy, or key=value,...', shownDefault: DEFAULTS.pressure },
+  {
+    long: 'cache-capacity',
+    type: 'string',
+    arg: 'N',
+    help: 'tables in the cache design\'s kvm_mmu_memory_cache (KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE)',
+    shownDefault: `${DEFAULTS.cacheCapacity}`,
+  },
+  {
+    long: 'chunk-size',
+    type: 'string',
+    arg: 'SIZE',
+    help: 'chunked-cache\'s chunk (KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE): 2M or 1G; the cache holds ceil(chunk/1G)+ceil(chunk/2M) tables',
+    shownDefault: formatSize(DEFAULTS.chunkPages * GUEST_PAGE_BYTES),
+  },
+  {
+    long: 'resched-ms',
+    type: 'string',
+    arg: 'MS',
+    help: 'need_resched(): the splitter yields mmu_lock (tdp_mmu_iter_cond_resched) after holding it this long',
+    shownDefault: `${DEFAULTS.reschedMs} ms`,
+  },
+  {
+    long: 'yield-on-contention',
+    type: 'boolean',
+    help: 'rwlock_needbreak() as on preemptible kernels: the splitter also yields when someone waits for mmu_lock',
+    shownDefault: 'off',
+  },
+  {
+    long: 'compare',
+    type: 'boolean',
+    help: 'run every design (or the --split-alloc list) one after another on the same configuration and seed, ' +
+      'with the steady workload, and print them side by side with a verdict against drop-always',
+    shownDefault: 'off',
+  },
+  { long: 'csv', type: 'string', arg: 'FILE', help: 'also write one CSV row per run (compare, sweeps, or a single run)', shownDefault: 'none' },
   {
     long: 'steady',
     type: 'boolean',
@@ -315,6 +398,10 @@ export const OPTION_PARSERS = {
   json: (raw: string) => parseJsonPath(flagName('json'), raw),
   steadySeconds: (raw: string) => parseSeconds(flagName('steady-seconds'), raw, LIMITS.maxSteadySeconds),
   watchdogSeconds: (raw: string) => parseSeconds(flagName('watchdog'), raw, LIMITS.maxWatchdogSeconds),
+  cacheCapacity: (raw: string) => parsePositiveInt(flagName('cache-capacity'), raw, LIMITS.maxCacheCapacity),
+  chunkPages: (raw: string) => parseChunkSize(flagName('chunk-size'), raw),
+  reschedMs: (raw: string) => parseMs(flagName('resched-ms'), raw, LIMITS.maxReschedMs),
+  csv: (raw: string) => parseJsonPath(flagName('csv'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -395,14 +482,31 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     steady: raw['steady'] === true,
     steadySeconds: pick('steadySeconds', 'steady-seconds') ?? DEFAULTS.steadySeconds,
     watchdogSeconds: pick('watchdogSeconds', 'watchdog') ?? DEFAULTS.watchdogSeconds,
+    cacheCapacity: pick('cacheCapacity', 'cache-capacity') ?? DEFAULTS.cacheCapacity,
+    chunkPages: pick('chunkPages', 'chunk-size') ?? DEFAULTS.chunkPages,
+    reschedMs: pick('reschedMs', 'resched-ms') ?? DEFAULTS.reschedMs,
+    yieldOnContention: raw['yield-on-contention'] === true,
+    compare: raw['compare'] === true,
+    csv: pick('csv', 'csv') ?? DEFAULTS.csv,
   };
+  // `lazy` is eager splitting off (the split walk never runs); both spellings mean the same run.
+  if (opts.splitAlloc === 'lazy') {
+    if (str('eager-split') !== undefined && opts.eagerSplit) {
+      throw invalidOption(flagName('split-alloc'), 'lazy means eager splitting off; it contradicts --eager-split on');
+    }
+    return Object.freeze({ ...checkSteady(opts, str), eagerSplit: false });
+  }
+  return Object.freeze(checkSteady(opts, str));
+}
+
+function checkSteady(opts: EmulateOptions, str: (k: string) => string | undefined): EmulateOptions {
   if (str('steady-seconds') !== undefined && !opts.steady) {
     throw invalidOption(flagName('steady-seconds'), 'only meaningful with --steady');
   }
   if (opts.steady && opts.steadySeconds <= 0) {
     throw invalidOption(flagName('steady-seconds'), 'must be greater than 0 with --steady');
   }
-  return Object.freeze(opts);
+  return opts;
 }
 
 /** `--help`: every option with its default and units. */
@@ -432,6 +536,9 @@ export function helpText(): string {
       const info = splitAllocDesignInfo(n);
       return `  ${n.padEnd(20)}${info === undefined ? '' : `${info.summary} (${info.origin})`}`;
     }),
+    '',
+    'Comma lists for --split-alloc, --cache-capacity, --levels, --vcpus and --pressure (";" between custom',
+    'pressure specs) run one emulation per combination and print the compare table (--csv for one row each).',
     'Sizes take K, M, G or T suffixes (binary units); a plain number is bytes. Each memslot must be a',
     'whole number of backing pages (2M for THP/hugetlb_2mb, 1G for hugetlb_1gb).',
     'Guests whose page tables would not fit in free memory are refused before anything is allocated.',

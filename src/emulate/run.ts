@@ -204,6 +204,7 @@ class EmulationRun {
       manualProtect: o.manualProtect,
       eagerSplit: o.eagerSplit,
       splitAlloc: o.splitAlloc,
+      split: { cacheCapacity: o.cacheCapacity, chunkPages: o.chunkPages, reschedMs: o.reschedMs, yieldOnContention: o.yieldOnContention },
       faultInject: cfg.faultInject,
     };
     tasks.push(splitterTask);

@@ -7,6 +7,8 @@
  * only adds the one-line summaries --help and the report print.
  */
 import { splitAllocDesignImplNames } from '../mmu/split_alloc.js';
+// Registers issue 5's designs (cache, nowait-retry, chunked-cache, blocking-under-lock, lazy).
+import { SPLIT_ALLOC_DESIGN_SUMMARIES } from '../mmu/split_alloc_designs.js';
 
 export interface SplitAllocDesignInfo {
   /** The --split-alloc value. */
@@ -33,8 +35,4 @@ export function splitAllocDesignInfo(name: string): SplitAllocDesignInfo | undef
   return infos.get(name);
 }
 
-describeSplitAllocDesign({
-  name: 'drop-always',
-  summary: 'drop mmu_lock for every page-table allocation (blocking), retake it, restart the walk at the root',
-  origin: 'Linux 6.11+',
-});
+for (const info of SPLIT_ALLOC_DESIGN_SUMMARIES) describeSplitAllocDesign(info);

@@ -5,6 +5,10 @@
  * the first.
  */
 import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from './_emulate.js';
 import type { LatencySummary, PhaseKind, PhaseReport, Report, SplitCounters } from '../src/emulate/report_model.js';
 import { compareRow, formatCompareTables, labelRows, restartRewalkReads, verdictLines } from '../src/emulate/compare.js';
 import type { CompareRow } from '../src/emulate/compare.js';
@@ -294,4 +298,44 @@ test('CSV: a header and one row per run; fields with commas or quotes are quoted
   t.is(col('fault_during_p99_ns', 1), '10000');
   t.is(col('fault_during_p99_ns', 2), '');
   t.is(col('invariants_ok', 1), 'true');
+});
+
+// ---- end to end ----------------------------------------------------------------------------------
+
+test('end to end: a small sweep prints one table row and one verdict per run and writes one CSV row each', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'compare-test-'));
+  try {
+    const csv = join(dir, 'runs.csv');
+    const r = await runCli(['-v', '1', '-b', '8M', '--split-alloc', 'drop-always,cache', '--levels', '4,5', '--csv', csv, '-q'], { timeoutMs: 60_000 });
+    t.is(r.code, 0, r.stderr);
+    const labels = ['drop-always L=4', 'cache L=4', 'drop-always L=5', 'cache L=5'];
+    for (const l of labels) {
+      const rows = r.stdout.split('\n').filter((line) => line.startsWith(`${l} `));
+      t.is(rows.length, 2, `${l}: one row in each table`);
+      t.is(r.stdout.split('\n').filter((line) => line.startsWith(`${l}: `)).length, 1, `${l}: one verdict`);
+    }
+    t.regex(r.stdout, /^cache L=5: split took [\d.]+ % (longer|shorter) than drop-always/m);
+    const lines = readFileSync(csv, 'utf8').trimEnd().split('\r\n');
+    t.is(lines.length, 1 + labels.length);
+    t.deepEqual(lines.slice(1).map((l) => l.split(',')[1]), labels);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('end to end: bad sweep items and conflicting options exit 2 with one line naming the option', async (t) => {
+  for (const [args, option] of [
+    [['--split-alloc', 'drop-always,bogus'], '--split-alloc'],
+    [['--cache-capacity', '8,0'], '--cache-capacity'],
+    [['--chunk-size', '4M'], '--chunk-size'],
+    [['--split-alloc', 'lazy', '--eager-split', 'on'], '--split-alloc'],
+    [['--compare', '--json', 'x.json'], '--json'],
+  ] as const) {
+    const r = await runCli([...args, '-b', '8M', '-q'], { timeoutMs: 30_000 });
+    t.is(r.code, 2, args.join(' '));
+    const lines = r.stderr.trim().split('\n');
+    t.is(lines.length, 1, r.stderr);
+    t.true(lines[0]!.startsWith(`emulate: ${option}: `), lines[0]);
+    t.is(r.stdout, '', 'nothing ran');
+  }
 });

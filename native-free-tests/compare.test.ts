@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './_emulate.js';
 import type { LatencySummary, PhaseKind, PhaseReport, Report, SplitCounters } from '../src/emulate/report_model.js';
-import { compareRow, formatCompareTables, labelRows, restartRewalkReads, verdictLines } from '../src/emulate/compare.js';
+import { compareRow, formatCompareTables, labelRows, median, medianRow, restartRewalkReads, spreadPct, verdictLines } from '../src/emulate/compare.js';
 import type { CompareRow } from '../src/emulate/compare.js';
 import { expandSweep, runSweep, sweepItems } from '../src/emulate/sweep.js';
 import { compareCsv, CSV_HEADER, csvField, csvLine } from '../src/emulate/csv.js';
@@ -286,7 +286,7 @@ test('CSV: a header and one row per run; fields with commas or quotes are quoted
   t.is(lines.at(-1), '', 'ends with CRLF');
   t.is(lines.length - 1, 1 + specs.length);
   t.is(lines[0], CSV_HEADER.join(','));
-  t.true(lines[1]!.startsWith('1,drop-always,drop-always,2,,anonymous_thp,4,"heavy,watermark=0.1",'), lines[1]);
+  t.true(lines[1]!.startsWith('1,drop-always,1,drop-always,2,,anonymous_thp,4,"heavy,watermark=0.1",'), lines[1]);
   const col = (name: string, line: number): string => {
     // No quoted field contains a comma after the pressure column in these rows: split the tail.
     const head = lines[0]!.split(',');
@@ -338,4 +338,22 @@ test('end to end: bad sweep items and conflicting options exit 2 with one line n
     t.true(lines[0]!.startsWith(`emulate: ${option}: `), lines[0]);
     t.is(r.stdout, '', 'nothing ran');
   }
+});
+
+test('--repeat: medianRow takes medians field by field and the verdict reports the run-to-run spread', (t) => {
+  const drop = [0.1, 0.12, 0.11].map((s, i) => ({ design: 'drop-always', splitSeconds: s, split: 64, restarts: 64, faultP99: [10_000, 11_000, 30_000][i]! }));
+  const cache = [0.2, 0.22, 0.21].map((s) => ({ design: 'cache', splitSeconds: s, split: 64, restarts: 2, faultP99: 10_000 }));
+  const dRows = rowsOf(drop);
+  const m = medianRow(dRows);
+  t.is(m.runs, 3);
+  t.is(m.splitterSeconds, 0.11);
+  t.is(m.faultDuring?.p99, 11_000, 'median, not mean, of the p99s');
+  t.is(Math.round(m.splitSpreadPct!), Math.round(((0.12 - 0.1) / 0.11) * 100));
+  t.is(median([3, 1, 2, 10]), 2.5);
+  t.is(spreadPct([5]), null);
+  const v = verdictLines([m, medianRow(rowsOf(cache))]);
+  t.is(
+    v[1],
+    'cache: split took 90.9 % longer than drop-always (0.2100 s vs 0.1100 s; spread 10 % and 18 %); vCPU fault p99 changed by -9.1% (10.0us vs 11.0us; spread 0 % and 182 %) [medians of 3 runs]',
+  );
 });

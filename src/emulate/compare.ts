@@ -70,6 +70,11 @@ export interface CompareRow {
   readonly splitByVcpus: number;
   readonly splitEnomem: number;
   readonly invariantsOk: boolean;
+  /** Runs this row summarises (medians when > 1; --repeat). */
+  readonly runs: number;
+  /** Run-to-run spread, (max - min) / median in %, of the split time and the vCPU fault p99 (null for one run). */
+  readonly splitSpreadPct: number | null;
+  readonly faultP99SpreadPct: number | null;
 }
 
 /** Reads one restart costs: back to the root, then down to `level` (1 + 2 per level). */
@@ -141,6 +146,71 @@ export function compareRow(r: Report, swept: Readonly<Record<string, string>> = 
     splitByVcpus: r.split.splitByVcpus,
     splitEnomem: r.split.splitEnomem,
     invariantsOk: r.invariants.ok,
+    runs: 1,
+    splitSpreadPct: null,
+    faultP99SpreadPct: null,
+  };
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return Number.NaN;
+  return n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+/** (max - min) / median, in %; null for fewer than two values or a zero median. */
+export function spreadPct(xs: readonly number[]): number | null {
+  if (xs.length < 2) return null;
+  const m = median(xs);
+  return m === 0 ? null : ((Math.max(...xs) - Math.min(...xs)) / m) * 100;
+}
+
+/**
+ * One row from repeats of the same run (--repeat): every number is the median over the runs
+ * (latencies percentile by percentile; a missing value counts only if all are missing), plus the
+ * run-to-run spread of the split time and of the vCPU fault p99.
+ */
+export function medianRow(rows: readonly CompareRow[]): CompareRow {
+  const first = rows[0];
+  if (first === undefined) throw new Error('medianRow: no rows');
+  if (rows.length === 1) return first;
+  const med = (f: (r: CompareRow) => number): number => median(rows.map(f));
+  const medN = (f: (r: CompareRow) => number | null): number | null => {
+    const xs = rows.map(f).filter((x): x is number => x !== null);
+    return xs.length === 0 ? null : median(xs);
+  };
+  const medLat = (f: (r: CompareRow) => LatencyTriple | null): LatencyTriple | null => {
+    const xs = rows.map(f).filter((x): x is LatencyTriple => x !== null);
+    if (xs.length === 0) return null;
+    return { count: median(xs.map((x) => x.count)), p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), max: median(xs.map((x) => x.max)) };
+  };
+  const p99s = rows.map((r) => r.faultDuring?.p99).filter((x): x is number => x !== undefined);
+  return {
+    ...first,
+    enableSeconds: med((r) => r.enableSeconds),
+    firstClearSeconds: medN((r) => r.firstClearSeconds),
+    splitterSeconds: med((r) => r.splitterSeconds),
+    faultBefore: medLat((r) => r.faultBefore),
+    faultDuring: medLat((r) => r.faultDuring),
+    throughputChangePct: medN((r) => r.throughputChangePct),
+    holdP99Ns: medN((r) => r.holdP99Ns),
+    holdMaxNs: medN((r) => r.holdMaxNs),
+    readWaitP99Ns: medN((r) => r.readWaitP99Ns),
+    lockDrops: med((r) => r.lockDrops),
+    restarts: med((r) => r.restarts),
+    yields: med((r) => r.yields),
+    extraReadsPerSplit: medN((r) => r.extraReadsPerSplit),
+    allocUnderLock: med((r) => r.allocUnderLock),
+    allocFailures: med((r) => r.allocFailures),
+    leftoverFreed: med((r) => r.leftoverFreed),
+    splitBySplitter: med((r) => r.splitBySplitter),
+    splitByVcpus: med((r) => r.splitByVcpus),
+    splitEnomem: med((r) => r.splitEnomem),
+    invariantsOk: rows.every((r) => r.invariantsOk),
+    runs: rows.length,
+    splitSpreadPct: spreadPct(rows.map((r) => r.splitterSeconds)),
+    faultP99SpreadPct: spreadPct(p99s),
   };
 }
 
@@ -222,6 +292,11 @@ export function changePct(x: number | null, base: number | null): number | null 
   return (x / base - 1) * 100;
 }
 
+/** "; run-to-run spread 9 % and 6 %" when both rows are medians of repeats. */
+function spreadNote(a: number | null, b: number | null): string {
+  return a === null || b === null ? '' : `; spread ${a.toFixed(0)} % and ${b.toFixed(0)} %`;
+}
+
 /** The key a run is compared within: every swept value except the design. */
 function groupKey(r: CompareRow): string {
   return JSON.stringify(Object.entries(r.swept).filter(([k]) => k !== 'split-alloc').sort());
@@ -243,7 +318,7 @@ export function verdictLines(rows: readonly CompareRow[]): string[] {
     const faultPart =
       p99 === null || baseP99 === null
         ? `vCPU fault p99 not comparable (${p99 === null ? 'no vCPU faults during its split' : formatNs(p99)} vs ${baseP99 === null ? 'none' : formatNs(baseP99)})`
-        : `vCPU fault p99 changed by ${pct(changePct(p99, baseP99))} (${formatNs(p99)} vs ${formatNs(baseP99)})`;
+        : `vCPU fault p99 changed by ${pct(changePct(p99, baseP99))} (${formatNs(p99)} vs ${formatNs(baseP99)}${spreadNote(r.faultP99SpreadPct, base.faultP99SpreadPct)})`;
     if (r.splitBySplitter === 0) {
       return `${r.label}: no eager split (vCPU faults split ${formatCount(r.splitByVcpus)} huge pages); ${faultPart}`;
     }
@@ -251,7 +326,8 @@ export function verdictLines(rows: readonly CompareRow[]): string[] {
     const timePart =
       d === null
         ? `split took ${r.splitterSeconds.toFixed(4)} s (${BASELINE_DESIGN} split nothing)`
-        : `split took ${Math.abs(d).toFixed(1)} % ${d >= 0 ? 'longer' : 'shorter'} than ${BASELINE_DESIGN} (${r.splitterSeconds.toFixed(4)} s vs ${base.splitterSeconds.toFixed(4)} s)`;
-    return `${r.label}: ${timePart}; ${faultPart}`;
+        : `split took ${Math.abs(d).toFixed(1)} % ${d >= 0 ? 'longer' : 'shorter'} than ${BASELINE_DESIGN} (${r.splitterSeconds.toFixed(4)} s vs ${base.splitterSeconds.toFixed(4)} s${spreadNote(r.splitSpreadPct, base.splitSpreadPct)})`;
+    const medians = r.runs > 1 ? ` [medians of ${r.runs} runs]` : '';
+    return `${r.label}: ${timePart}; ${faultPart}${medians}`;
   });
 }

@@ -21,7 +21,7 @@ import { errorCode, EmulatorError, invalidOption } from '../errors.js';
 import { SPLIT_ALLOC_DESIGN_ORDER } from '../mmu/split_alloc_designs.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
-import { compareRow, formatCompareTables, labelRows, verdictLines } from './compare.js';
+import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } from './compare.js';
 import type { CompareRow } from './compare.js';
 import { checkCsvPath, compareCsv, writeCsv } from './csv.js';
 import { formatSize, resolveOptions } from './options.js';
@@ -36,9 +36,9 @@ const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const EXIT_STUCK = 3;
 
-/** Should this command line run many emulations (compare or a sweep)? Throws ERR_INVALID_OPTION on an empty list item. */
+/** Should this command line run many emulations (compare, a sweep, or --repeat)? Throws ERR_INVALID_OPTION on an empty list item. */
 export function wantsManyRuns(raw: RawValues): boolean {
-  return raw['compare'] === true || isSweep(raw);
+  return raw['compare'] === true || isSweep(raw) || (typeof raw['repeat'] === 'string' && raw['repeat'].trim() !== '1');
 }
 
 export interface ManyRunsIo {
@@ -64,11 +64,17 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
   const csv = typeof raw['csv'] === 'string' ? raw['csv'] : undefined;
   let runs;
   let configs: RunConfig[] = [];
+  let repeat = 1;
   try {
     const base = baseRaw(raw);
-    runs = expandSweep(base, raw['compare'] === true ? { compareDesigns: SPLIT_ALLOC_DESIGN_ORDER } : {});
+    const combos = expandSweep(base, raw['compare'] === true ? { compareDesigns: SPLIT_ALLOC_DESIGN_ORDER } : {});
     // Resolve everything now: a bad item exits 2 before the first run.
-    configs = runs.map((r) => resolveRunConfig(resolveOptions(r.raw)));
+    const comboConfigs = combos.map((r) => resolveRunConfig(resolveOptions(r.raw)));
+    repeat = comboConfigs[0]!.options.repeat;
+    // --repeat: every combination once, then again (interleaved, so slow drifts of a shared
+    // machine hit every design alike).
+    runs = Array.from({ length: repeat }, () => combos).flat();
+    configs = Array.from({ length: repeat }, () => comboConfigs).flat();
     if (csv !== undefined) checkCsvPath(csv);
   } catch (err) {
     const code = errorCode(err);
@@ -116,10 +122,17 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
     return code === 'ERR_STUCK' ? EXIT_STUCK : EXIT_FAILED;
   }
   const rows: CompareRow[] = results.map((r, i) => compareRow(r.report, swept[i], labels[i]));
-  io.stdout.write(`${formatCompareTables(rows).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; one run each: differences of a few % are within this machine's run-to-run noise)\n`);
-  io.stdout.write(`${verdictLines(rows).join('\n')}\n`);
+  // One table row per combination: the median of its repeats.
+  const combos = rows.length / repeat;
+  const shown = Array.from({ length: combos }, (_, c) => medianRow(Array.from({ length: repeat }, (_, k) => rows[k * combos + c]!)));
+  const how =
+    repeat > 1
+      ? `medians of ${repeat} runs each, with the run-to-run spread ((max - min) / median) of split time and fault p99`
+      : 'one run each: with --repeat N the verdicts give medians and the run-to-run spread, the measure of noise here';
+  io.stdout.write(`${repeat > 1 ? `Medians of ${repeat} runs per row\n` : ''}${formatCompareTables(shown).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; ${how})\n`);
+  io.stdout.write(`${verdictLines(shown).join('\n')}\n`);
   if (csv !== undefined) {
-    writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]! }))));
+    writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]!, repeat: Math.floor(i / combos) + 1 }))));
     if (!quiet) io.stderr.write(`emulate: wrote ${rows.length} row(s) to ${csv}\n`);
   }
   const bad = results.filter((r) => !r.report.invariants.ok || r.report.dirtyLog.ok === false);

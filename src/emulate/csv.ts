@@ -71,17 +71,18 @@ const METRIC_COLUMNS: readonly [string, (r: CompareRow) => string | number | boo
   ['invariants_ok', (r) => r.invariantsOk],
 ];
 
-export const CSV_HEADER: readonly string[] = ['run', 'label', ...CONFIG_COLUMNS, ...METRIC_COLUMNS.map(([h]) => h)];
+export const CSV_HEADER: readonly string[] = ['run', 'label', 'repeat', ...CONFIG_COLUMNS, ...METRIC_COLUMNS.map(([h]) => h)];
 
 /** The whole CSV text: header plus one row per (report, compare row) pair, in order. */
-export function compareCsv(runs: readonly { readonly report: Report; readonly row: CompareRow }[]): string {
+export function compareCsv(runs: readonly { readonly report: Report; readonly row: CompareRow; readonly repeat?: number }[]): string {
   const lines = [csvLine(CSV_HEADER)];
-  runs.forEach(({ report, row }, i) => {
+  runs.forEach(({ report, row, repeat }, i) => {
     const cfg = report.config;
     lines.push(
       csvLine([
         i + 1,
         row.label,
+        repeat ?? 1,
         ...CONFIG_COLUMNS.map((k) => {
           const v = cfg[k];
           return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : null;

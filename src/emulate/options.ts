@@ -47,6 +47,7 @@ export const LIMITS = Object.freeze({
   /** A cache bigger than the pool's splitter slack (1026 tables) only fails its top-ups. */
   maxCacheCapacity: 1026,
   maxReschedMs: 60_000,
+  maxRepeat: 100,
 });
 
 /** Everything one emulation run needs from the command line (single values; sweeps expand lists). */
@@ -89,6 +90,8 @@ export interface EmulateOptions {
   readonly compare: boolean;
   /** Also write one CSV row per run here. */
   readonly csv: string | undefined;
+  /** Run each compare/sweep combination this many times; the table shows medians. */
+  readonly repeat: number;
 }
 
 /**
@@ -124,6 +127,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   yieldOnContention: false,
   compare: false,
   csv: undefined,
+  repeat: 1,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -349,6 +353,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   },
   { long: 'csv', type: 'string', arg: 'FILE', help: 'also write one CSV row per run (compare, sweeps, or a single run)', shownDefault: 'none' },
   {
+    long: 'repeat',
+    type: 'string',
+    arg: 'N',
+    help: 'run every compare/sweep combination N times (interleaved); the table and verdicts show medians and the run-to-run spread',
+    shownDefault: '1',
+  },
+  {
     long: 'steady',
     type: 'boolean',
     help: 'steady workload: vCPUs run the whole time; report their fault latency and throughput before, ' +
@@ -402,6 +413,7 @@ export const OPTION_PARSERS = {
   chunkPages: (raw: string) => parseChunkSize(flagName('chunk-size'), raw),
   reschedMs: (raw: string) => parseMs(flagName('resched-ms'), raw, LIMITS.maxReschedMs),
   csv: (raw: string) => parseJsonPath(flagName('csv'), raw),
+  repeat: (raw: string) => parsePositiveInt(flagName('repeat'), raw, LIMITS.maxRepeat),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -488,6 +500,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     yieldOnContention: raw['yield-on-contention'] === true,
     compare: raw['compare'] === true,
     csv: pick('csv', 'csv') ?? DEFAULTS.csv,
+    repeat: pick('repeat', 'repeat') ?? DEFAULTS.repeat,
   };
   // `lazy` is eager splitting off (the split walk never runs); both spellings mean the same run.
   if (opts.splitAlloc === 'lazy') {

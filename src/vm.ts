@@ -18,7 +18,7 @@
  * with one more level on top (they all sit under its entry 0), so the same memslots serve both.
  */
 
-import { RwLock } from './atomics-lock/index.js';
+import { DEBUG_MAX_HOLDERS, RwLock } from './atomics-lock/index.js';
 import { RcuDomain } from './rcu/index.js';
 import type { RcuReader } from './rcu/index.js';
 import { EmulatorError, invalidArg } from './errors.js';
@@ -408,7 +408,9 @@ export class Vm {
     this.control = new Int32Array(shared.control);
     this.stats = new WorkerStats(shared.control, layout, workerId);
     this.timing = new WorkerTiming();
-    this.mmuLock = new MmuLock(new RwLock(this.control, layout.mmuLockBase, { holderId: workerId }), this.timing, this.stats);
+    // Debug holder tracking has DEBUG_MAX_HOLDERS ids; past that, workers share ids, which only
+    // weakens the "held by me" assertions (another holder with the same id satisfies them).
+    this.mmuLock = new MmuLock(new RwLock(this.control, layout.mmuLockBase, { holderId: workerId % DEBUG_MAX_HOLDERS }), this.timing, this.stats);
     this.rcu = new RcuDomain(this.control, layout.rcuBase, config.workers).registerReader(workerId);
     this.pool = new PtPool(this.control, layout.poolCtrlBase, shared.spt, shared.poolMeta, {
       unsafeFreeWithoutGracePeriod: config.unsafe?.freeWithoutGracePeriod === true,

@@ -316,7 +316,9 @@ export function verdictLines(rows: readonly CompareRow[]): string[] {
     const p99 = r.faultDuring?.p99 ?? null;
     const baseP99 = base.faultDuring?.p99 ?? null;
     const faultPart =
-      p99 === null || baseP99 === null
+      p99 === null && baseP99 === null
+        ? 'vCPU impact not measured (no vCPU faulted during splitting: --steady or --compare keeps vCPUs running)'
+        : p99 === null || baseP99 === null
         ? `vCPU fault p99 not comparable (${p99 === null ? 'no vCPU faults during its split' : formatNs(p99)} vs ${baseP99 === null ? 'none' : formatNs(baseP99)})`
         : `vCPU fault p99 changed by ${pct(changePct(p99, baseP99))} (${formatNs(p99)} vs ${formatNs(baseP99)}${spreadNote(r.faultP99SpreadPct, base.faultP99SpreadPct)})`;
     if (r.splitBySplitter === 0) {

@@ -3,20 +3,12 @@
  * report.ts prints it as text, report_json.ts writes it as JSON (schema: REPORT_SCHEMA.md).
  * Times in `seconds` are doubles; latencies are integers of nanoseconds.
  */
-import type { Histogram } from '../stats/histogram.js';
+import type { Histogram, Percentiles } from '../stats/histogram.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
-/** Percentiles of a latency histogram, in ns (0 when count is 0). */
-export interface LatencySummary {
-  readonly count: number;
-  readonly p50: number;
-  readonly p90: number;
-  readonly p99: number;
-  readonly p999: number;
-  readonly max: number;
-  readonly mean: number;
-}
+/** Percentiles of a latency histogram, rounded to whole ns (all 0 when count is 0). */
+export type LatencySummary = Percentiles;
 
 export const EMPTY_LATENCY: LatencySummary = Object.freeze({ count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 });
 

@@ -171,8 +171,11 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
 
   design.begin(ctx);
   const chunk = design.chunkPages !== undefined && design.chunkPages > 0 ? design.chunkPages : end - start;
-  for (let c = start; c < end && !enomem; c += chunk) {
-    const cEnd = Math.min(end, c + chunk);
+  // Chunks are cut on the chunk grid (arm64's stage2_range_addr_end), so an unaligned start does
+  // not make one chunk straddle two grid chunks and need more tables than beginChunk provided.
+  const chunkEnd = (c: number): number =>
+    Math.min(end, design.chunkPages !== undefined && design.chunkPages > 0 ? (Math.floor(c / chunk) + 1) * chunk : end);
+  for (let c = start, cEnd = chunkEnd(c); c < end && !enomem; c = cEnd, cEnd = chunkEnd(c)) {
     if (design.beginChunk !== undefined && !design.beginChunk(ctx, c, cEnd)) {
       enomem = true;
       break;

@@ -23,7 +23,8 @@ import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
 import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } from './compare.js';
 import type { CompareRow } from './compare.js';
-import { checkCsvPath, compareCsv, writeCsv } from './csv.js';
+import { compareCsv, writeCsv } from './csv.js';
+import { checkOutputPath } from './output_file.js';
 import { formatSize, resolveOptions } from './options.js';
 import type { RawValues } from './options.js';
 import { Progress } from './progress.js';
@@ -75,7 +76,7 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
     // machine hit every design alike).
     runs = Array.from({ length: repeat }, () => combos).flat();
     configs = Array.from({ length: repeat }, () => comboConfigs).flat();
-    if (csv !== undefined) checkCsvPath(csv);
+    if (csv !== undefined) checkOutputPath('--csv', csv);
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ERR_INVALID_OPTION' || code === 'ERR_TOO_BIG' || code === 'ERR_INVALID_ARG') {

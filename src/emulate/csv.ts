@@ -4,9 +4,7 @@
  * --pressure spec does), CRLF line ends. Numbers are plain (seconds as seconds, latencies in ns,
  * empty when not measured), so spreadsheets and pandas read them without unit parsing.
  */
-import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { invalidOption } from '../errors.js';
+import { writeFileSync } from 'node:fs';
 import type { CompareRow } from './compare.js';
 import type { Report } from './report_model.js';
 
@@ -92,26 +90,6 @@ export function compareCsv(runs: readonly { readonly report: Report; readonly ro
     );
   });
   return `${lines.join('\r\n')}\r\n`;
-}
-
-/** Refuse an unwritable --csv path before any run starts (exit code 2); touches nothing. */
-export function checkCsvPath(file: string): void {
-  if (file.trim() === '') throw invalidOption('--csv', 'expected a file name');
-  const path = resolve(file);
-  const dir = dirname(path);
-  try {
-    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
-    accessSync(dir, constants.W_OK);
-  } catch {
-    throw invalidOption('--csv', `cannot write ${file}: directory ${dir} does not exist or is not writable`);
-  }
-  let isDir = false;
-  try {
-    isDir = statSync(path).isDirectory();
-  } catch {
-    // ENOENT: fine, it will be created.
-  }
-  if (isDir) throw invalidOption('--csv', `${file} is a directory`);
 }
 
 export function writeCsv(file: string, text: string): void {

@@ -16,11 +16,12 @@ import { parseFaultInjection } from './messages.js';
 import { formatBytes, formatSize, helpText, parseCommandLine, resolveOptions } from './options.js';
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
-import { checkJsonPath, writeJsonReport } from './report_json.js';
+import { writeJsonReport } from './report_json.js';
 import { runEmulation } from './run.js';
 import { runManyFromCli, wantsManyRuns } from './compare_main.js';
 import { compareRow } from './compare.js';
-import { checkCsvPath, compareCsv, writeCsv } from './csv.js';
+import { compareCsv, writeCsv } from './csv.js';
+import { checkOutputPath } from './output_file.js';
 import type { RawValues } from './options.js';
 
 export const EXIT_OK = 0;
@@ -45,8 +46,8 @@ function configure(argv: readonly string[]): RunConfig | number | { readonly man
     // --compare and comma lists: many runs and the compare table (compare_main.ts).
     if (wantsManyRuns(cmd.raw)) return { many: cmd.raw };
     const options = resolveOptions(cmd.raw);
-    if (options.json !== undefined) checkJsonPath(options.json);
-    if (options.csv !== undefined) checkCsvPath(options.csv);
+    if (options.json !== undefined) checkOutputPath('--json', options.json);
+    if (options.csv !== undefined) checkOutputPath('--csv', options.csv);
     let faultInject;
     try {
       faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);

@@ -6,9 +6,7 @@
  * doc and the code in step), and validates the output path before the run starts so that a typo
  * costs nothing.
  */
-import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { invalidOption } from '../errors.js';
+import { writeFileSync } from 'node:fs';
 import { REPORT_SCHEMA_VERSION } from './report_model.js';
 import type { Report } from './report_model.js';
 
@@ -69,24 +67,6 @@ export function reportToJson(r: Report): string {
   const missing = missingRequiredKeys(r);
   if (missing.length > 0) throw new Error(`report JSON is missing required keys: ${missing.join(', ')}`);
   return `${JSON.stringify(r, null, 2)}\n`;
-}
-
-/** Refuse an unwritable --json path before anything runs (exit code 2). */
-export function checkJsonPath(file: string): void {
-  const path = resolve(file);
-  const dir = dirname(path);
-  try {
-    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
-    accessSync(dir, constants.W_OK);
-  } catch {
-    throw invalidOption('--json', `cannot write ${file}: directory ${dir} does not exist or is not writable`);
-  }
-  try {
-    if (statSync(path).isDirectory()) throw invalidOption('--json', `${file} is a directory`);
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_INVALID_OPTION') throw err;
-    // ENOENT: fine, it will be created.
-  }
 }
 
 export function writeJsonReport(file: string, r: Report): void {

@@ -23,7 +23,7 @@ import { checkInvariants, formatViolations } from '../src/mmu/invariants.js';
 import { splitHugePagesYieldSafe } from '../src/mmu/tdp_mmu_split.js';
 import type { SplitResult } from '../src/mmu/tdp_mmu_split.js';
 import { createSplitAllocDesign, splitAllocDesignImplNames } from '../src/mmu/split_alloc.js';
-import type { SplitAllocDesign, SplitAllocParams, SplitCtx } from '../src/mmu/split_alloc.js';
+import type { SplitAllocDesign, SplitAllocParams } from '../src/mmu/split_alloc.js';
 import {
   endSplitIoctl,
   releaseSplitAllocDesign,
@@ -33,7 +33,6 @@ import {
 } from '../src/mmu/split_alloc_designs.js';
 import { CacheSplitDesign } from '../src/mmu/split_alloc_cache.js';
 import { ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTables } from '../src/mmu/split_alloc_chunked.js';
-import { MmuMemoryCache } from '../src/mmu/mmu_cache.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { measureRestartReads } from '../src/emulate/restart_reads.js';
 
@@ -387,26 +386,17 @@ for (const ex of EXHAUSTION) {
 
 // ---- control -----------------------------------------------------------------------------------
 
-/** CONTROL: the cache design with its leftover-freeing step removed (a leak). */
-class LeakyCacheDesign implements SplitAllocDesign {
-  readonly name = 'leaky-cache';
-  readonly cache: MmuMemoryCache;
-  constructor(vm: Vm) {
-    this.cache = new MmuMemoryCache(vm.alloc, 40, { stats: vm.stats });
-  }
-  begin(): void {}
-  allocSp(ctx: SplitCtx): number {
-    if (this.cache.nobjs === 0) {
-      ctx.dropLocks();
-      const ok = this.cache.topup(1);
-      ctx.retakeLocks();
-      if (!ok) return -1;
-    }
-    return this.cache.pop();
-  }
-  end(): void {
-    // BROKEN on purpose: the leftovers are popped (taken out of the cache) and never freed.
+/**
+ * CONTROL: the real cache design with its leftover-freeing step broken (a leak): leftovers are
+ * popped out of the cache and never freed. Everything else is the shipped design.
+ */
+class LeakyCacheDesign extends CacheSplitDesign {
+  override endIoctl(): number {
     while (this.cache.nobjs > 0) this.cache.pop();
+    return 0;
+  }
+  override release(): number {
+    return this.endIoctl();
   }
 }
 

@@ -32,8 +32,11 @@ import { fileURLToPath } from 'node:url';
 /** The directories scanned, relative to the root. */
 const SOURCE_DIRS = ['src', 'workers', 'bench', 'native-free-tests'];
 
-/** Never scanned: the dependency-rule fixtures are deliberately broken trees, checked only with --root. */
-const SKIP_DIRS = ['native-free-tests/fixtures/dep-rules'];
+/**
+ * Never scanned: the dependency-rule fixtures are deliberately broken trees, checked only with
+ * --root, and the dead-code fixture is a separate little project of its own.
+ */
+const SKIP_DIRS = ['native-free-tests/fixtures/dep-rules', 'native-free-tests/fixtures/dead-code'];
 
 /** Libraries that must stay liftable: they import only themselves and node: builtins. */
 const ISOLATED_LIBRARIES = ['src/atomics-lock/', 'src/rcu/'];

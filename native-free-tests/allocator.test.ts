@@ -4,7 +4,7 @@ import type { Vm, VmConfig } from '../src/vm.js';
 import { parsePressure, PRESSURE_PROFILES, PressureModel } from '../src/mmu/allocator.js';
 import type { AllocOutcome, PressureParams } from '../src/mmu/allocator.js';
 import { errorCode } from '../src/errors.js';
-import { WORKER_STAT_ALLOC_BLOCKING, WORKER_STAT_ALLOC_FAILED, WORKER_STAT_ALLOC_NOWAIT } from '../src/layout.js';
+import { WS } from '../src/stats/worker_stats.js';
 
 function vmWith(pressure: PressureParams, poolTables = 1000, seed = 7): Vm {
   const config: VmConfig = {
@@ -38,8 +38,8 @@ test('none: GFP_NOWAIT never fails until the pool is truly empty', (t) => {
   t.is(fails[0]!.reason, 'exhausted');
   t.is(out.length - 1, vm.pool.capacity - 1, 'every table but the root was handed out');
   t.true(out.every((o) => o.delayUs === 0), 'no injected latency');
-  t.is(vm.stats.get(WORKER_STAT_ALLOC_NOWAIT), vm.pool.capacity - 1);
-  t.is(vm.stats.get(WORKER_STAT_ALLOC_FAILED), 1);
+  t.is(vm.stats.get(WS.allocNowait), vm.pool.capacity - 1);
+  t.is(vm.stats.get(WS.allocFailed), 1);
 });
 
 test('heavy: GFP_NOWAIT fails below the watermark while GFP_KERNEL still succeeds until exhaustion', (t) => {
@@ -69,8 +69,8 @@ test('heavy: GFP_NOWAIT fails below the watermark while GFP_KERNEL still succeed
   t.is(vm.pool.freeCount(), 0);
   t.is(out.length - 1, free);
   t.true(out.every((o) => o.delayUs > 0), 'below the watermark every GFP_KERNEL allocation reclaims');
-  t.is(vm.stats.get(WORKER_STAT_ALLOC_BLOCKING), free);
-  t.is(vm.stats.get(WORKER_STAT_ALLOC_FAILED), transient + 50 + 1);
+  t.is(vm.stats.get(WS.allocBlocking), free);
+  t.is(vm.stats.get(WS.allocFailed), transient + 50 + 1);
 });
 
 test('heavy draws transient GFP_NOWAIT failures above the watermark; none and moderate never do', (t) => {

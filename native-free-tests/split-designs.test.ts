@@ -214,7 +214,7 @@ test('drop-always drops the lock and restarts once per table; nothing under the 
     t.is(r.yields, 0);
     t.is(r.allocUnderLock, 0);
     t.is(stats['allocBlocking'], T);
-    t.is(stats['lockDrops'], T, 'WORKER_STAT_LOCK_DROPS');
+    t.is(stats['lockDrops'], T, 'WS.lockDrops');
   }
 });
 
@@ -227,7 +227,7 @@ test('nowait-retry without pressure allocates every table under the lock and nev
     t.is(r.restarts, 0);
     t.is(stats['allocNowait'], T);
     t.is(stats['allocBlocking'], 0);
-    t.is(stats['allocUnderLock'], T, 'WORKER_STAT_ALLOC_UNDER_LOCK');
+    t.is(stats['allocUnderLock'], T, 'WS.allocUnderLock');
   }
 });
 

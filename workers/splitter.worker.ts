@@ -37,6 +37,7 @@ import {
   WSTATE_RUNNING,
 } from '../src/emulate/control.js';
 import { EmulatorError } from '../src/errors.js';
+import { WS } from '../src/stats/worker_stats.js';
 import { workerError } from '../src/emulate/messages.js';
 import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
 import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
@@ -66,6 +67,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   Atomics.add(i32, CTL_READY, 1);
   Atomics.notify(i32, CTL_READY); // pairs with the main thread's waitAsync on READY
   let seqSeen = 0;
+  let gets = 0;
   for (;;) {
     // Park until the next command; RCU offline meanwhile (pairs with the main thread's add + notify).
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
@@ -90,10 +92,11 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     let breakdown: OpBreakdown | null = null;
     switch (op) {
       case OP_ENABLE:
-        maybeInjectFault(task);
+        maybeInjectFault(task, vm);
         breakdown = enableAll(vm, mode);
         break;
       case OP_GET:
+        if (++gets === 1) maybeLoseDirtyMark(task, vm);
         dirty = getAll(vm, mode, bitmaps);
         break;
       case OP_CLEAR:
@@ -133,11 +136,24 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   return { type: 'splitter-result', samples, invariants };
 }
 
-/** EMULATE_FAULT_INJECT (tests only): fail while enabling dirty logging. */
-function maybeInjectFault(task: SplitterTask): void {
+/**
+ * EMULATE_FAULT_INJECT (tests only): fail while enabling dirty logging, or feed one of the
+ * corruption channels the way the MMU code would on a real bug (guest_access.ts and
+ * tdp_mmu_fault.ts count poison reads and translation errors the same way).
+ */
+function maybeInjectFault(task: SplitterTask, vm: Vm): void {
+  if (task.faultInject === 'poison-read') vm.stats.add(WS.poisonReads, 1);
+  if (task.faultInject === 'xlate-error') vm.stats.add(WS.xlateErrors, 1);
   if (task.faultInject === 'splitter-throw') throw new Error('injected failure (EMULATE_FAULT_INJECT=splitter-throw)');
   if (task.faultInject === 'splitter-hang') {
     const never = new Int32Array(new SharedArrayBuffer(4));
     for (;;) Atomics.wait(never, 0, 0, 1000);
   }
+}
+
+/** EMULATE_FAULT_INJECT=lost-dirty (tests only): a write's dirty mark vanishes before GET sees it. */
+function maybeLoseDirtyMark(task: SplitterTask, vm: Vm): void {
+  if (task.faultInject !== 'lost-dirty') return;
+  // Page 0 of memslot 0: every iteration-1 oracle expects it dirty (written, or initially set).
+  Atomics.and(vm.dirtyBitmap(0), 0, ~1);
 }

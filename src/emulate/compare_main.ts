@@ -25,6 +25,7 @@ import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } f
 import type { CompareRow } from './compare.js';
 import { compareCsv, writeCsv } from './csv.js';
 import { checkOutputPath } from './output_file.js';
+import { corruptionFound } from './report_model.js';
 import { formatSize, resolveOptions } from './options.js';
 import type { RawValues } from './options.js';
 import { Progress } from './progress.js';
@@ -136,7 +137,7 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
     writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]!, repeat: Math.floor(i / combos) + 1 }))));
     if (!quiet) io.stderr.write(`emulate: wrote ${rows.length} row(s) to ${csv}\n`);
   }
-  const bad = results.filter((r) => !r.report.invariants.ok || r.report.dirtyLog.ok === false);
+  const bad = results.filter((r) => !r.report.invariants.ok || corruptionFound(r.report).length > 0 || r.report.dirtyLog.ok === false);
   if (bad.length > 0) {
     io.stderr.write(`emulate: ${bad.length} run(s) failed the invariant or dirty-log check: ${bad.map((r) => labels[results.indexOf(r)]).join(', ')}\n`);
     return EXIT_FAILED;

@@ -17,6 +17,7 @@ import { formatBytes, formatSize, helpText, parseCommandLine, resolveOptions } f
 import { Progress } from './progress.js';
 import { formatReport } from './report.js';
 import { writeJsonReport } from './report_json.js';
+import { corruptionFound } from './report_model.js';
 import { runEmulation } from './run.js';
 import { runManyFromCli, wantsManyRuns } from './compare_main.js';
 import { compareRow } from './compare.js';
@@ -104,6 +105,11 @@ async function main(argv: readonly string[]): Promise<number> {
     if (o.csv !== undefined) writeCsv(o.csv, compareCsv([{ report, row: compareRow(report) }]));
     if (!report.invariants.ok) {
       fail(`invariant checker found ${report.invariants.violationCount} violation(s)`);
+      return EXIT_FAILED;
+    }
+    const corrupt = corruptionFound(report);
+    if (corrupt.length > 0) {
+      fail(`the MMU was corrupted: ${corrupt.join(', ')} (see the Invariants section)`);
       return EXIT_FAILED;
     }
     if (report.dirtyLog.ok === false) {

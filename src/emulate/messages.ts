@@ -24,9 +24,21 @@ export type FaultInjection =
   | 'vcpu-exit' // vCPU 0's thread exits (process.exit in a worker ends only that thread)
   | 'vcpu-hang' // vCPU 0 parks forever during iteration 1: the watchdog must fire
   | 'splitter-throw' // the splitter throws while enabling dirty logging
-  | 'splitter-hang'; // the splitter parks forever while enabling dirty logging
+  | 'splitter-hang' // the splitter parks forever while enabling dirty logging
+  | 'poison-read' // the splitter's walk counts a read of POISON_SPTE while enabling dirty logging
+  | 'xlate-error' // the splitter counts a translation that disagrees with the backing while enabling
+  | 'lost-dirty'; // the splitter clears one dirty bit of memslot 0 just before the first GET_DIRTY_LOG
 
-export const FAULT_INJECTIONS: readonly FaultInjection[] = ['vcpu-throw', 'vcpu-exit', 'vcpu-hang', 'splitter-throw', 'splitter-hang'];
+export const FAULT_INJECTIONS: readonly FaultInjection[] = [
+  'vcpu-throw',
+  'vcpu-exit',
+  'vcpu-hang',
+  'splitter-throw',
+  'splitter-hang',
+  'poison-read',
+  'xlate-error',
+  'lost-dirty',
+];
 
 /** The region one vCPU dirties: `npages` 4K guest pages from `firstGfn` (memstress partitions). */
 export interface VcpuRegion {

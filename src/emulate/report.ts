@@ -5,7 +5,9 @@
  * what the splitter did, RCU, page statistics, and the invariant checker's verdict.
  */
 import { formatBytes, formatSize } from './options.js';
+import { corruptionFound } from './report_model.js';
 import type { LatencySummary, PhaseReport, Report, SplitCounters } from './report_model.js';
+import { jsonKeyOf, SPLIT_ROWS } from '../stats/worker_stats.js';
 
 /** The selftest's `%ld.%.9lds`: whole seconds, a dot, nine digits of nanoseconds, then "s". */
 export function formatSelftestSeconds(seconds: number): string {
@@ -166,23 +168,12 @@ function splitterLines(r: Report): string[] {
 function counterTable(r: Report): string[] {
   const all = r.split;
   const sp = r.split.splitter;
-  const rows: [string, keyof SplitCounters][] = [
-    ['tables installed', 'tablesAllocated'],
-    ['  alloc from a cache', 'allocFromCache'],
-    ['  alloc nowait', 'allocNowait'],
-    ['  alloc blocking', 'allocBlocking'],
-    ['  alloc failed', 'allocFailures'],
-    ['  alloc under mmu_lock', 'allocUnderLock'],
-    ['  cache leftovers freed', 'leftoverFreed'],
-    ['lock drops (to allocate)', 'lockDrops'],
-    ['walk restarts', 'restarts'],
-    ['SPTE reads', 'spteReads'],
-    ['yields (cond_resched)', 'yields'],
-    ['split ENOMEM', 'splitEnomem'],
-  ];
+  // Every split row of the counter table but hugePagesSplit, which has its own line above.
+  const rows = SPLIT_ROWS.filter((row) => row.key !== 'hugePagesSplit').map((row) => [row.label, jsonKeyOf(row)] as const);
+  const get = (c: SplitCounters, k: string): number => (c as unknown as Record<string, number>)[k] ?? 0;
   return table(
     ['counter', 'all threads', 'splitter'],
-    rows.map(([label, k]) => [label, formatCount(all[k]), formatCount(sp[k])]),
+    rows.map(([label, k]) => [label, formatCount(get(all, k)), formatCount(get(sp, k))]),
   );
 }
 
@@ -283,9 +274,15 @@ export function formatReport(r: Report): string {
   );
   out.push(...section('Invariants'));
   const inv = r.invariants;
+  const corrupt = corruptionFound(r);
+  const verdict = !inv.ok
+    ? `VIOLATED (${formatCount(inv.violationCount)} violations${corrupt.length > 0 ? `; also ${corrupt.join(', ')}` : ''})`
+    : corrupt.length > 0
+      ? `VIOLATED (${corrupt.join(', ')})`
+      : 'OK';
   const dirtyVerdict = r.dirtyLog.ok === null ? 'not checked (steady mode)' : r.dirtyLog.ok ? 'every iteration matches' : 'MISMATCH';
   out.push(
-    `invariant checker: ${inv.ok ? 'OK' : `VIOLATED (${formatCount(inv.violationCount)} violations)`} in ${inv.seconds.toFixed(3)} s; ` +
+    `invariant checker: ${verdict} in ${inv.seconds.toFixed(3)} s; ` +
       `poison reads ${formatCount(inv.poisonReads)}, translation errors ${formatCount(inv.xlateErrors)}, lost dirty ${formatCount(r.dirtyLog.lostDirty)}; dirty log: ${dirtyVerdict}`,
   );
   for (const v of inv.violations.slice(0, 10)) out.push(`  ${v}`);

@@ -4,6 +4,7 @@
  * Times in `seconds` are doubles; latencies are integers of nanoseconds.
  */
 import type { Histogram, Percentiles } from '../stats/histogram.js';
+import type { SplitCounters } from '../stats/worker_stats.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -43,21 +44,11 @@ export interface LockTimes {
   readonly writeHoldNs: LatencySummary;
 }
 
-export interface SplitCounters {
-  readonly hugePagesSplit: number;
-  readonly tablesAllocated: number;
-  readonly allocFromCache: number;
-  readonly allocNowait: number;
-  readonly allocBlocking: number;
-  readonly allocFailures: number;
-  readonly allocUnderLock: number;
-  readonly leftoverFreed: number;
-  readonly lockDrops: number;
-  readonly restarts: number;
-  readonly spteReads: number;
-  readonly yields: number;
-  readonly splitEnomem: number;
-}
+/**
+ * Split walk and allocation counters, one field per 'split' row of the counter table
+ * (src/stats/worker_stats.ts), named by the row's JSON key.
+ */
+export type { SplitCounters } from '../stats/worker_stats.js';
 
 export interface PhaseReport {
   readonly index: number;
@@ -124,7 +115,7 @@ export interface SplitReport extends SplitCounters {
   /** 2M->4K splits (each produces 512 4K SPTEs) and 1G->2M splits (512 2M SPTEs). */
   readonly splits2mTo4k: number;
   readonly splits1gTo2m: number;
-  /** Splits the splitter's walk made (its WORKER_STAT_HUGE_PAGES_SPLIT). */
+  /** Splits the splitter's walk made (its WS.hugePagesSplit). */
   readonly splitterHugePagesSplit: number;
   /** The same counters for the splitter thread alone (the totals include vCPU faults and cache top-ups). */
   readonly splitter: SplitCounters;
@@ -189,7 +180,11 @@ export interface Report {
   readonly rcu: { readonly gracePeriods: number; readonly deferredFrees: number; readonly callbacksQueued: number };
   readonly pool: Readonly<Record<string, number>>;
   readonly pages: PageCounts;
-  readonly dirtyLog: { readonly ok: boolean | null; readonly lostDirty: number };
+  readonly dirtyLog: {
+    readonly ok: boolean | null;
+    /** Pages written but missing from the dirty log (report_build.ts lostDirtyPages). */
+    readonly lostDirty: number;
+  };
   readonly invariants: {
     readonly ok: boolean;
     readonly violationCount: number;
@@ -199,4 +194,18 @@ export interface Report {
     readonly xlateErrors: number;
   };
   readonly steady: { readonly windows: readonly SteadyWindow[] } | null;
+}
+
+/**
+ * Evidence of a corrupted MMU besides the invariant checker's own list: a walk read a freed
+ * table (poison reads), a translation disagreed with the backing, a written page's dirty mark
+ * never reached the bitmap. Each is an invariant violation: the run fails (exit 1) and the
+ * report names it. Empty = none.
+ */
+export function corruptionFound(r: Report): string[] {
+  const out: string[] = [];
+  if (r.invariants.poisonReads > 0) out.push(`${r.invariants.poisonReads} poison read(s)`);
+  if (r.invariants.xlateErrors > 0) out.push(`${r.invariants.xlateErrors} translation error(s)`);
+  if (r.dirtyLog.lostDirty > 0) out.push(`${r.dirtyLog.lostDirty} lost dirty page(s)`);
+  return out;
 }

@@ -76,6 +76,7 @@ import { buildReport } from './report_build.js';
 import type { PhaseRecord } from './report_build.js';
 import type { PhaseKind, Report } from './report_model.js';
 import { Watchdog } from './watchdog.js';
+import { PROGRESS_KEYS } from '../stats/worker_stats.js';
 
 /**
  * JIT: compile hot code on the thread that runs it. With dozens of busy vCPU threads on 2 cores,
@@ -507,7 +508,7 @@ class EmulationRun {
     if (c === undefined || vm === undefined) return 0;
     const s = vm.sumStats();
     let work = c.totalProgress();
-    for (const k of ['spteReads', 'accesses', 'hugePagesSplit', 'tablesAllocated', 'allocBlocking', 'allocNowait', 'lockDrops', 'yields']) work += s[k] ?? 0;
+    for (const k of PROGRESS_KEYS) work += s[k] ?? 0;
     return work;
   }
 

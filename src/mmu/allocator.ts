@@ -19,12 +19,12 @@
  * worker wins a race for the last table, are not).
  *
  * Counting: successful allocations by path and failures go into this worker's stat slot
- * (WORKER_STAT_ALLOC_NOWAIT / ALLOC_BLOCKING / ALLOC_FAILED).
+ * (WS.allocNowait / ALLOC_BLOCKING / ALLOC_FAILED).
  */
 
-import type { WorkerStats } from '../vm.js';
+import type { WorkerStats } from '../stats/worker_slot.js';
 import { invalidOption } from '../errors.js';
-import { WORKER_STAT_ALLOC_BLOCKING, WORKER_STAT_ALLOC_FAILED, WORKER_STAT_ALLOC_NOWAIT } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import type { PtPool } from './pt_pool.js';
 import { Rng } from './rng.js';
 
@@ -286,7 +286,7 @@ export class PageAllocator {
     if (d.delayUs > 0) spinUs(d.delayUs * this.params.timeScale);
     const t = this.pool.allocRaw();
     if (t < 0) return this.#fail('nowait', 'exhausted', d.delayUs);
-    this.#stats.add(WORKER_STAT_ALLOC_NOWAIT, 1);
+    this.#stats.add(WS.allocNowait, 1);
     this.#last = { path: 'nowait', table: t, delayUs: d.delayUs, reason: 'ok' };
     return t;
   }
@@ -303,7 +303,7 @@ export class PageAllocator {
     if (delayUs > 0) this.#wait(delayUs * this.params.timeScale);
     const t = this.pool.allocRaw();
     if (t < 0) return this.#fail('blocking', 'exhausted', delayUs);
-    this.#stats.add(WORKER_STAT_ALLOC_BLOCKING, 1);
+    this.#stats.add(WS.allocBlocking, 1);
     this.#last = { path: 'blocking', table: t, delayUs, reason: 'ok' };
     return t;
   }
@@ -314,7 +314,7 @@ export class PageAllocator {
   }
 
   #fail(path: 'nowait' | 'blocking', reason: Exclude<AllocReason, 'ok'>, delayUs = 0): number {
-    this.#stats.add(WORKER_STAT_ALLOC_FAILED, 1);
+    this.#stats.add(WS.allocFailed, 1);
     this.#last = { path, table: -1, delayUs, reason };
     return -1;
   }

@@ -21,16 +21,7 @@
  */
 import type { Vm } from '../vm.js';
 import { EmulatorError, invariantViolation } from '../errors.js';
-import {
-  WORKER_STAT_ACCESSES,
-  WORKER_STAT_FAST_FAULTS,
-  WORKER_STAT_FAULT_RETRIES,
-  WORKER_STAT_POISON_READS,
-  WORKER_STAT_SLOW_FAULTS,
-  WORKER_STAT_SPTE_READS,
-  WORKER_STAT_WALKS,
-  WORKER_STAT_XLATE_ERRORS,
-} from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { FAULT_CACHE_MIN } from './mmu_cache.js';
 import { TdpIter } from './tdp_iter.js';
 import { reclaimFreedTables } from './tdp_mmu.js';
@@ -82,7 +73,7 @@ export function guestAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessRe
   const spt = vm.spt;
   const rcu = vm.rcu;
   const stats = vm.stats;
-  stats.add(WORKER_STAT_ACCESSES, 1);
+  stats.add(WS.accesses, 1);
   let faults = 0;
   let slow = false;
   let t0 = 0;
@@ -91,14 +82,14 @@ export function guestAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessRe
     const level = walkGfn(spt, vm.root, vm.rootLevel, gfn);
     rcu.readUnlock();
     const spte = walkOutSpte[0]!;
-    if (walkOut.poison) stats.add(WORKER_STAT_POISON_READS, 1);
+    if (walkOut.poison) stats.add(WS.poisonReads, 1);
     const leaf = (spte & SPTE_MMU_PRESENT_MASK) !== 0n && (level === PG_LEVEL_4K || (spte & SPTE_LARGE_MASK) !== 0n);
     if (leaf) {
       SCRATCH64[0] = spte;
       const pfn = (SCRATCH32[0]! >>> 12) + (SCRATCH32[1]! & 0xfffff) * 1048576 + (gfn % PAGES[level]!);
       if (pfn !== vm.backingPfn(gfn)) {
         // The hardware would have accessed the wrong page: count it and treat the access as done.
-        stats.add(WORKER_STAT_XLATE_ERRORS, 1);
+        stats.add(WS.xlateErrors, 1);
         break;
       }
       if (!isWrite || (spte & SPTE_W_MASK) !== 0n) break;
@@ -119,8 +110,8 @@ export function guestAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessRe
       rcu.readLock();
       const r = fastPageFaultRcu(vm, slot, gfn);
       rcu.readUnlock();
-      stats.add(WORKER_STAT_SPTE_READS, walkOut.reads);
-      if (r === 'fixed') stats.add(WORKER_STAT_FAST_FAULTS, 1);
+      stats.add(WS.spteReads, walkOut.reads);
+      if (r === 'fixed') stats.add(WS.fastFaults, 1);
       if (r !== 'slow') continue;
     }
     slowFault(vm, slot, gfn, isWrite);
@@ -136,7 +127,7 @@ export function guestAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessRe
   out.kind = slow ? 'slow' : 'fast';
   out.faultNs = ns;
   out.faults = faults;
-  if (faults > 1) stats.add(WORKER_STAT_FAULT_RETRIES, faults - 1);
+  if (faults > 1) stats.add(WS.faultRetries, faults - 1);
   if (slow) vm.timing.faultSlow.record(ns);
   else vm.timing.faultFast.record(ns);
 }
@@ -164,9 +155,9 @@ function slowFault(vm: Vm, slot: number, gfn: number, isWrite: boolean): void {
   kvmTdpMmuMapAtomic(vm, it, slot, gfn, isWrite);
   vm.rcu.readUnlock();
   vm.mmuLock.readUnlock();
-  vm.stats.add(WORKER_STAT_SLOW_FAULTS, 1);
-  vm.stats.add(WORKER_STAT_WALKS, 1);
-  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads - reads0);
+  vm.stats.add(WS.slowFaults, 1);
+  vm.stats.add(WS.walks, 1);
+  vm.stats.add(WS.spteReads, it.spteReads - reads0);
   // A fault that replaced a table (a huge leaf over a split region) freed it through RCU; drive
   // the grace periods now (rare: only such faults free), so the tables return to the pool.
   if (vm.rcu.pendingCallbacks() > 0) reclaimFreedTables(vm);

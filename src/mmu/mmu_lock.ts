@@ -2,7 +2,7 @@
  * MmuLock: the VM's mmu_lock (a queued reader/writer lock from atomics-lock) plus per-worker
  * timing. Same method names as RwLock; every acquisition records its wait time, every release
  * its hold time, into this worker's Histograms (ns), and an acquisition that could not take the
- * lock at once counts as contended (WORKER_STAT_LOCK_READ_CONTENDED / _WRITE_CONTENDED).
+ * lock at once counts as contended (WS.lockReadContended / _WRITE_CONTENDED).
  *
  * Cost: two clock reads per acquire and one per release. Acceptable: mmu_lock is taken on the
  * slow fault path and by the splitter, never on the lockless fast fault or the TLB-hit path.
@@ -15,8 +15,9 @@
  */
 
 import type { RwLock } from '../atomics-lock/index.js';
-import { WORKER_STAT_LOCK_READ_CONTENDED, WORKER_STAT_LOCK_WRITE_CONTENDED } from '../layout.js';
-import type { WorkerStats, WorkerTiming } from '../vm.js';
+import { WS } from '../stats/worker_stats.js';
+import type { WorkerStats } from '../stats/worker_slot.js';
+import type { WorkerTiming } from '../stats/worker_timing.js';
 
 const NS_PER_MS = 1e6;
 
@@ -42,7 +43,7 @@ export class MmuLock {
   readLock(timeoutMs?: number): boolean {
     const t0 = performance.now();
     if (!this.rwlock.tryReadLock()) {
-      this.#stats.add(WORKER_STAT_LOCK_READ_CONTENDED, 1);
+      this.#stats.add(WS.lockReadContended, 1);
       if (!this.rwlock.readLock(timeoutMs)) return false;
     }
     const t1 = performance.now();
@@ -60,7 +61,7 @@ export class MmuLock {
   writeLock(timeoutMs?: number): boolean {
     const t0 = performance.now();
     if (!this.rwlock.tryWriteLock()) {
-      this.#stats.add(WORKER_STAT_LOCK_WRITE_CONTENDED, 1);
+      this.#stats.add(WS.lockWriteContended, 1);
       if (!this.rwlock.writeLock(timeoutMs)) return false;
     }
     const t1 = performance.now();

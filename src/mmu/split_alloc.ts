@@ -35,12 +35,12 @@ export interface SplitCtx {
   readonly shared: boolean;
   /**
    * Release RCU (if the walk holds it) and mmu_lock, in that order (KVM: rcu_read_unlock, then
-   * read_unlock/write_unlock). Counts one WORKER_STAT_LOCK_DROPS. After this the walk restarts.
+   * read_unlock/write_unlock). Counts one WS.lockDrops. After this the walk restarts.
    */
   dropLocks(): void;
   /** Retake mmu_lock in the same mode, then RCU; restarts the need_resched time slice. */
   retakeLocks(): void;
-  /** Count one allocation made while holding mmu_lock (WORKER_STAT_ALLOC_UNDER_LOCK). */
+  /** Count one allocation made while holding mmu_lock (WS.allocUnderLock). */
   countAllocUnderLock(): void;
 }
 

@@ -7,7 +7,7 @@
  * an RCU read side is forbidden; reclaim can even call back into KVM's MMU notifiers and deadlock).
  * The emulator can, and shows the price: every reclaim latency becomes mmu_lock hold time, which
  * under the CLEAR path's write lock is vCPU stall time. Never drops the lock, never restarts to
- * allocate; each allocation counts as WORKER_STAT_ALLOC_UNDER_LOCK.
+ * allocate; each allocation counts as WS.allocUnderLock.
  */
 import type { SplitAllocDesign, SplitCtx } from './split_alloc.js';
 

@@ -10,7 +10,7 @@
  *   4. pop one table for the huge SPTE found there.
  * The leftovers are freed when the ioctl's split work ends (endIoctl: the RFC tore its caches down
  * after every memslot split, Sean's "pile of unused objects it needs to free"), counted as
- * WORKER_STAT_LEFTOVER_FREED. Within one ioctl the cache carries over between split calls: the
+ * WS.leftoverFreed. Within one ioctl the cache carries over between split calls: the
  * enable path makes one call per memslot, but CLEAR_DIRTY_LOG makes one per 64-page bitmap word,
  * and refilling 40 tables to use one per word would only measure waste (the shadow-MMU series made
  * the same choice: "Re-use split cache across calls to CLEAR_DIRTY_LOG").

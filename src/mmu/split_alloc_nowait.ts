@@ -5,7 +5,7 @@
  * tdp_mmu_alloc_sp_for_split(kvm, iter, shared):
  *   1. try GFP_NOWAIT while holding mmu_lock and RCU (allocNowait: no reclaim, never sleeps, so it
  *      is legal here); on success split in place: no lock drop, no restart (counted as
- *      WORKER_STAT_ALLOC_UNDER_LOCK);
+ *      WS.allocUnderLock);
  *   2. only if that fails: drop RCU and mmu_lock, allocate with GFP_KERNEL (allocBlocking: may
  *      reclaim), retake both, and let the walk restart at the root (iter->yielded).
  * The cost Sean accepted: the lock is held across the nowait allocation's latency tail (allocator

@@ -23,7 +23,7 @@
  */
 import type { Vm } from '../vm.js';
 import { invariantViolation } from '../errors.js';
-import { WORKER_STAT_TABLES_ALLOCATED, WORKER_STAT_ZAPPED_TABLES } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import type { TdpIter } from './tdp_iter.js';
 import { updatePageStats } from './page_stats.js';
 import {
@@ -65,7 +65,7 @@ function hasVolatileBits(spte: bigint): boolean {
  * read poison or a reused table, which is what the stress test must catch.
  */
 export function freeTableAfterGracePeriod(vm: Vm, table: number): void {
-  vm.stats.add(WORKER_STAT_ZAPPED_TABLES, 1);
+  vm.stats.add(WS.zappedTables, 1);
   vm.pool.freeAfterGracePeriod(table, vm.rcu);
 }
 
@@ -194,7 +194,7 @@ export function linkSp(vm: Vm, it: TdpIter, table: number, shared: boolean): boo
     it.oldSpte = spte;
     handleChangedSpte(vm, it.gfn, old, spte, it.level, false);
   }
-  vm.stats.add(WORKER_STAT_TABLES_ALLOCATED, 1);
+  vm.stats.add(WS.tablesAllocated, 1);
   return true;
 }
 

@@ -23,7 +23,7 @@
  */
 import type { Vm } from '../vm.js';
 import type { TdpIter } from './tdp_iter.js';
-import { WORKER_STAT_POISON_READS } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { invariantViolation } from '../errors.js';
 import { linkSp, setSpteAtomic } from './tdp_mmu.js';
 import { splitHugePage } from './tdp_mmu_split.js';
@@ -133,7 +133,7 @@ export function fastPageFaultRcu(vm: Vm, slot: number, gfn: number): FastFaultRe
     const level = walkGfn(spt, vm.root, vm.rootLevel, gfn);
     reads += walkOut.reads;
     const spte = walkOutSpte[0]!;
-    if (walkOut.poison) vm.stats.add(WORKER_STAT_POISON_READS, 1); // a use-after-free (emulator detector)
+    if (walkOut.poison) vm.stats.add(WS.poisonReads, 1); // a use-after-free (emulator detector)
     if ((spte & SPTE_W_MASK) !== 0n && (spte & SPTE_MMU_PRESENT_MASK) !== 0n) {
       walkOut.reads = reads;
       return 'spurious';
@@ -180,7 +180,7 @@ export function kvmTdpMmuMapAtomic(vm: Vm, it: TdpIter, slot: number, gfn: numbe
     if (old === FROZEN_SPTE) return 'retry';
     if (old === POISON_SPTE) {
       // Emulator-only detector: this walk reached a freed table (a use-after-free; see spte.ts).
-      vm.stats.add(WORKER_STAT_POISON_READS, 1);
+      vm.stats.add(WS.poisonReads, 1);
       return 'retry';
     }
     if (it.level === goal) return mapTargetLevel(vm, it, slot, gfn, isWrite, logging);

@@ -11,7 +11,7 @@
  * kvm_get_dirty_log_protect and KVM_CLEAR_DIRTY_LOG hold it.
  */
 import type { Vm } from '../vm.js';
-import { WORKER_STAT_RESTARTS, WORKER_STAT_SPTE_READS, WORKER_STAT_WALKS, WORKER_STAT_YIELDS } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { TdpIter } from './tdp_iter.js';
 import { setSpte, setSpteAtomic } from './tdp_mmu.js';
 import { MmuLockHolder } from './mmu_resched.js';
@@ -58,10 +58,10 @@ function clearLeafBitYieldSafe(vm: Vm, start: number, end: number, opts: RangeOp
     }
   }
   holder.rcuUnlock();
-  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
-  vm.stats.add(WORKER_STAT_RESTARTS, it.restarts);
-  vm.stats.add(WORKER_STAT_YIELDS, holder.yields);
-  vm.stats.add(WORKER_STAT_WALKS, 1);
+  vm.stats.add(WS.spteReads, it.spteReads);
+  vm.stats.add(WS.restarts, it.restarts);
+  vm.stats.add(WS.yields, holder.yields);
+  vm.stats.add(WS.walks, 1);
   return { changed, yields: holder.yields, spteReads: it.spteReads };
 }
 
@@ -106,7 +106,7 @@ export function wrprotMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: numb
     changed++;
   }
   vm.rcu.readUnlock();
-  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
-  vm.stats.add(WORKER_STAT_WALKS, 1);
+  vm.stats.add(WS.spteReads, it.spteReads);
+  vm.stats.add(WS.walks, 1);
   return changed;
 }

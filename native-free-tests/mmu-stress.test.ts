@@ -184,7 +184,7 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
     lostExamples,
     harvests: c[C_HARVESTS]!,
     periods: c[C_PERIODS]!,
-    workerErrors: results.filter((r) => r.error !== null).map((r) => `${r.role}: ${r.error!.code ?? ''} ${r.error!.message}`),
+    workerErrors: results.filter((r) => r.error !== null).map((r) => r.error!),
   };
 }
 

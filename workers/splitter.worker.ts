@@ -36,9 +36,8 @@ import {
   WSTATE_PARKED,
   WSTATE_RUNNING,
 } from '../src/emulate/control.js';
-import { EmulatorError } from '../src/errors.js';
+import { EmulatorError, workerError } from '../src/errors.js';
 import { WS } from '../src/stats/worker_stats.js';
-import { workerError } from '../src/emulate/messages.js';
 import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
 import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
 import type { DirtyLogMode, OpBreakdown } from '../src/emulate/mmu_ops.js';

@@ -1,5 +1,5 @@
 /**
- * `--compare`: the split allocation designs side by side (issue 5, the question of the 2021
+ * `--compare`: the split allocation designs side by side (the question of the 2021
  * thread: "if eager splitting takes n% longer under heavy memory pressure, but vCPUs aren't
  * impacted, do we care?").
  *

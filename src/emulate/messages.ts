@@ -8,15 +8,12 @@
  * (control.ts), so vCPUs can keep running while the splitter works. A task's result comes back
  * once, when the run ends; a task that throws rejects, and the run aborts with that error.
  *
- * Errors: custom classes and extra properties do not survive postMessage (piscina#1143,
- * node#37988), so a worker throws `workerError(label, err)`: a plain Error whose message starts
- * with the stable code (`ERR_INVARIANT: vCPU 3: ...`); the main thread recovers the code with
- * `codeFromWorkerMessage`.
+ * Errors: a worker throws `workerError(label, err)` (errors.ts, the one wire format for errors
+ * crossing threads); the main thread turns it back into an EmulatorError with `errorFromWorker`.
  */
 import type { HistogramData } from '../stats/histogram.js';
 import type { VmShared } from '../vm.js';
 import type { ControlShared } from './control.js';
-import { errorCode } from '../errors.js';
 
 /** Test-only failure injection (env EMULATE_FAULT_INJECT), so the failure paths can be tested. */
 export type FaultInjection =
@@ -70,7 +67,7 @@ export interface SplitterTask {
   readonly eagerSplit: boolean;
   /** A name from split_designs.ts. */
   readonly splitAlloc: string;
-  /** The designs' knobs and tdp_mmu_iter_cond_resched's (issue 5): see options.ts. */
+  /** The designs' knobs and tdp_mmu_iter_cond_resched's: see options.ts. */
   readonly split: SplitTuning;
   readonly faultInject: FaultInjection | null;
 }
@@ -135,19 +132,8 @@ export type WorkerTask = VcpuTask | SplitterTask;
 export type WorkerResult = VcpuResult | SplitterResult;
 export type WorkerMessage = WorkerTask | WorkerResult;
 
-/** The Error a worker throws: its message carries the stable code, since properties are lost. */
-export function workerError(label: string, err: unknown): Error {
-  const code = errorCode(err) ?? 'ERR_WORKER';
-  const message = err instanceof Error ? err.message : String(err);
-  const e = new Error(`${code}: ${label}: ${message}`);
-  if (err instanceof Error && err.stack !== undefined) e.stack = `${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
-  return e;
-}
-
-/** The code a workerError message starts with, if any. */
-export function codeFromWorkerMessage(message: string): string | undefined {
-  return /^(ERR_[A-Z_]+): /.exec(message)?.[1];
-}
+/** Re-exported for the worker files: the format itself lives in errors.ts. */
+export { workerError } from '../errors.js';
 
 export function parseFaultInjection(raw: string | undefined): FaultInjection | null {
   if (raw === undefined || raw === '') return null;

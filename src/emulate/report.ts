@@ -1,6 +1,6 @@
 /**
  * The text report. First every line dirty_log_perf_test prints, with its exact wording and its
- * `%ld.%.9lds` time format (reference §4.2), so output can be diffed against the selftest's; then
+ * `%ld.%.9lds` time format (dirty_log_perf_test's), so output can be diffed against the selftest's; then
  * what the selftest cannot show: vCPU fault latency by phase and kind, mmu_lock waits and holds,
  * what the splitter did, RCU, page statistics, and the invariant checker's verdict.
  */

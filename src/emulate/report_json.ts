@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { REPORT_SCHEMA_VERSION } from './report_model.js';
 import type { Report } from './report_model.js';
 
-/** Dotted paths every report must have (the issue's REQUIRED keys). `*` = every element or key. */
+/** Dotted paths every report must have (the REQUIRED keys of REPORT_SCHEMA.md). `*` = every element or key. */
 export const REQUIRED_KEYS: readonly string[] = [
   'schemaVersion',
   'config',

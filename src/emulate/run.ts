@@ -8,7 +8,7 @@
  * throws or its thread dies (TaskPool rejects at once and terminates the rest), when the
  * watchdog sees no progress, or when the caller's AbortSignal fires (Ctrl-C).
  *
- * Flow (reference §4.2), with the phase names the report uses:
+ * Flow (dirty_log_perf_test's), with the phase names the report uses:
  *   populate                       vCPUs write every page once (faults map at the backing size)
  *   enable                         splitter: enable dirty logging (eager split under the read
  *                                  lock unless manual-protect + initially-set defers it to CLEAR)
@@ -25,8 +25,7 @@ import v8 from 'node:v8';
 import { attachVm, createVm } from '../vm.js';
 import type { Vm, VmShared } from '../vm.js';
 import { RcuDomain } from '../rcu/index.js';
-import { EmulatorError } from '../errors.js';
-import type { ErrorCode } from '../errors.js';
+import { EmulatorError, errorFromWorker } from '../errors.js';
 import { TaskPool } from '../thread_pool.js';
 import type { RunConfig } from './config.js';
 import {
@@ -69,7 +68,6 @@ import {
   WSTATE_NAMES,
   waitAsync,
 } from './control.js';
-import { codeFromWorkerMessage } from './messages.js';
 import type { SplitterResult, SplitterTask, VcpuResult, VcpuTask, WorkerResult, WorkerTask } from './messages.js';
 import type { Progress } from './progress.js';
 import { buildReport } from './report_build.js';
@@ -109,20 +107,6 @@ export async function runEmulation(config: RunConfig, hooks: RunHooks = {}): Pro
   } finally {
     await run.teardown();
   }
-}
-
-/** A failed run's error: the cause, with a stable code. */
-function toRunError(err: unknown): EmulatorError {
-  if (err instanceof EmulatorError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
-  const code = codeFromWorkerMessage(msg);
-  const stack = err instanceof Error ? err.stack : undefined;
-  if (code !== undefined) {
-    // A worker that saw ABORT only reflects someone else's failure; keep the code of real causes.
-    const c = (code === 'ERR_ABORTED' ? 'ERR_WORKER' : code) as ErrorCode;
-    return new EmulatorError(c, msg.slice(code.length + 2), { stack });
-  }
-  return new EmulatorError('ERR_WORKER', `a worker thread died: ${msg}`, { stack });
 }
 
 class EmulationRun {
@@ -216,7 +200,7 @@ class EmulationRun {
     this.#pool = new TaskPool(VCPU_WORKER, tasks.length);
     const filenames = tasks.map((t) => (t.type === 'splitter-task' ? SPLITTER_WORKER : undefined));
     const all = this.#pool.runAll<WorkerResult>(tasks, { filenames });
-    all.catch((err: unknown) => this.fail(toRunError(err)));
+    all.catch((err: unknown) => this.fail(errorFromWorker(err)));
 
     this.#watchdog = new Watchdog({
       timeoutMs: o.watchdogSeconds * 1000,

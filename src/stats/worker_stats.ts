@@ -26,8 +26,8 @@
  * task result): a happens-before edge, so the values are exact. In (b), and in (a) when vCPUs
  * free-run through a phase (--steady, -e), the read races the owner's stores. The ECMAScript
  * memory model promises tear-free racy reads only for integer element types; Float64 is not
- * one of them. What makes the read sound here is the engine: V8 on x64 and arm64 (the only
- * targets this project runs on; main.ts prints the arch) compiles a Float64Array element
+ * one of them. What makes the read sound here is the engine: V8 on x64 and arm64 (the targets this
+ * project runs on; a report records its host.arch) compiles a Float64Array element
  * access to one naturally aligned 8-byte load or store, which both architectures make
  * single-copy atomic, and every slot is 8-byte aligned (layout.ts). So a racy read returns a
  * value the owner really stored, a little older or newer than the phase boundary. That is

@@ -1,7 +1,7 @@
 /**
  * A worker's latency histograms (ns): mmu_lock wait and hold times, vCPU fault times. Private to
  * the worker (not shared memory); handed to the main thread as plain data per phase
- * (takeData), where mergeTiming adds many workers' histograms together.
+ * (takeData); report_build.ts merges many workers' histograms by name.
  *
  * Below the MMU: mmu_lock.ts records into a WorkerTiming without knowing the VM.
  */
@@ -9,7 +9,6 @@ import { Histogram } from './histogram.js';
 import type { HistogramData } from './histogram.js';
 
 export type TimingName = 'readWait' | 'readHold' | 'writeWait' | 'writeHold' | 'faultFast' | 'faultSlow';
-export const TIMING_NAMES: readonly TimingName[] = ['readWait', 'readHold', 'writeWait', 'writeHold', 'faultFast', 'faultSlow'];
 export type WorkerTimingData = Record<TimingName, HistogramData>;
 
 /** This worker's latency histograms (ns). Private to the worker; replaced wholesale by takeData(). */
@@ -39,15 +38,4 @@ export class WorkerTiming {
     this.faultSlow = new Histogram();
     return d;
   }
-}
-
-/** Merge many workers' WorkerTimingData (main thread). */
-export function mergeTiming(parts: readonly WorkerTimingData[]): Record<TimingName, Histogram> {
-  const out = {} as Record<TimingName, Histogram>;
-  for (const n of TIMING_NAMES) {
-    const h = new Histogram();
-    for (const p of parts) h.merge(p[n]);
-    out[n] = h;
-  }
-  return out;
 }

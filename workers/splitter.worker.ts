@@ -50,14 +50,14 @@ export default function splitterMain(task: SplitterTask): SplitterResult {
   } catch (err) {
     throw workerError('splitter', err);
   } finally {
-    Atomics.store(ctl.i32, ctl.slot(ctl.splitterSlot, SLOT_STATE), WSTATE_EXITED);
+    Atomics.store(ctl.i32, ctl.slot(task.controlSlot, SLOT_STATE), WSTATE_EXITED);
   }
 }
 
 function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   const i32 = ctl.i32;
-  const stateIdx = ctl.slot(ctl.splitterSlot, SLOT_STATE);
-  const progressIdx = ctl.slot(ctl.splitterSlot, SLOT_PROGRESS);
+  const stateIdx = ctl.slot(task.controlSlot, SLOT_STATE);
+  const progressIdx = ctl.slot(task.controlSlot, SLOT_PROGRESS);
   const mode: DirtyLogMode = { manualProtect: task.manualProtect, eagerSplit: task.eagerSplit, splitAlloc: task.splitAlloc, split: task.split };
   // GET_DIRTY_LOG's user buffers, one per memslot (the selftest's bitmaps[i]).
   const bitmaps = newDirtyBitmaps(vm);

@@ -76,7 +76,7 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
     // why the code travels in the message).
     throw workerError(label, err);
   } finally {
-    Atomics.store(ctl.i32, ctl.slot(task.vcpuId, SLOT_STATE), WSTATE_EXITED);
+    Atomics.store(ctl.i32, ctl.slot(task.controlSlot, SLOT_STATE), WSTATE_EXITED);
   }
 }
 
@@ -140,7 +140,7 @@ class VcpuThread {
   /** Park until VCPU_GO moves past `seen`; RCU offline meanwhile. Returns the new GO value. */
   #park(seen: number): number {
     const i32 = this.#i32;
-    const stateIdx = this.#ctl.slot(this.#task.vcpuId, SLOT_STATE);
+    const stateIdx = this.#ctl.slot(this.#task.controlSlot, SLOT_STATE);
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
     this.#vm.rcu.offline();
     for (;;) {
@@ -157,7 +157,7 @@ class VcpuThread {
 
   #passDone(): void {
     this.#acc.passes++;
-    Atomics.add(this.#i32, this.#ctl.slot(this.#task.vcpuId, SLOT_PASSES_DONE), 1);
+    Atomics.add(this.#i32, this.#ctl.slot(this.#task.controlSlot, SLOT_PASSES_DONE), 1);
   }
 
   /** If PHASE_ID moved, file the current accumulator under its phase and start a new one. */
@@ -201,7 +201,7 @@ class VcpuThread {
     const wp = populate ? 100 : this.#task.writePercent;
     const rng = this.#rng;
     const written = this.#written;
-    const progressIdx = ctl.slot(this.#task.vcpuId, SLOT_PROGRESS);
+    const progressIdx = ctl.slot(this.#task.controlSlot, SLOT_PROGRESS);
     const out = newAccessResult();
     if (kind === PASS_DIRTY) this.#maybeInjectFault();
     let acc = this.#acc;

@@ -96,10 +96,11 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
     results = await runSweep(runs, {
       resolve: (r) => configOf.get(r)!,
       run: async (cfg, index, total) => {
-        const progress = new Progress({ enabled: !quiet && io.stderr.isTTY === true, stream: io.stderr });
+        const live = !quiet && io.stderr.isTTY === true;
+        const progress = new Progress({ enabled: live, stream: io.stderr });
         progress.start();
         try {
-          const report = await runEmulation(cfg, { progress, ...(io.signal !== undefined ? { signal: io.signal } : {}) });
+          const report = await runEmulation(cfg, { sinks: live ? [progress] : [], ...(io.signal !== undefined ? { signal: io.signal } : {}) });
           progress.stop();
           if (!quiet) {
             const row = compareRow(report, swept[index], labels[index]);

@@ -15,13 +15,11 @@ import type { RunConfig } from './config.js';
 import { parseFaultInjection } from './messages.js';
 import { formatBytes, formatSize, helpText, parseCommandLine, resolveOptions } from './options.js';
 import { Progress } from './progress.js';
-import { formatReport } from './report.js';
-import { writeJsonReport } from './report_json.js';
 import { corruptionFound } from './report_model.js';
 import { runEmulation } from './run.js';
 import { runManyFromCli, wantsManyRuns } from './compare_main.js';
-import { compareRow } from './compare.js';
-import { compareCsv, writeCsv } from './csv.js';
+import { csvSink, emitReport, jsonSink, textSink } from './report_sink.js';
+import type { ReportSink } from './report_sink.js';
 import { checkOutputPath } from './output_file.js';
 import type { RawValues } from './options.js';
 
@@ -95,14 +93,17 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
-  const progress = new Progress({ enabled: !o.quiet && process.stderr.isTTY === true, stream: process.stderr });
+  const live = !o.quiet && process.stderr.isTTY === true;
+  const progress = new Progress({ enabled: live, stream: process.stderr });
+  // Every output of the run: the progress line (live), the text report, --json, --csv.
+  const sinks: ReportSink[] = [...(live ? [progress] : []), textSink(process.stdout)];
+  if (o.json !== undefined) sinks.push(jsonSink(o.json));
+  if (o.csv !== undefined) sinks.push(csvSink(o.csv));
   progress.start();
   try {
-    const report = await runEmulation(cfg, { progress, signal: abort.signal });
+    const report = await runEmulation(cfg, { sinks, signal: abort.signal });
     progress.stop();
-    process.stdout.write(`${formatReport(report)}\n`);
-    if (o.json !== undefined) writeJsonReport(o.json, report);
-    if (o.csv !== undefined) writeCsv(o.csv, compareCsv([{ report, row: compareRow(report) }]));
+    emitReport(sinks, report);
     if (!report.invariants.ok) {
       fail(`invariant checker found ${report.invariants.violationCount} violation(s)`);
       return EXIT_FAILED;

@@ -46,8 +46,9 @@ export interface VcpuRegion {
 export interface VcpuTask {
   readonly type: 'vcpu-task';
   readonly vcpuId: number;
-  /** The Vm worker id: 1 + vcpuId (0 is the main thread). */
+  /** The Vm worker id and the run-control slot, from the run plan (run_plan.ts). */
   readonly workerId: number;
+  readonly controlSlot: number;
   readonly vm: VmShared;
   readonly control: ControlShared;
   readonly region: VcpuRegion;
@@ -59,7 +60,9 @@ export interface VcpuTask {
 
 export interface SplitterTask {
   readonly type: 'splitter-task';
+  /** The Vm worker id and the run-control slot, from the run plan (run_plan.ts). */
   readonly workerId: number;
+  readonly controlSlot: number;
   readonly vm: VmShared;
   readonly control: ControlShared;
   /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */

@@ -1,13 +1,15 @@
 /**
  * `npm run emulate`: parse, validate, run, print, exit.
  *
- * Exit codes (also in --help): 0 success; 1 a worker failed, the dirty log disagreed with the
+ * Exit codes (also in --help): 0 success; 1 a worker failed, the MMU was corrupted (a poison read, a
+ * translation error or a lost dirty page), the dirty log disagreed with the
  * pages written, or an invariant was violated; 2 a bad option or a guest too big for this host
  * (one line naming the option, never a stack trace); 3 the watchdog saw a stuck phase;
  * 130 interrupted by Ctrl-C (every worker is stopped first).
  *
  * EMULATE_DEBUG=1 adds stack traces to failure messages; EMULATE_FAULT_INJECT (tests only) makes
- * a worker fail on purpose (messages.ts lists the values).
+ * a worker fail on purpose (messages.ts lists the values); EMULATE_TEST_STAT_ROW (tests only)
+ * appends one counter row to the table (src/stats/worker_stats.ts).
  */
 import { errorCode, EmulatorError } from '../errors.js';
 import { resolveRunConfig, signalExitCode } from './config.js';

@@ -1,7 +1,7 @@
 /**
  * One error factory for the whole project (piscina's `Errors.*`, Node's `error.code`).
  *
- * Three tiers, as STYLE.md asks:
+ * Three tiers:
  *  - lost races are return values, never exceptions (see tdp_mmu's `try*` functions);
  *  - broken invariants throw `invariantViolation(...)` with a full state dump;
  *  - user and API errors carry a stable `code` so callers and tests match on it, not on wording.

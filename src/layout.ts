@@ -1,7 +1,7 @@
 /**
  * The shared-memory layout: every region of the VM's CONTROL SharedArrayBuffer, with named
  * Int32 index constants, a size per region, who writes and who reads each field, and load-time
- * checks that regions neither overlap nor straddle cache lines (STYLE.md practice 2; liburcu's
+ * checks that regions neither overlap nor straddle cache lines (liburcu's
  * `struct urcu_gp`, piscina's `kRequestCountField`).
  *
  * A VM uses three SharedArrayBuffers:

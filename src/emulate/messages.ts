@@ -1,7 +1,7 @@
 /**
- * The worker protocol: ONE discriminated union (on `type`) of every task the main thread sends
- * and every result a worker returns (STYLE 11; piscina's StartupMessage/RequestMessage/
- * ResponseMessage). Everything here is plain data: it crosses threads by structured clone, and
+ * The worker protocol: two discriminated unions (on `type`), WorkerTask for every task the main
+ * thread sends and WorkerResult for every result a worker returns (as piscina's
+ * RequestMessage/ResponseMessage). Everything here is plain data: it crosses threads by structured clone, and
  * the SharedArrayBuffers inside `vm` and `control` arrive shared, not copied.
  *
  * Phase-by-phase coordination does not use messages: it runs over the shared control block
@@ -133,7 +133,6 @@ export interface SplitterResult {
 
 export type WorkerTask = VcpuTask | SplitterTask;
 export type WorkerResult = VcpuResult | SplitterResult;
-export type WorkerMessage = WorkerTask | WorkerResult;
 
 /** Re-exported for the worker files: the format itself lives in errors.ts. */
 export { workerError } from '../errors.js';

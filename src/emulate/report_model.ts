@@ -1,6 +1,7 @@
 /**
- * The Report: everything one emulation run measured, as plain data. run.ts builds it,
- * report.ts prints it as text, report_json.ts writes it as JSON (schema: REPORT_SCHEMA.md).
+ * The Report: everything one emulation run measured, as plain data. report_build.ts builds it
+ * from what the engine collected; the report sinks (report_sink.ts) print it as text
+ * (report.ts), write it as JSON (report_json.ts; schema: REPORT_SCHEMA.md) and as CSV (csv.ts).
  * Times in `seconds` are doubles; latencies are integers of nanoseconds.
  */
 import type { Histogram, Percentiles } from '../stats/histogram.js';
@@ -10,8 +11,6 @@ export const REPORT_SCHEMA_VERSION = 1;
 
 /** Percentiles of a latency histogram, rounded to whole ns (all 0 when count is 0). */
 export type LatencySummary = Percentiles;
-
-export const EMPTY_LATENCY: LatencySummary = Object.freeze({ count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 });
 
 export function summarize(h: Histogram): LatencySummary {
   const p = h.percentiles();

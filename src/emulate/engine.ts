@@ -65,7 +65,7 @@ import type { PhaseKind, Report } from './report_model.js';
 import { TICK_MS } from './report_sink.js';
 import type { ReportSink, RunSample } from './report_sink.js';
 import { MAIN_WORKER_ID } from './run_plan.js';
-import type { RunPlan, SplitterOp, Step } from './run_plan.js';
+import type { RoleKind, RunPlan, SplitterOp, Step } from './run_plan.js';
 import { runProgress, stuckError, Watchdog } from './watchdog.js';
 
 /**
@@ -82,8 +82,11 @@ v8.setFlagsFromString('--no-concurrent-recompilation');
 const WARMUP_SAMPLE_MS = 500;
 const WARMUP_MAX_MS = 10_000;
 
-const VCPU_WORKER = new URL('../../workers/vcpu.worker.js', import.meta.url);
-const SPLITTER_WORKER = new URL('../../workers/splitter.worker.js', import.meta.url);
+/** The worker file each role kind runs (a new actor kind adds its file here). */
+const WORKER_FILE: Readonly<Record<RoleKind, URL>> = {
+  vcpu: new URL('../../workers/vcpu.worker.js', import.meta.url),
+  splitter: new URL('../../workers/splitter.worker.js', import.meta.url),
+};
 
 /** The splitter command of each plan op. */
 const OP_OF: Readonly<Record<SplitterOp, number>> = { enable: OP_ENABLE, get: OP_GET, clear: OP_CLEAR, disable: OP_DISABLE };
@@ -214,8 +217,8 @@ export class Engine {
     this.#ctl = new Control(createControl(plan.vcpus.length, plan.roles.length));
 
     const tasks = this.#tasks();
-    this.#pool = new TaskPool(VCPU_WORKER, tasks.length);
-    const filenames = tasks.map((t) => (t.type === 'splitter-task' ? SPLITTER_WORKER : undefined));
+    this.#pool = new TaskPool(WORKER_FILE.vcpu, tasks.length);
+    const filenames = plan.roles.map((r) => (r.kind === 'vcpu' ? undefined : WORKER_FILE[r.kind]));
     const all = this.#pool.runAll<WorkerResult>(tasks, { filenames });
     all.catch((err: unknown) => this.#fail(errorFromWorker(err)));
 

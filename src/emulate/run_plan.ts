@@ -3,7 +3,8 @@
  *   - the roles: every actor thread (each vCPU, the splitter), each with its Vm worker id (its RCU
  *     reader slot and stat slot; 0 is the main thread) and its slot in the run-control block
  *     (control.ts). All actor numbering comes from here: no other file adds 1 or 2 to a vCPU
- *     count. A new actor (a host-events thread, say) is one more role kind in `planRoles`;
+ *     count. A new actor (a host-events thread, say) is one more role kind in `planRoles`, plus
+ *     its worker file and task in engine.ts;
  *   - the steps: today's dirty_log_perf_test flow, with the phase names the report uses
  *       populate                          vCPUs write every page once (faults map at the backing size)
  *       enable                            splitter: enable dirty logging (eager split under the read

@@ -26,7 +26,8 @@ for (const [inject, re] of [
 
 for (const inject of ['vcpu-hang', 'splitter-hang'] as const) {
   test.serial(`the watchdog reports a stuck phase (${inject}) with the lock state, exit 3`, async (t) => {
-    const r = await runCli([...SMALL, '--watchdog', '1'], { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
+    // 2 s, not 1: on a loaded 2-core host starting the threads alone has taken more than 1 s.
+    const r = await runCli([...SMALL, '--watchdog', '2'], { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
     t.is(r.signal, null);
     t.is(r.code, 3, r.stderr);
     t.regex(r.stderr, /ERR_STUCK: watchdog: phase "[^"]+" made no progress for \d+\.\d s/);

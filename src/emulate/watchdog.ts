@@ -1,7 +1,7 @@
 /**
  * The watchdog: nothing hangs. Every `pollMs` it reads a progress probe (`runProgress`: the sum
- * of the actors' progress words in the control block and of the worker counters marked
- * `progress` in the counter table); if the value has not changed for `timeoutMs` while a phase
+ * of the actors' progress words and READY in the control block and of the worker counters
+ * marked `progress` in the counter table); if the value has not changed for `timeoutMs` while a phase
  * is running, the phase is stuck: it calls `onStuck` once with the idle time, and the run aborts
  * with ERR_STUCK and `stuckError`'s dump of the lock, the actors and the counters.
  *
@@ -12,7 +12,7 @@
 import { EmulatorError } from '../errors.js';
 import { PROGRESS_KEYS } from '../stats/worker_stats.js';
 import type { Vm } from '../vm.js';
-import { CTL_CMD_DONE, CTL_CMD_OP, CTL_CMD_SEQ, OP_NAMES, SLOT_PASSES_DONE, SLOT_STATE, WSTATE_NAMES } from './control.js';
+import { CTL_CMD_DONE, CTL_CMD_OP, CTL_CMD_SEQ, CTL_READY, OP_NAMES, SLOT_PASSES_DONE, SLOT_STATE, WSTATE_NAMES } from './control.js';
 import type { Control } from './control.js';
 import type { Role } from './run_plan.js';
 
@@ -77,10 +77,14 @@ export class Watchdog {
   }
 }
 
-/** The probe: anything that moves when workers make progress (control words and work counters). */
+/**
+ * The probe: anything that moves when workers make progress: the actors' progress words, the
+ * count of actors attached (READY: on a loaded host, starting the threads alone can take more
+ * than a short timeout) and the work counters.
+ */
 export function runProgress(ctl: Control, vm: Vm): number {
   const s = vm.sumStats();
-  let work = ctl.totalProgress();
+  let work = ctl.totalProgress() + Atomics.load(ctl.i32, CTL_READY);
   for (const k of PROGRESS_KEYS) work += s[k] ?? 0;
   return work;
 }

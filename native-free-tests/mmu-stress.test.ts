@@ -68,7 +68,7 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
   // Populate: one write per huge page, so the first dirty-logging period has huge pages to split.
   const out = createAccessResult();
   const slot = memslots[0]!;
-  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g += pagesPerHpage(backingLevel)) guestAccess(main, g, true, out);
+  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g += pagesPerHpage(backingLevel)) guestAccess(main, g, 'write', out);
   const seconds = stressSeconds(1.5, 3, 30);
   // About 12 epochs per dirty-logging period, at most ~10 periods a second.
   const layout = stressLayout(words, VCPUS, 256 + Math.ceil(seconds * 120));

@@ -39,6 +39,8 @@
  *   +-----------------------------------------------------------------------------------+
  *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (C1, dirty_log.ts)          |
  *   +-----------------------------------------------------------------------------------+
+ *   | PML_KICK      1 line (kick generation) + 1 line per worker (in guest, ack): pml.ts |
+ *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
  * Every region starts on a 64-byte boundary (16 Int32s): hot words of different regions never
@@ -131,6 +133,24 @@ export const SLOT_FLAG_INITIALLY_SET = 2;
 export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
+// PML_KICK (pml.ts): the kick KVM_GET_DIRTY_LOG sends every vCPU so that each flushes its PML
+// buffer before the bitmap is read. Line 0 holds the generation word; then one line per worker.
+// Writers/readers: see each field.
+// ---------------------------------------------------------------------------------------------
+
+/** Kick generation (line 0). Writer: GET_DIRTY_LOG (Atomics.add); readers: vCPUs at batch boundaries. */
+export const PML_KICK_GEN = 0;
+/** Per-worker line, offset PML_KICK_LINE + w * LINE_INT32S: 1 while the worker runs guest code (writer: that vCPU). */
+export const PML_VCPU_IN_GUEST = 0;
+/** Per-worker: the last kick generation the vCPU acknowledged after flushing (writer: that vCPU; reader: GET). */
+export const PML_VCPU_ACK = 1;
+/** Int32 offset of worker 0's line within the region. */
+export const PML_KICK_LINE = LINE_INT32S;
+export function pmlKickInt32s(workers: number): number {
+  return LINE_INT32S + workers * LINE_INT32S;
+}
+
+// ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker; fields are FLOAT64 indices within the slot (counters of
 // SPTE reads pass 2^31 in long runs; doubles count exactly to 2^53). Single writer per slot:
 // the worker itself, with plain stores (no atomics). Readers: the main thread after the phase
@@ -178,6 +198,14 @@ export const WORKER_STAT_SPLIT_ENOMEM = 21;
 /** mmu_lock acquisitions that had to wait (counted by MmuLock). */
 export const WORKER_STAT_LOCK_READ_CONTENDED = 22;
 export const WORKER_STAT_LOCK_WRITE_CONTENDED = 23;
+/** PML-full VM exits (a vCPU's 512-entry PML buffer filled; pml.ts). */
+export const WORKER_STAT_PML_FULL_EXITS = 24;
+/** Guest writes the emulated hardware logged in the PML buffer (D set by the walk, no fault). */
+export const WORKER_STAT_PML_WRITES = 25;
+/** Modelled host costs spent on this thread (host_costs.ts), ns. */
+export const WORKER_STAT_HOST_COST_NS = 26;
+/** Remote TLB flushes this thread issued (counted where a host cost is due: host_costs.ts). */
+export const WORKER_STAT_TLB_FLUSHES = 27;
 // ---- C1 (and others): append WORKER_STAT_* fields here, from 24 up to WORKER_STAT_FIELDS-1,
 // ---- and add the name to WORKER_STAT_NAMES below. ----
 /** Float64 fields per slot (32 x 8 B = 256 B: four cache lines, a multiple of 64 B). */
@@ -210,6 +238,10 @@ export const WORKER_STAT_NAMES: readonly string[] = [
   'splitEnomem',
   'lockReadContended',
   'lockWriteContended',
+  'pmlFullExits',
+  'pmlWrites',
+  'hostCostNs',
+  'tlbFlushes',
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -240,6 +272,8 @@ export interface ControlLayout {
   readonly dirtyWords: readonly number[];
   /** One MEMSLOT_CTRL line per memslot (added by C1 for dirty logging). */
   readonly memslotCtrlBases: readonly number[];
+  /** PML_KICK region (pml.ts): kick generation + one line per worker. */
+  readonly pmlKickBase: number;
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -285,6 +319,8 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
   }
   // MEMSLOT_CTRL (C1): after the bitmaps so no earlier base moves.
   const memslotCtrlBases = spec.memslotPages.map(() => place(MEMSLOT_CTRL_INT32S));
+  // PML_KICK: last, so no earlier base moves.
+  const pmlKickBase = place(pmlKickInt32s(spec.workers));
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -298,6 +334,7 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     dirtyBases,
     dirtyWords,
     memslotCtrlBases,
+    pmlKickBase,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -317,6 +354,7 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
   ];
   l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
   l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
+  r.push(['pml_kick', l.pmlKickBase, pmlKickInt32s(l.workers)]);
   return r;
 }
 

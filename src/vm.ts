@@ -39,6 +39,7 @@ import { PageAllocator, validatePressure } from './mmu/allocator.js';
 import type { PressureParams } from './mmu/allocator.js';
 import { DEFAULT_CACHE_CAPACITY, MmuMemoryCache } from './mmu/mmu_cache.js';
 import { MmuLock } from './mmu/mmu_lock.js';
+import type { HostCosts } from './mmu/host_costs.js';
 import { maxGfnForRoot, pagesPerHpage, PT_ENTRIES } from './mmu/spte.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
@@ -70,8 +71,25 @@ export interface VmConfig {
   /** Override the pool capacity in tables (tests shrink it). */
   readonly poolTables?: number;
   /** Controls only (deliberately broken variants that tests must catch). */
-  readonly unsafe?: { readonly freeWithoutGracePeriod?: boolean; readonly nonAtomicFreeList?: boolean };
+  readonly unsafe?: {
+    readonly freeWithoutGracePeriod?: boolean;
+    readonly nonAtomicFreeList?: boolean;
+    /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
+    readonly pmlDropBuffer?: boolean;
+  };
+  /** Dirty tracking (pml.ts, dirty_log.ts): Intel PML or write protection. Default 'wrprot'. */
+  readonly dirtyTrack?: DirtyTrackMode;
+  /**
+   * What a vCPU fault does with a huge SPTE above its goal level (tdp_mmu_fault.ts): 'split'
+   * (6.2+: split on fault) or 'zap' (before 6.2: zap it, map only the faulting 4K page). Default 'split'.
+   */
+  readonly hugePageFault?: HugePageFaultMode;
+  /** Host costs spent as real time (host_costs.ts). Default: none. */
+  readonly hostCosts?: HostCosts;
 }
+
+export type DirtyTrackMode = 'pml' | 'wrprot';
+export type HugePageFaultMode = 'split' | 'zap';
 
 /** What createVm hands to workers. Plain data + SharedArrayBuffers (structured-clonable). */
 export interface VmShared {

@@ -194,6 +194,7 @@ class EmulationRun {
         vm: this.#shared!,
         control: { sab: this.#c.i32.buffer as SharedArrayBuffer, vcpus: o.vcpus },
         region,
+        workload: o.workload,
         writePercent: o.writePercent,
         randomAccess: o.randomAccess,
         seed: o.seed,

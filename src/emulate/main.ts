@@ -9,6 +9,7 @@
  * EMULATE_DEBUG=1 adds stack traces to failure messages; EMULATE_FAULT_INJECT (tests only) makes
  * a worker fail on purpose (messages.ts lists the values).
  */
+import { formatHostCosts } from '../mmu/host_costs.js';
 import { errorCode, EmulatorError } from '../errors.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
@@ -71,7 +72,8 @@ function banner(cfg: RunConfig): string {
     `emulate: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ${o.backing}, ${o.memslots} memslot(s), ${o.levels}-level TDP, ` +
     `${o.iterations} iterations, eager split ${o.eagerSplit ? 'on' : 'off'} (${o.splitAlloc}), ` +
     `${o.manualProtect ? 'manual-protect + initially-set' : 'no manual-protect'}, -w ${o.writePercent}${o.randomAccess ? ' -a' : ''}` +
-    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}; ` +
+    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}, ` +
+    `workload ${o.workload}, dirty tracking ${o.dirtyTrack}, host costs ${formatHostCosts(o.hostCosts)}; ` +
     `page-table pool ${cfg.footprint.tables} tables (${formatBytes(cfg.footprint.bytes)}), ${formatBytes(cfg.availableBytes)} available`
   );
 }

@@ -56,14 +56,20 @@ export class PmlBuffer {
 }
 
 const buffers = new WeakMap<Vm, PmlBuffer>();
+/** One-entry cache in front of the WeakMap: a thread has one Vm handle, and every fault flushes. */
+let lastVm: Vm | undefined;
+let lastBuffer: PmlBuffer | undefined;
 
 /** This thread's PML buffer for `vm` (created on first use). */
 export function pmlBufferOf(vm: Vm): PmlBuffer {
+  if (vm === lastVm) return lastBuffer!;
   let b = buffers.get(vm);
   if (b === undefined) {
     b = new PmlBuffer();
     buffers.set(vm, b);
   }
+  lastVm = vm;
+  lastBuffer = b;
   return b;
 }
 
@@ -93,7 +99,7 @@ export function pmlLogWrite(vm: Vm, gfn: number): void {
  * Returns the entries flushed. Lock context: none needed (Atomics.or on the bitmap).
  */
 export function pmlFlush(vm: Vm): number {
-  const b = buffers.get(vm);
+  const b = vm === lastVm ? lastBuffer! : buffers.get(vm);
   if (b === undefined || b.count === 0) return 0;
   const n = b.count;
   b.count = 0;

@@ -121,3 +121,22 @@ test('lazy-zap: after the zap, reads of the other pages of the region are slow f
     expectClean(t, vm, fault);
   }
 });
+
+test('first-touch faults: an access to unmapped memory is a slow fault; 4K in a dirty-logged slot, huge otherwise', (t) => {
+  for (const kind of ['read', 'write', 'exec'] as const) {
+    const vm = makeVm('pml', 'split');
+    const s = vm.config.memslots[0]!;
+    const out = createAccessResult();
+    guestAccess(vm, s.baseGfn + 3, kind, out);
+    t.is(out.outcome, 'slow', `${kind}: first touch`);
+    t.deepEqual(vm.pageStats(), { pages4k: 0, pages2m: 1, pages1g: 0 }, `${kind}: mapped huge outside dirty logging`);
+    enableDirtyLogging(vm, 0, { eagerSplit: false, initiallySet: false, design: lazySplit });
+    guestAccess(vm, s.baseGfn + M + 9, kind, out);
+    t.is(out.outcome, 'slow');
+    t.deepEqual(vm.pageStats(), { pages4k: 1, pages2m: 1, pages1g: 0 }, `${kind}: 4K in a dirty-logged slot`);
+    t.is(vm.sumStats()['firstTouchFaults'], 2);
+    guestAccess(vm, s.baseGfn + M + 9, kind, out);
+    t.is(out.outcome, 'hit', `${kind}: mapped now`);
+    expectClean(t, vm, `first touch ${kind}`);
+  }
+});

@@ -206,6 +206,8 @@ export const WORKER_STAT_PML_WRITES = 25;
 export const WORKER_STAT_HOST_COST_NS = 26;
 /** Remote TLB flushes this thread issued (counted where a host cost is due: host_costs.ts). */
 export const WORKER_STAT_TLB_FLUSHES = 27;
+/** EPT violations on a gfn with no translation (never mapped, or zapped): first-touch faults. */
+export const WORKER_STAT_FIRST_TOUCH_FAULTS = 28;
 // ---- C1 (and others): append WORKER_STAT_* fields here, from 24 up to WORKER_STAT_FIELDS-1,
 // ---- and add the name to WORKER_STAT_NAMES below. ----
 /** Float64 fields per slot (32 x 8 B = 256 B: four cache lines, a multiple of 64 B). */
@@ -242,6 +244,7 @@ export const WORKER_STAT_NAMES: readonly string[] = [
   'pmlWrites',
   'hostCostNs',
   'tlbFlushes',
+  'firstTouchFaults',
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@
  *      whose D bit is clear makes the walk set D (cmpxchg; a lost race re-walks) and, with PML
  *      (pml.ts) in a dirty-logged slot, log the gfn in the vCPU's PML buffer: no fault.
  *   2. Otherwise an EPT violation, a VM exit: the PML buffer is flushed first (vmx_handle_exit).
+ *      An access to a gfn with no translation (memory the guest never touched, or a zapped
+ *      region) is a first-touch fault: the slow path maps it (4K in a dirty-logged slot, else as
+ *      large as the backing allows) with tables from the vCPU cache, as for any other access.
  *      A write to a write-protected, MMU-writable 4K leaf tries the lockless fast fault (RCU only);
  *      anything else, or a fast fault that gives up, takes the slow fault: top up the vCPU's cache
  *      (may allocate, so before any lock), mmu_lock for read, RCU, kvmTdpMmuMapAtomic, unlock.
@@ -32,6 +35,7 @@ import {
   WORKER_STAT_ACCESSES,
   WORKER_STAT_FAST_FAULTS,
   WORKER_STAT_FAULT_RETRIES,
+  WORKER_STAT_FIRST_TOUCH_FAULTS,
   WORKER_STAT_POISON_READS,
   WORKER_STAT_SLOW_FAULTS,
   WORKER_STAT_SPTE_READS,
@@ -42,7 +46,7 @@ import { FAULT_CACHE_MIN } from './mmu_cache.js';
 import { TdpIter } from './tdp_iter.js';
 import { reclaimFreedTables } from './tdp_mmu.js';
 import { fastPageFaultRcu, kvmTdpMmuMapAtomic, walkGfn, walkOut, walkOutSpte } from './tdp_mmu_fault.js';
-import { PG_LEVEL_4K, SPTE_D_MASK, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_MMU_WRITABLE_MASK, SPTE_W_MASK, spteHex } from './spte.js';
+import { PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, SPTE_D_MASK, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_MMU_WRITABLE_MASK, SPTE_W_MASK, spteHex } from './spte.js';
 import { pmlFlush, pmlLogWrite } from './pml.js';
 import { payHostCost } from './host_costs.js';
 import { slotLogsDirty } from './slot_flags.js';
@@ -131,6 +135,8 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
       throw invariantViolation('guestAccess: the fault never resolves', { gfn, kind, level, spte: spteHex(spte), faults });
     }
     pmlFlush(vm);
+    // No translation at all (never mapped, or zapped): a first-touch fault, always the slow path.
+    if (spte === SHADOW_NONPRESENT_VALUE) stats.add(WORKER_STAT_FIRST_TOUCH_FAULTS, 1);
     const slot = vm.slotOf(gfn);
     if (slot < 0) throw new EmulatorError('ERR_INVALID_ARG', `guestAccess: gfn 0x${gfn.toString(16)} is outside every memslot`);
     if (

@@ -168,6 +168,8 @@ export function checkVmConfig(config: VmConfig): void {
     if (s.baseGfn < end) bad(`memslot at gfn ${s.baseGfn} overlaps the previous one (ends at ${end})`);
     end = s.baseGfn + s.npages;
   }
+  if (config.dirtyTrack !== undefined && config.dirtyTrack !== 'pml' && config.dirtyTrack !== 'wrprot') bad(`dirtyTrack ${String(config.dirtyTrack)} must be pml or wrprot`);
+  if (config.hugePageFault !== undefined && config.hugePageFault !== 'split' && config.hugePageFault !== 'zap') bad(`hugePageFault ${String(config.hugePageFault)} must be split or zap`);
   validatePressure(config.pressure);
 }
 

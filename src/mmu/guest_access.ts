@@ -54,9 +54,6 @@ import { slotLogsDirty } from './slot_flags.js';
 /** What the guest instruction does to the page. */
 export type AccessKind = 'read' | 'write' | 'exec';
 
-/** Every access kind, for option parsing and tests. */
-export const ACCESS_KINDS: readonly AccessKind[] = Object.freeze(['read', 'write', 'exec']);
-
 /** How an access was satisfied: no fault, only lockless fast faults, or at least one slow fault. */
 export type FaultOutcome = 'hit' | 'fast' | 'slow';
 

@@ -51,8 +51,6 @@ export class PmlBuffer {
   count = 0;
   /** The KICK_GEN this vCPU last saw (acknowledged or found on entry). */
   seenGen = 0;
-  /** This thread is between enterGuest and exitGuest. */
-  inGuest = false;
 }
 
 const buffers = new WeakMap<Vm, PmlBuffer>();
@@ -128,14 +126,11 @@ export function vcpuEnterGuest(vm: Vm): void {
   // so a GET that kicked just before we entered does not wait for our next batch boundary.
   Atomics.store(vm.control, line + PML_VCPU_ACK, b.seenGen);
   Atomics.notify(vm.control, line + PML_VCPU_ACK);
-  b.inGuest = true;
 }
 
 /** The vCPU stops running guest code (pass end, parking, thread exit): flush, then leave. */
 export function vcpuExitGuest(vm: Vm): void {
-  const b = pmlBufferOf(vm);
   pmlFlush(vm);
-  b.inGuest = false;
   const line = lineOf(vm, vm.workerId);
   // After the flush: a GET that reads IN_GUEST = 0 sees every bitmap bit we set (seq_cst).
   Atomics.store(vm.control, line + PML_VCPU_IN_GUEST, 0);

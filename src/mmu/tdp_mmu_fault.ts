@@ -20,8 +20,9 @@
  *
  * Which pages are writable: a write fault installs W|D; a read fault installs a read-only but
  * MMU-writable leaf, so that the first write takes the fast path (and, when the slot logs dirty
- * pages, marks the page). A writable SPTE in a dirty-logged slot therefore always has its page's
- * dirty bit set, or a harvest that cleared the bit has not yet write-protected it.
+ * pages, marks the page). With write protection a writable SPTE in a dirty-logged slot therefore
+ * always has its page's dirty bit set, or a harvest that cleared the bit has not yet
+ * write-protected it; with PML the same holds of a writable SPTE whose D bit is set.
  *
  * Memslot flags are read INSIDE the RCU read-side section that also covers the SPTE update, so
  * enableDirtyLogging's rcu.synchronize() after setting LOG_DIRTY waits out every fault that may

@@ -80,7 +80,7 @@ function mappedGuest(spec: GuestSpec): Guest {
   });
   const vm = attachVm(shared, 0);
   const out = createAccessResult();
-  for (let i = 0; i < spec.hugePages; i++) guestAccess(vm, BASE + i * hugeSpan, true, out);
+  for (let i = 0; i < spec.hugePages; i++) guestAccess(vm, BASE + i * hugeSpan, 'write', out);
   vm.vcpuCache.freeAll();
   const ps = vm.pageStats();
   if ((backingLevel === 2 ? ps.pages2m : ps.pages1g) !== spec.hugePages) throw new Error(`setup: expected ${spec.hugePages} huge pages, got ${JSON.stringify(ps)}`);
@@ -130,8 +130,8 @@ function assertAllMapped(t: ExecutionContext, g: Guest): void {
   const out = createAccessResult();
   let faults = 0;
   const probe = (gfn: number): void => {
-    guestAccess(g.vm, gfn, false, out);
-    if (out.kind !== 'hit') faults++;
+    guestAccess(g.vm, gfn, 'read', out);
+    if (out.outcome !== 'hit') faults++;
   };
   for (let gfn = BASE; gfn < BASE + g.npages; gfn += 61) probe(gfn);
   for (let i = 0; i < g.hugePages; i++) {
@@ -147,7 +147,7 @@ test('registry: every design is registered, in compare order, drop-always first'
   const names = splitAllocDesignImplNames();
   for (const n of SPLIT_ALLOC_DESIGN_ORDER) t.true(names.includes(n), n);
   t.is(SPLIT_ALLOC_DESIGN_ORDER[0], 'drop-always');
-  t.deepEqual([...SPLIT_ALLOC_DESIGN_ORDER].sort(), [...EAGER, 'lazy'].sort());
+  t.deepEqual([...SPLIT_ALLOC_DESIGN_ORDER].sort(), [...EAGER, 'lazy', 'lazy-zap'].sort());
 });
 
 test('lock mode and eagerness: chunked-cache takes the write lock on every path; lazy never splits', (t) => {

@@ -37,6 +37,8 @@
  *   +-----------------------------------------------------------------------------------+
  *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (dirty_log.ts)              |
  *   +-----------------------------------------------------------------------------------+
+ *   | PML_KICK      1 line (kick generation) + 1 line per worker (in guest, ack): pml.ts |
+ *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
  * Every region starts on a 64-byte boundary (16 Int32s): hot words of different regions never
@@ -108,6 +110,24 @@ export const SLOT_FLAG_INITIALLY_SET = 2;
 export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
+// PML_KICK (pml.ts): the kick KVM_GET_DIRTY_LOG sends every vCPU so that each flushes its PML
+// buffer before the bitmap is read. Line 0 holds the generation word; then one line per worker.
+// Writers/readers: see each field.
+// ---------------------------------------------------------------------------------------------
+
+/** Kick generation (line 0). Writer: GET_DIRTY_LOG (Atomics.add); readers: vCPUs at batch boundaries. */
+export const PML_KICK_GEN = 0;
+/** Per-worker line, offset PML_KICK_LINE + w * LINE_INT32S: 1 while the worker runs guest code (writer: that vCPU). */
+export const PML_VCPU_IN_GUEST = 0;
+/** Per-worker: the last kick generation the vCPU acknowledged after flushing (writer: that vCPU; reader: GET). */
+export const PML_VCPU_ACK = 1;
+/** Int32 offset of worker 0's line within the region. */
+export const PML_KICK_LINE = LINE_INT32S;
+export function pmlKickInt32s(workers: number): number {
+  return LINE_INT32S + workers * LINE_INT32S;
+}
+
+// ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker of WORKER_STAT_FIELDS Float64 counters (SPTE reads pass 2^31
 // in long runs; doubles count exactly to 2^53). Which counter sits at which index, who writes and
 // who reads it, and why the main thread's reads are safe: src/stats/worker_stats.ts, the table
@@ -145,6 +165,8 @@ export interface ControlLayout {
   readonly dirtyWords: readonly number[];
   /** One MEMSLOT_CTRL line per memslot (dirty logging). */
   readonly memslotCtrlBases: readonly number[];
+  /** PML_KICK region (pml.ts): kick generation + one line per worker. */
+  readonly pmlKickBase: number;
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -189,6 +211,8 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
   }
   // MEMSLOT_CTRL: after the bitmaps so no earlier base moves.
   const memslotCtrlBases = spec.memslotPages.map(() => place(MEMSLOT_CTRL_INT32S));
+  // PML_KICK: last, so no earlier base moves.
+  const pmlKickBase = place(pmlKickInt32s(spec.workers));
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -201,6 +225,7 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     dirtyBases,
     dirtyWords,
     memslotCtrlBases,
+    pmlKickBase,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -219,6 +244,7 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
   ];
   l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
   l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
+  r.push(['pml_kick', l.pmlKickBase, pmlKickInt32s(l.workers)]);
   return r;
 }
 

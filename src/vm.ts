@@ -30,6 +30,7 @@ import { PageAllocator, validatePressure } from './mmu/allocator.js';
 import type { PressureParams } from './mmu/allocator.js';
 import { DEFAULT_CACHE_CAPACITY, MmuMemoryCache } from './mmu/mmu_cache.js';
 import { MmuLock } from './mmu/mmu_lock.js';
+import type { HostCosts } from './mmu/host_costs.js';
 import { maxGfnForRoot, pagesPerHpage, PT_ENTRIES } from './mmu/spte.js';
 import { resetStatSlots, sumStatSlots, WorkerStats } from './stats/worker_slot.js';
 import { WorkerTiming } from './stats/worker_timing.js';
@@ -56,8 +57,25 @@ export interface VmConfig {
   /** Override the pool capacity in tables (tests shrink it). */
   readonly poolTables?: number;
   /** Controls only (deliberately broken variants that tests must catch). */
-  readonly unsafe?: { readonly freeWithoutGracePeriod?: boolean; readonly nonAtomicFreeList?: boolean };
+  readonly unsafe?: {
+    readonly freeWithoutGracePeriod?: boolean;
+    readonly nonAtomicFreeList?: boolean;
+    /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
+    readonly pmlDropBuffer?: boolean;
+  };
+  /** Dirty tracking (pml.ts, dirty_log.ts): Intel PML or write protection. Default 'wrprot'. */
+  readonly dirtyTrack?: DirtyTrackMode;
+  /**
+   * What a vCPU fault does with a huge SPTE above its goal level (tdp_mmu_fault.ts): 'split'
+   * (6.2+: split on fault) or 'zap' (before 6.2: zap it, map only the faulting 4K page). Default 'split'.
+   */
+  readonly hugePageFault?: HugePageFaultMode;
+  /** Host costs spent as real time (host_costs.ts). Default: none. */
+  readonly hostCosts?: HostCosts;
 }
+
+export type DirtyTrackMode = 'pml' | 'wrprot';
+export type HugePageFaultMode = 'split' | 'zap';
 
 /** What createVm hands to workers. Plain data + SharedArrayBuffers (structured-clonable). */
 export interface VmShared {
@@ -136,6 +154,8 @@ export function checkVmConfig(config: VmConfig): void {
     if (s.baseGfn < end) bad(`memslot at gfn ${s.baseGfn} overlaps the previous one (ends at ${end})`);
     end = s.baseGfn + s.npages;
   }
+  if (config.dirtyTrack !== undefined && config.dirtyTrack !== 'pml' && config.dirtyTrack !== 'wrprot') bad(`dirtyTrack ${String(config.dirtyTrack)} must be pml or wrprot`);
+  if (config.hugePageFault !== undefined && config.hugePageFault !== 'split' && config.hugePageFault !== 'zap') bad(`hugePageFault ${String(config.hugePageFault)} must be split or zap`);
   validatePressure(config.pressure);
 }
 

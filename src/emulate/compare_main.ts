@@ -17,6 +17,7 @@
  * Exit codes as main.ts: 0; 1 a run failed or an invariant/dirty-log check failed; 2 bad option or
  * guest too big; 3 stuck; 130 interrupted.
  */
+import { formatHostCosts, HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
 import { errorCode, EmulatorError, invalidOption } from '../errors.js';
 import { SPLIT_ALLOC_DESIGN_ORDER } from '../mmu/split_alloc_designs.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
@@ -134,6 +135,8 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
       : 'one run each: with --repeat N the verdicts give medians and the run-to-run spread, the measure of noise here';
   io.stdout.write(`${repeat > 1 ? `Medians of ${repeat} runs per row\n` : ''}${formatCompareTables(shown).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; ${how})\n`);
   io.stdout.write(`${verdictLines(shown).join('\n')}\n`);
+  const o0 = configs[0]!.options;
+  io.stdout.write(`Dirty tracking ${o0.dirtyTrack}; host costs ${formatHostCosts(o0.hostCosts)} (${HOST_COSTS_CALIBRATION})\n`);
   if (csv !== undefined) {
     writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]!, repeat: Math.floor(i / combos) + 1 }))));
     if (!quiet) io.stderr.write(`emulate: wrote ${rows.length} row(s) to ${csv}\n`);

@@ -12,6 +12,7 @@
 import { availableParallelism, constants as osConstants, freemem, totalmem } from 'node:os';
 import { EmulatorError, invalidOption } from '../errors.js';
 import { parsePressure } from '../mmu/allocator.js';
+import { hugePageFaultFor } from '../mmu/split_alloc_lazy.js';
 import { DEFAULT_FIRST_GFN, vmFootprint } from '../vm.js';
 import type { VmConfig, VmFootprint } from '../vm.js';
 import type { FaultInjection, VcpuRegion } from './messages.js';
@@ -92,6 +93,9 @@ export function resolveRunConfig(
     workers: roles.vmWorkers, // the main thread and every actor of the run plan
     pressure: parsePressure(options.pressure),
     seed: options.seed,
+    dirtyTrack: options.dirtyTrack,
+    hugePageFault: hugePageFaultFor(options.splitAlloc),
+    hostCosts: options.hostCosts,
   };
   const footprint = vmFootprint(vm);
   // Besides the pool: one thread per worker, each vCPU's written-page bitset, the splitter's

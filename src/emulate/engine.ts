@@ -178,6 +178,7 @@ export class Engine {
           vm: this.#shared!,
           control,
           region: cfg.regions[i]!,
+          workload: o.workload,
           writePercent: o.writePercent,
           randomAccess: o.randomAccess,
           seed: o.seed,

@@ -11,6 +11,7 @@
  * a worker fail on purpose (messages.ts lists the values); EMULATE_TEST_STAT_ROW (tests only)
  * appends one counter row to the table (src/stats/worker_stats.ts).
  */
+import { formatHostCosts } from '../mmu/host_costs.js';
 import { errorCode, EmulatorError } from '../errors.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
@@ -72,7 +73,8 @@ function banner(cfg: RunConfig): string {
     `emulate: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ${o.backing}, ${o.memslots} memslot(s), ${o.levels}-level TDP, ` +
     `${o.iterations} iterations, eager split ${o.eagerSplit ? 'on' : 'off'} (${o.splitAlloc}), ` +
     `${o.manualProtect ? 'manual-protect + initially-set' : 'no manual-protect'}, -w ${o.writePercent}${o.randomAccess ? ' -a' : ''}` +
-    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}; ` +
+    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}, ` +
+    `workload ${o.workload}, dirty tracking ${o.dirtyTrack}, host costs ${formatHostCosts(o.hostCosts)}; ` +
     `page-table pool ${cfg.footprint.tables} tables (${formatBytes(cfg.footprint.bytes)}), ${formatBytes(cfg.availableBytes)} available`
   );
 }

@@ -52,6 +52,8 @@ export interface VcpuTask {
   readonly vm: VmShared;
   readonly control: ControlShared;
   readonly region: VcpuRegion;
+  /** The guest workload's name (src/workloads/workload.ts). */
+  readonly workload: string;
   readonly writePercent: number;
   readonly randomAccess: boolean;
   readonly seed: number;

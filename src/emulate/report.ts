@@ -4,6 +4,7 @@
  * what the selftest cannot show: vCPU fault latency by phase and kind, mmu_lock waits and holds,
  * what the splitter did, RCU, page statistics, and the invariant checker's verdict.
  */
+import { formatHostCosts } from '../mmu/host_costs.js';
 import { formatBytes, formatSize } from './options.js';
 import { corruptionFound } from './report_model.js';
 import type { LatencySummary, PhaseReport, Report, SplitCounters } from './report_model.js';
@@ -239,11 +240,23 @@ export function formatReport(r: Report): string {
       [
         'dirty logging',
         `${c['manualProtect'] === true ? 'manual-protect + initially-set (split in CLEAR, mmu_lock for write)' : 'no manual-protect (-g: split at enable, mmu_lock for read)'}; ` +
-          `eager split ${c['eagerSplit'] === true ? 'on' : 'off'}, design ${c['splitAlloc']}, pressure ${c['pressure']}`,
+          `eager split ${c['eagerSplit'] === true ? 'on' : 'off'}, design ${c['splitAlloc']}, pressure ${c['pressure']}` +
+          (r.dirtyTracking === undefined
+            ? ''
+            : `; tracking ${r.dirtyTracking.mode} (PML writes ${formatCount(r.dirtyTracking.pmlWrites)}, PML-full exits ${formatCount(r.dirtyTracking.pmlFullExits)})`),
       ],
+      ...(r.hostCosts === undefined
+        ? []
+        : [
+            [
+              'host costs',
+              `${formatHostCosts(r.hostCosts)}; spent ${r.hostCosts.spentSeconds.toFixed(3)} s, ${formatCount(r.hostCosts.tlbFlushes)} TLB flushes ` +
+                `(${r.hostCosts.calibration})`,
+            ] as [string, string],
+          ]),
       [
         'workload',
-        `${c['writePercent']}% writes, ${c['randomAccess'] === true ? 'random' : 'sequential'} access` +
+        `${String(c['workload'] ?? 'memstress')}: ${c['writePercent']}% writes, ${c['randomAccess'] === true ? 'random' : 'sequential'} access` +
           `${c['vcpusRunDuringDisable'] === true ? ', vCPUs run during disable (-e)' : ''}${c['steady'] === true ? ', steady mode' : ''}`,
       ],
       ['host', `${r.host.cores} cores, Node ${r.host.nodeVersion}, ${r.host.vcpusPerCore.toFixed(1)} vCPUs per core, ${r.host.cpuModel}`],

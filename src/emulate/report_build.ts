@@ -9,6 +9,7 @@ import type { HistogramData } from '../stats/histogram.js';
 import type { PageStats } from '../vm.js';
 import { splitCounterDeltas } from '../stats/worker_stats.js';
 import type { RunConfig } from './config.js';
+import { HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
 import { GUEST_PAGE_BYTES } from './options.js';
 import { OP_CHECK } from './control.js';
 import type { SplitterResult, TimingData, VcpuResult } from './messages.js';
@@ -329,6 +330,17 @@ export function buildReport(input: BuildInput): Report {
       xlateErrors: (fs['xlateErrors'] ?? 0) - (bs['xlateErrors'] ?? 0),
     },
     steady,
+    hostCosts: {
+      ...o.hostCosts,
+      calibration: HOST_COSTS_CALIBRATION,
+      spentSeconds: ((fs['hostCostNs'] ?? 0) - (bs['hostCostNs'] ?? 0)) / 1e9,
+      tlbFlushes: (fs['tlbFlushes'] ?? 0) - (bs['tlbFlushes'] ?? 0),
+    },
+    dirtyTracking: {
+      mode: o.dirtyTrack,
+      pmlWrites: (fs['pmlWrites'] ?? 0) - (bs['pmlWrites'] ?? 0),
+      pmlFullExits: (fs['pmlFullExits'] ?? 0) - (bs['pmlFullExits'] ?? 0),
+    },
   };
 }
 

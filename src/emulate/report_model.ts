@@ -193,6 +193,30 @@ export interface Report {
     readonly xlateErrors: number;
   };
   readonly steady: { readonly windows: readonly SteadyWindow[] } | null;
+  /** The host costs spent as real time (src/mmu/host_costs.ts), their calibration and the total spent. */
+  readonly hostCosts?: HostCostsReport;
+  /** Dirty tracking mode and its exits (src/mmu/pml.ts). */
+  readonly dirtyTracking?: DirtyTrackingReport;
+}
+
+export interface HostCostsReport {
+  readonly wpfaultNs: number;
+  readonly slowfaultNs: number;
+  readonly pmlfullNs: number;
+  readonly tlbflushNs: number;
+  readonly calibration: string;
+  /** Host cost spent by every thread over the run, seconds. */
+  readonly spentSeconds: number;
+  /** Remote TLB flushes issued (each costs tlbflushNs). */
+  readonly tlbFlushes: number;
+}
+
+export interface DirtyTrackingReport {
+  readonly mode: 'pml' | 'wrprot';
+  /** Guest writes logged by PML without a fault. */
+  readonly pmlWrites: number;
+  /** PML-full VM exits (one per 512 logged writes per vCPU, less the buffers flushed at other exits). */
+  readonly pmlFullExits: number;
 }
 
 /**

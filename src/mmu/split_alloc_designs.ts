@@ -14,6 +14,7 @@
  *   chunked-cache        arm64, Linux 6.5    cache topped up per chunk outside   write, always
  *   blocking-under-lock  (hypothetical)      blocking under the lock             caller's mode
  *   lazy                 eager_page_split=N  none: vCPU write faults split        -
+ *   lazy-zap             eager_page_split=N  none: vCPU faults zap (before 6.2)   -
  *
  * Lifecycle (for the splitter thread): create ONE instance per thread with createSplitAllocDesign
  * (designs with caches keep per-thread state), reuse it for every split call of the run, call
@@ -24,7 +25,7 @@
 import { createCacheDesign } from './split_alloc_cache.js';
 import { createChunkedCacheDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M } from './split_alloc_chunked.js';
 import { blockingUnderLock } from './split_alloc_blocking.js';
-import { lazySplit } from './split_alloc_lazy.js';
+import { lazySplit, lazyZapSplit } from './split_alloc_lazy.js';
 import { nowaitRetry } from './split_alloc_nowait.js';
 import { dropAlways, registerSplitAllocDesignImpl, splitAllocDesignImplNames } from './split_alloc.js';
 import type { SplitAllocDesign } from './split_alloc.js';
@@ -105,6 +106,11 @@ export const SPLIT_ALLOC_DESIGN_SUMMARIES: readonly SplitAllocDesignSummary[] = 
     summary: 'no eager splitting: huge pages stay until vCPU writes fault on them (= --eager-split off)',
     origin: 'eager_page_split=N',
   },
+  {
+    name: 'lazy-zap',
+    summary: 'no eager splitting, pre-6.2 faults: a write zaps the huge page and maps 4K; every other page faults on its own',
+    origin: 'eager_page_split=N, before 6.2',
+  },
 ]);
 
 /** Design names in compare order (drop-always, the shipped baseline, first). */
@@ -123,6 +129,7 @@ if (!splitAllocDesignImplNames().includes('cache')) {
   registerSplitAllocDesignImpl('chunked-cache', createChunkedCacheDesign);
   registerSplitAllocDesignImpl('blocking-under-lock', () => blockingUnderLock);
   registerSplitAllocDesignImpl('lazy', () => lazySplit);
+  registerSplitAllocDesignImpl('lazy-zap', () => lazyZapSplit);
 }
 
-export { dropAlways, nowaitRetry, blockingUnderLock, lazySplit };
+export { dropAlways, nowaitRetry, blockingUnderLock, lazySplit, lazyZapSplit };

@@ -51,7 +51,7 @@ export interface WorkerStatRow {
   readonly key: string;
   /** What one unit of the counter is, and who counts it. */
   readonly doc: string;
-  readonly unit: 'events' | 'tables' | 'SPTE loads' | 'huge pages' | 'guest accesses' | 'faults' | 'walks';
+  readonly unit: 'events' | 'tables' | 'SPTE loads' | 'huge pages' | 'guest accesses' | 'faults' | 'walks' | 'ns';
   readonly group: WorkerStatGroup;
   /** The text report's label (split counters). */
   readonly label: string;
@@ -89,6 +89,11 @@ export const WORKER_STAT_ROWS = [
   { key: 'zappedTables', doc: 'page tables unlinked by zaps', unit: 'tables', group: 'walk', label: 'zapped tables', progress: false },
   { key: 'lockReadContended', doc: 'mmu_lock read acquisitions that had to wait (MmuLock)', unit: 'events', group: 'lock', label: 'contended reads', progress: false },
   { key: 'lockWriteContended', doc: 'mmu_lock write acquisitions that had to wait (MmuLock)', unit: 'events', group: 'lock', label: 'contended writes', progress: false },
+  { key: 'pmlFullExits', doc: "PML-full VM exits: a vCPU's 512-entry PML buffer filled (pml.ts)", unit: 'events', group: 'fault', label: 'PML-full exits', progress: false },
+  { key: 'pmlWrites', doc: 'guest writes the emulated hardware logged in the PML buffer (D set by the walk, no fault)', unit: 'guest accesses', group: 'fault', label: 'PML writes', progress: true },
+  { key: 'hostCostNs', doc: 'modelled host costs spent on this thread (host_costs.ts)', unit: 'ns', group: 'fault', label: 'host costs spent', progress: false },
+  { key: 'tlbFlushes', doc: 'remote TLB flushes this thread issued (host_costs.ts)', unit: 'events', group: 'walk', label: 'TLB flushes', progress: false },
+  { key: 'firstTouchFaults', doc: 'EPT violations on a gfn with no translation (never mapped, or zapped)', unit: 'faults', group: 'fault', label: 'first-touch faults', progress: false },
 ] as const satisfies readonly WorkerStatRow[];
 
 type StaticRow = (typeof WORKER_STAT_ROWS)[number];

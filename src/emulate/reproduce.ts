@@ -1,0 +1,465 @@
+/**
+ * `npm run reproduce`: run scaled versions of the published experiments and say, row by row,
+ * whether the emulator reproduces them.
+ *
+ * Each row (reproduce_rows.ts) runs its variants as `node dist/src/emulate/main.js ... --json FILE -q`
+ * child processes, one at a time (the host has 2 cores, and a run measures time), in the default
+ * column (host costs calibrated) and with `--host-costs none`. The phase seconds come from each
+ * run's JSON report (REPORT_SCHEMA.md, `phases[]` by name); reproduce_verdict.ts turns them into
+ * ratios and a verdict. A run the emulator refuses (exit 2, one line) makes its row "not runnable"
+ * with that line, so the harness runs before and after the options it needs exist.
+ *
+ * Options: --quick (or REPRODUCE_QUICK=1) a smoke variant of a few tiny rows; --rows PREFIX,...
+ * selects rows by id; --repeat N runs every row at least N times (medians); --json FILE writes
+ * the table. Progress, one line per run, goes to stderr.
+ *
+ * Exit codes: 0 every selected row has a result (reproduced, missed, printed or not runnable);
+ * 1 an emulator run failed (exit 1 or 3, a signal, or a report without the metric);
+ * 2 a bad option (one line); 130 interrupted.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { errorCode, invalidOption } from '../errors.js';
+import { checkOutputPath } from './output_file.js';
+import { parsePositiveInt } from './options.js';
+import {
+  COLUMNS,
+  planRuns,
+  quickScalingNote,
+  REPRODUCE_ROWS,
+  rowRepeats,
+  runArgs,
+  selectRows,
+} from './reproduce_rows.js';
+import type { ColumnSpec, MetricRef, PlannedRun, ReproduceRow } from './reproduce_rows.js';
+import { formatRatio, judgeColumn, statusWord, toleranceShort } from './reproduce_verdict.js';
+import type { ColumnVerdict, VariantOutcome, VerdictStatus } from './reproduce_verdict.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_INTERRUPTED = 130;
+
+/** The emulator's CLI, next to this file in dist/. */
+const EMULATE_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+/** A run that has not finished after this long is killed and reported failed (the emulator's own watchdog should fire first). */
+const RUN_TIMEOUT_MS = 10 * 60 * 1000;
+/** The 6.11 cover asks for 9 or more interleaved runs; --repeat is capped to keep the budget sane. */
+const MAX_REPEAT = 50;
+
+interface Cli {
+  readonly quick: boolean;
+  readonly json: string | undefined;
+  readonly rows: readonly string[];
+  readonly repeat: number;
+}
+
+const HELP = `Usage: npm run reproduce -- [options]
+
+Runs scaled versions of the published eager-page-splitting experiments (the 2021 v1 cover, the
+6.2 split-on-fault tables, the 6.11 drop-always cover) one emulator run at a time, and prints for
+each row the published figure, ours, the ratio that carries over, and a verdict with its
+tolerance, with the host costs calibrated (default) and with --host-costs none.
+
+Options:
+  --quick          a smoke variant: a few rows at 2 vCPUs x 32M (also REPRODUCE_QUICK=1)
+  --rows LIST      only rows whose id starts with one of these comma-separated prefixes
+                   (${[...new Set(REPRODUCE_ROWS.map((r) => r.id.replace(/-v\d+$/, '')))].join(', ')})
+  --repeat N       run every row at least N times (medians) [default: each row's own, 1 or 9]
+  --json FILE      also write the table as JSON
+  -h, --help       print this help
+
+Exit codes: 0 every row has a result (reproduced, missed, printed or not runnable); 1 an
+emulator run failed; 2 bad option; 130 interrupted.`;
+
+function parseCli(argv: readonly string[]): Cli | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        quick: { type: 'boolean' },
+        json: { type: 'string' },
+        rows: { type: 'string' },
+        repeat: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }) as { values: Record<string, string | boolean | undefined> });
+  } catch (err) {
+    const first = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+    throw invalidOption('reproduce', `${first} (see --help)`);
+  }
+  if (values['help'] === true) return 'help';
+  const json = typeof values['json'] === 'string' ? values['json'] : undefined;
+  if (json !== undefined) checkOutputPath('--json', json);
+  const rows = typeof values['rows'] === 'string' ? values['rows'].split(',').map((s) => s.trim()).filter((s) => s !== '') : [];
+  for (const p of rows) {
+    if (!REPRODUCE_ROWS.some((r) => r.id.startsWith(p))) {
+      throw invalidOption('--rows', `no row id starts with ${JSON.stringify(p)}; ids: ${REPRODUCE_ROWS.map((r) => r.id).join(', ')}`);
+    }
+  }
+  const repeat = typeof values['repeat'] === 'string' ? parsePositiveInt('--repeat', values['repeat'], MAX_REPEAT) : 1;
+  const quick = values['quick'] === true || process.env['REPRODUCE_QUICK'] === '1';
+  return { quick, json, rows, repeat };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running one emulator child
+
+/** Per phase name, the two metrics a row can read. */
+type PhaseMetrics = ReadonlyMap<string, { readonly seconds: number; readonly splitSeconds: number | null }>;
+
+type RunResult =
+  | { readonly kind: 'ok'; readonly phases: PhaseMetrics; readonly elapsedSeconds: number }
+  | { readonly kind: 'not-runnable'; readonly message: string; readonly elapsedSeconds: number }
+  | { readonly kind: 'failed'; readonly message: string; readonly elapsedSeconds: number };
+
+/** The child being waited for, so Ctrl-C can stop it (by its own pid, nothing else). */
+let currentChild: ReturnType<typeof spawn> | null = null;
+
+function lastMeaningfulLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const line = lines.find((l) => l.startsWith('emulate:')) ?? lines[lines.length - 1] ?? '';
+  return line.replace(/^emulate:\s*/, '');
+}
+
+function readPhases(file: string): PhaseMetrics | string {
+  let report: unknown;
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    return `no JSON report (${err instanceof Error ? err.message : String(err)})`;
+  }
+  const phases = (report as { phases?: unknown }).phases;
+  if (!Array.isArray(phases)) return 'the JSON report has no phases[]';
+  const out = new Map<string, { seconds: number; splitSeconds: number | null }>();
+  for (const p of phases as { name?: unknown; seconds?: unknown; splitSeconds?: unknown }[]) {
+    if (typeof p.name !== 'string' || typeof p.seconds !== 'number') continue;
+    out.set(p.name, { seconds: p.seconds, splitSeconds: typeof p.splitSeconds === 'number' ? p.splitSeconds : null });
+  }
+  return out;
+}
+
+function runEmulator(args: readonly string[], jsonFile: string): Promise<RunResult> {
+  const t0 = performance.now();
+  const elapsed = (): number => (performance.now() - t0) / 1000;
+  return new Promise((resolve) => {
+    rmSync(jsonFile, { force: true });
+    const child = spawn(process.execPath, [EMULATE_MAIN, ...args, '--json', jsonFile, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    currentChild = child;
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      // Only the last lines matter; keep memory bounded on a chatty failure.
+      stderr = (stderr + d).slice(-8192);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      currentChild = null;
+      resolve({ kind: 'failed', message: `could not start the emulator: ${err.message}`, elapsedSeconds: elapsed() });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      currentChild = null;
+      const seconds = elapsed();
+      if (code === EXIT_USAGE) {
+        resolve({ kind: 'not-runnable', message: lastMeaningfulLine(stderr) || 'the emulator refused the options (exit 2)', elapsedSeconds: seconds });
+        return;
+      }
+      if (code !== 0) {
+        const why = signal !== null ? `killed by ${signal}` : `exit ${code}`;
+        resolve({ kind: 'failed', message: `${why}: ${lastMeaningfulLine(stderr)}`, elapsedSeconds: seconds });
+        return;
+      }
+      const phases = readPhases(jsonFile);
+      rmSync(jsonFile, { force: true });
+      resolve(typeof phases === 'string' ? { kind: 'failed', message: phases, elapsedSeconds: seconds } : { kind: 'ok', phases, elapsedSeconds: seconds });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// From runs to outcomes to verdicts
+
+function metricOf(phases: PhaseMetrics, metric: MetricRef): number | string {
+  const p = phases.get(metric.phase);
+  if (p === undefined) return `the report has no phase ${JSON.stringify(metric.phase)}`;
+  const v = metric.field === 'seconds' ? p.seconds : p.splitSeconds;
+  if (v === null) return `phase ${JSON.stringify(metric.phase)} has no ${metric.field}`;
+  return v;
+}
+
+function outcomeOf(
+  row: ReproduceRow,
+  variantArgs: (repeat: number) => string,
+  repeats: number,
+  results: ReadonlyMap<string, RunResult>,
+): VariantOutcome {
+  const samples: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const res = results.get(variantArgs(r));
+    if (res === undefined) return { kind: 'failed', message: 'not run' };
+    if (res.kind === 'not-runnable') return { kind: 'not-runnable', message: res.message };
+    if (res.kind === 'failed') return { kind: 'failed', message: res.message };
+    const v = metricOf(res.phases, row.metric);
+    if (typeof v === 'string') return { kind: 'failed', message: v };
+    samples.push(v);
+  }
+  return { kind: 'ok', samples };
+}
+
+interface RowResult {
+  readonly row: ReproduceRow;
+  readonly repeats: number;
+  readonly commands: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  readonly columns: Readonly<Record<ColumnSpec['id'], ColumnVerdict>>;
+}
+
+function commandLine(args: readonly string[]): string {
+  const main = relative(process.cwd(), EMULATE_MAIN) || EMULATE_MAIN;
+  return `node ${main} ${args.join(' ')} --json FILE -q`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+function seconds(x: number | null | undefined): string {
+  if (x === null || x === undefined) return '-';
+  return `${x.toFixed(x >= 1 ? 3 : x >= 0.01 ? 4 : 6)} s`;
+}
+
+function textTable(header: readonly string[], rows: readonly (readonly string[])[], leftAligned: ReadonlySet<number>): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: readonly string[]): string =>
+    r
+      .map((c, i) => (leftAligned.has(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)];
+}
+
+function formatRow(res: RowResult, quick: boolean): string[] {
+  const { row } = res;
+  const lines: string[] = [];
+  lines.push(`== ${row.id}: ${row.title}`);
+  lines.push(`   source:    ${row.source}`);
+  lines.push(`   published: ${row.publishedSetup}`);
+  lines.push(`   metric:    ${row.metric.label} (phases["${row.metric.phase}"].${row.metric.field})`);
+  lines.push(`   scaling:   ${quick ? quickScalingNote(row) : row.scaling}`);
+  if (row.note !== undefined) lines.push(`   note:      ${row.note}`);
+  const header = ['variant', 'models', 'published', ...COLUMNS.map((c) => `ours, ${c.id}`)];
+  const body = row.variants.map((v) => [
+    v.id,
+    v.label,
+    seconds(v.published),
+    ...COLUMNS.map((c) => {
+      const cv = res.columns[c.id];
+      return cv.status === 'not-runnable' || cv.status === 'failed' ? '-' : seconds(cv.medians[v.id]);
+    }),
+  ]);
+  lines.push(...textTable(header, body, new Set([0, 1])).map((l) => `   ${l}`));
+  const rHeader = ['ratio', 'published', ...COLUMNS.map((c) => `ours, ${c.id}`)];
+  const rBody = row.ratios.map((spec, i) => [
+    `${spec.num}/${spec.den}`,
+    `${formatRatio(res.columns.calibrated.ratios[i]?.published ?? null)}${spec.publishedNote !== undefined ? ` ${spec.publishedNote}` : ''}`,
+    ...COLUMNS.map((c) => {
+      const r = res.columns[c.id].ratios[i];
+      return r === undefined ? '-' : `${formatRatio(r.ours)}${r.factor !== null ? ` (${r.factor.toFixed(2)}x published)` : ''}`;
+    }),
+  ]);
+  lines.push(...textTable(rHeader, rBody, new Set([0])).map((l) => `   ${l}`));
+  lines.push(`   tolerance: ${res.columns.calibrated.tolerance}${res.repeats > 1 ? `; medians of ${res.repeats} interleaved runs` : ''}`);
+  for (const c of COLUMNS) {
+    const cv = res.columns[c.id];
+    lines.push(`   verdict, ${c.label}: ${statusWord(cv.status)}: ${cv.detail}`);
+  }
+  lines.push('   commands:');
+  for (const c of COLUMNS) for (const v of row.variants) lines.push(`     ${v.id}, ${c.id}: ${res.commands[c.id]?.[v.id] ?? '-'}`);
+  return lines;
+}
+
+function summaryTable(results: readonly RowResult[]): string[] {
+  const body: string[][] = [];
+  for (const res of results) {
+    res.row.ratios.forEach((spec, i) => {
+      const cal = res.columns.calibrated;
+      const bare = res.columns.bare;
+      const cell = (cv: ColumnVerdict): string => {
+        if (cv.status === 'not-runnable') return 'not runnable';
+        if (cv.status === 'failed') return 'failed';
+        return formatRatio(cv.ratios[i]?.ours ?? null);
+      };
+      const verdict = (cv: ColumnVerdict): string =>
+        cv.status === 'not-runnable' ? `not runnable: ${cv.detail}` : statusWord(cv.status);
+      body.push([
+        i === 0 ? res.row.id : '',
+        `${spec.num}/${spec.den}`,
+        formatRatio(cal.ratios[i]?.published ?? null),
+        cell(cal),
+        cell(bare),
+        i === 0 ? toleranceShort(res.row.judgement) : '',
+        i === 0 ? verdict(cal) : '',
+        i === 0 ? (bare.status === cal.status ? 'same' : statusWord(bare.status)) : '',
+      ]);
+    });
+  }
+  return textTable(
+    ['row', 'ratio', 'published', 'ours', 'ours, --host-costs none', 'tolerance', 'verdict (host costs calibrated)', 'verdict, none'],
+    body,
+    new Set([0, 1, 5, 6, 7]),
+  );
+}
+
+function counts(results: readonly RowResult[]): Record<VerdictStatus, number> {
+  const c: Record<VerdictStatus, number> = { reproduced: 0, missed: 0, calibration: 0, printed: 0, 'not-runnable': 0, failed: 0 };
+  for (const r of results) c[r.columns.calibrated.status]++;
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(argv: readonly string[]): Promise<number> {
+  let cli: Cli | 'help';
+  try {
+    cli = parseCli(argv);
+  } catch (err) {
+    if (errorCode(err) === 'ERR_INVALID_OPTION') {
+      process.stderr.write(`reproduce: ${(err as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  if (cli === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return EXIT_OK;
+  }
+  const { quick, repeat } = cli;
+  const rows = selectRows(REPRODUCE_ROWS, cli.rows, quick);
+  const plan = planRuns(rows, COLUMNS, quick, repeat);
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+
+  process.stdout.write(
+    `reproduce${quick ? ' --quick' : ''}: ${rows.length} rows, ${plan.length} emulator runs, one at a time ` +
+      `(${availableParallelism()} cores, Node ${process.version}); every row in two columns: ${COLUMNS.map((c) => c.label).join(' and ')}\n` +
+      `Scaling: the published runs used up to 96 vCPUs x 1 GiB; here each row runs fewer vCPUs (and less memory per vCPU at 16 and 32)\n` +
+      `with the same backing page size. Seconds do not carry over; the ratios between variants do. Each row says how it was scaled.\n\n`,
+  );
+
+  let interrupted = false;
+  const onSigint = (): void => {
+    interrupted = true;
+    // Only the child this process started, by its own handle.
+    currentChild?.kill('SIGINT');
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  const dir = mkdtempSync(join(tmpdir(), 'reproduce-'));
+  const results = new Map<string, RunResult>();
+  try {
+    for (const [i, run] of plan.entries()) {
+      if (interrupted) break;
+      const res = await runEmulator(run.args, join(dir, 'run.json'));
+      results.set(run.key, res);
+      process.stderr.write(`${progressLine(i, plan.length, run, res)}\n`);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (interrupted) {
+    process.stderr.write('reproduce: interrupted\n');
+    return EXIT_INTERRUPTED;
+  }
+
+  const rowResults: RowResult[] = rows.map((row) => {
+    const repeats = rowRepeats(row, quick, repeat);
+    const commands: Record<string, Record<string, string>> = {};
+    const columns = {} as Record<ColumnSpec['id'], ColumnVerdict>;
+    for (const column of COLUMNS) {
+      const outcomes: Record<string, VariantOutcome> = {};
+      commands[column.id] = {};
+      for (const variant of row.variants) {
+        const args = runArgs(row, variant, column, quick);
+        commands[column.id]![variant.id] = commandLine(args);
+        outcomes[variant.id] = outcomeOf(row, (r) => `${r}\u0000${args.join('\u0000')}`, repeats, results);
+      }
+      columns[column.id] = judgeColumn(row, outcomes);
+    }
+    return { row, repeats, commands, columns };
+  });
+
+  const out: string[] = [];
+  for (const r of rowResults) out.push(...formatRow(r, quick), '');
+  const wall = (performance.now() - t0) / 1000;
+  const c = counts(rowResults);
+  out.push(
+    '== Summary (host costs calibrated; the none column is the bare emulator)',
+    ...summaryTable(rowResults),
+    '',
+    `${c.reproduced} reproduced, ${c.missed} missed, ${c.calibration} calibration point(s) (not counted), ${c.printed} printed without a verdict, ` +
+      `${c['not-runnable']} not runnable, ${c.failed} failed; ${plan.length} runs in ${wall.toFixed(1)} s`,
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  if (cli.json !== undefined) {
+    const doc = {
+      tool: 'kvm-eager-split-emu reproduce',
+      schemaVersion: 1,
+      startedAt,
+      quick,
+      minRepeat: repeat,
+      host: { cores: availableParallelism(), nodeVersion: process.version },
+      wallSeconds: wall,
+      runs: plan.length,
+      counts: c,
+      rows: rowResults.map((r) => ({
+        id: r.row.id,
+        title: r.row.title,
+        source: r.row.source,
+        publishedSetup: r.row.publishedSetup,
+        publishedVcpus: r.row.publishedVcpus,
+        metric: r.row.metric,
+        scaling: quick ? quickScalingNote(r.row) : r.row.scaling,
+        calibration: r.row.calibration,
+        judgement: r.row.judgement,
+        repeats: r.repeats,
+        variants: r.row.variants.map((v) => ({ id: v.id, label: v.label, published: v.published })),
+        commands: r.commands,
+        columns: r.columns,
+        note: r.row.note ?? null,
+      })),
+    };
+    writeFileSync(cli.json, `${JSON.stringify(doc, null, 2)}\n`);
+  }
+  return c.failed > 0 || [...rowResults].some((r) => r.columns.bare.status === 'failed') ? EXIT_FAILED : EXIT_OK;
+}
+
+function progressLine(i: number, total: number, run: PlannedRun, res: RunResult): string {
+  const first = run.uses[0]!;
+  const more = new Set(run.uses.map((u) => u.rowId));
+  more.delete(first.rowId);
+  const shared = more.size > 0 ? ` (+${[...more].join(', ')})` : '';
+  const what =
+    res.kind === 'ok' ? 'ok' : res.kind === 'not-runnable' ? `not runnable: ${res.message}` : `FAILED: ${res.message}`;
+  return (
+    `reproduce [${i + 1}/${total}] ${first.rowId}${shared} ${first.variantId}, ${first.columnId}` +
+    `${run.repeat > 0 ? `, repeat ${run.repeat + 1}` : ''}: ${res.elapsedSeconds.toFixed(1)} s, ${what}`
+  );
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.stdout.write('', () => process.exit(code)),
+  (err: unknown) => {
+    process.stderr.write(`reproduce: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(EXIT_FAILED);
+  },
+);

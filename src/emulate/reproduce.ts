@@ -116,7 +116,13 @@ function parseCli(argv: readonly string[]): Cli | 'help' {
 type PhaseMetrics = ReadonlyMap<string, { readonly seconds: number; readonly splitSeconds: number | null }>;
 
 type RunResult =
-  | { readonly kind: 'ok'; readonly phases: PhaseMetrics; readonly elapsedSeconds: number }
+  | {
+      readonly kind: 'ok';
+      readonly phases: PhaseMetrics;
+      /** The report's resolved `config` (dirty tracking, host costs... as the emulator printed them). */
+      readonly config: Readonly<Record<string, unknown>>;
+      readonly elapsedSeconds: number;
+    }
   | { readonly kind: 'not-runnable'; readonly message: string; readonly elapsedSeconds: number }
   | { readonly kind: 'failed'; readonly message: string; readonly elapsedSeconds: number };
 
@@ -129,7 +135,7 @@ function lastMeaningfulLine(text: string): string {
   return line.replace(/^emulate:\s*/, '');
 }
 
-function readPhases(file: string): PhaseMetrics | string {
+function readReport(file: string): { phases: PhaseMetrics; config: Readonly<Record<string, unknown>> } | string {
   let report: unknown;
   try {
     report = JSON.parse(readFileSync(file, 'utf8'));
@@ -143,7 +149,8 @@ function readPhases(file: string): PhaseMetrics | string {
     if (typeof p.name !== 'string' || typeof p.seconds !== 'number') continue;
     out.set(p.name, { seconds: p.seconds, splitSeconds: typeof p.splitSeconds === 'number' ? p.splitSeconds : null });
   }
-  return out;
+  const config = (report as { config?: unknown }).config;
+  return { phases: out, config: typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {} };
 }
 
 function runEmulator(args: readonly string[], jsonFile: string): Promise<RunResult> {
@@ -177,9 +184,13 @@ function runEmulator(args: readonly string[], jsonFile: string): Promise<RunResu
         resolve({ kind: 'failed', message: `${why}: ${lastMeaningfulLine(stderr)}`, elapsedSeconds: seconds });
         return;
       }
-      const phases = readPhases(jsonFile);
+      const report = readReport(jsonFile);
       rmSync(jsonFile, { force: true });
-      resolve(typeof phases === 'string' ? { kind: 'failed', message: phases, elapsedSeconds: seconds } : { kind: 'ok', phases, elapsedSeconds: seconds });
+      resolve(
+        typeof report === 'string'
+          ? { kind: 'failed', message: report, elapsedSeconds: seconds }
+          : { kind: 'ok', phases: report.phases, config: report.config, elapsedSeconds: seconds },
+      );
     });
   });
 }
@@ -398,6 +409,7 @@ async function main(argv: readonly string[]): Promise<number> {
   });
 
   const out: string[] = [];
+  out.push(...modelLines(plan, results), '');
   for (const r of rowResults) out.push(...formatRow(r, quick), '');
   const wall = (performance.now() - t0) / 1000;
   const c = counts(rowResults);
@@ -421,6 +433,18 @@ async function main(argv: readonly string[]): Promise<number> {
       wallSeconds: wall,
       runs: plan.length,
       counts: c,
+      runLog: plan.map((run) => {
+        const res = results.get(run.key);
+        return {
+          command: commandLine(run.args),
+          repeat: run.repeat,
+          uses: run.uses,
+          status: res?.kind ?? 'not run',
+          elapsedSeconds: res?.elapsedSeconds ?? null,
+          message: res !== undefined && res.kind !== 'ok' ? res.message : null,
+          config: res?.kind === 'ok' ? res.config : null,
+        };
+      }),
       rows: rowResults.map((r) => ({
         id: r.row.id,
         title: r.row.title,
@@ -441,6 +465,27 @@ async function main(argv: readonly string[]): Promise<number> {
     writeFileSync(cli.json, `${JSON.stringify(doc, null, 2)}\n`);
   }
   return c.failed > 0 || [...rowResults].some((r) => r.columns.bare.status === 'failed') ? EXIT_FAILED : EXIT_OK;
+}
+
+/**
+ * What the runs say they modelled, per column: the report's `config` values that differ between
+ * the columns or describe the model (dirty tracking, host costs), so the printout shows which
+ * host costs the calibrated column really used. Keys the emulator does not report are skipped.
+ */
+function modelLines(plan: readonly PlannedRun[], results: ReadonlyMap<string, RunResult>): string[] {
+  const lines: string[] = [];
+  for (const column of COLUMNS) {
+    const run = plan.find((p) => p.uses.some((u) => u.columnId === column.id) && results.get(p.key)?.kind === 'ok');
+    const res = run === undefined ? undefined : results.get(run.key);
+    if (res?.kind !== 'ok') {
+      lines.push(`model, ${column.label}: no run of this column completed`);
+      continue;
+    }
+    const keys = Object.keys(res.config).filter((k) => /host|dirtyTrack|kernel/i.test(k));
+    const shown = keys.map((k) => `${k} ${JSON.stringify(res.config[k])}`).join(', ');
+    lines.push(`model, ${column.label}: ${shown === '' ? 'the reports name no host costs or dirty-tracking mode' : shown}`);
+  }
+  return lines;
 }
 
 function progressLine(i: number, total: number, run: PlannedRun, res: RunResult): string {

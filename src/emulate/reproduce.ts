@@ -9,7 +9,7 @@
  * ratios and a verdict. A run the emulator refuses (exit 2, one line) makes its row "not runnable"
  * with that line, so the harness runs before and after the options it needs exist.
  *
- * Options: --quick (or REPRODUCE_QUICK=1) a smoke variant of a few tiny rows; --rows PREFIX,...
+ * Options: --quick (or REPRODUCE_QUICK=1) a smoke variant of a few tiny rows, default column only; --rows PREFIX,...
  * selects rows by id; --repeat N runs every row at least N times (medians); --json FILE writes
  * the table. Progress, one line per run, goes to stderr.
  *
@@ -66,7 +66,8 @@ each row the published figure, ours, the ratio that carries over, and a verdict 
 tolerance, with the host costs calibrated (default) and with --host-costs none.
 
 Options:
-  --quick          a smoke variant: a few rows at 2 vCPUs x 32M (also REPRODUCE_QUICK=1)
+  --quick          a smoke variant: a few rows at 1-2 vCPUs x 32-64M, the default column
+                   only (also REPRODUCE_QUICK=1)
   --rows LIST      only rows whose id starts with one of these comma-separated prefixes
                    (${[...new Set(REPRODUCE_ROWS.map((r) => r.id.replace(/-v\d+$/, '')))].join(', ')})
   --repeat N       run every row at least N times (medians) [default: each row's own, 1 or 9]
@@ -229,7 +230,13 @@ interface RowResult {
   readonly row: ReproduceRow;
   readonly repeats: number;
   readonly commands: Readonly<Record<string, Readonly<Record<string, string>>>>;
-  readonly columns: Readonly<Record<ColumnSpec['id'], ColumnVerdict>>;
+  /** The calibrated column always; the bare one unless --quick skipped it. */
+  readonly columns: { readonly calibrated: ColumnVerdict; readonly bare?: ColumnVerdict };
+}
+
+/** The columns a run uses: --quick runs only the default one, to stay a smoke test. */
+function activeColumns(quick: boolean): readonly ColumnSpec[] {
+  return quick ? COLUMNS.filter((c) => c.id === 'calibrated') : COLUMNS;
 }
 
 function commandLine(args: readonly string[]): string {
@@ -257,6 +264,7 @@ function textTable(header: readonly string[], rows: readonly (readonly string[])
 
 function formatRow(res: RowResult, quick: boolean): string[] {
   const { row } = res;
+  const columns = activeColumns(quick);
   const lines: string[] = [];
   lines.push(`== ${row.id}: ${row.title}`);
   lines.push(`   source:    ${row.source}`);
@@ -264,34 +272,34 @@ function formatRow(res: RowResult, quick: boolean): string[] {
   lines.push(`   metric:    ${row.metric.label} (phases["${row.metric.phase}"].${row.metric.field})`);
   lines.push(`   scaling:   ${quick ? quickScalingNote(row) : row.scaling}`);
   if (row.note !== undefined) lines.push(`   note:      ${row.note}`);
-  const header = ['variant', 'models', 'published', ...COLUMNS.map((c) => `ours, ${c.id}`)];
+  const header = ['variant', 'models', 'published', ...columns.map((c) => `ours, ${c.id}`)];
   const body = row.variants.map((v) => [
     v.id,
     v.label,
     seconds(v.published),
-    ...COLUMNS.map((c) => {
-      const cv = res.columns[c.id];
+    ...columns.map((c) => {
+      const cv = res.columns[c.id]!;
       return cv.status === 'not-runnable' || cv.status === 'failed' ? '-' : seconds(cv.medians[v.id]);
     }),
   ]);
   lines.push(...textTable(header, body, new Set([0, 1])).map((l) => `   ${l}`));
-  const rHeader = ['ratio', 'published', ...COLUMNS.map((c) => `ours, ${c.id}`)];
+  const rHeader = ['ratio', 'published', ...columns.map((c) => `ours, ${c.id}`)];
   const rBody = row.ratios.map((spec, i) => [
     `${spec.num}/${spec.den}`,
     `${formatRatio(res.columns.calibrated.ratios[i]?.published ?? null)}${spec.publishedNote !== undefined ? ` ${spec.publishedNote}` : ''}`,
-    ...COLUMNS.map((c) => {
-      const r = res.columns[c.id].ratios[i];
+    ...columns.map((c) => {
+      const r = res.columns[c.id]!.ratios[i];
       return r === undefined ? '-' : `${formatRatio(r.ours)}${r.factor !== null ? ` (${r.factor.toFixed(2)}x published)` : ''}`;
     }),
   ]);
   lines.push(...textTable(rHeader, rBody, new Set([0])).map((l) => `   ${l}`));
   lines.push(`   tolerance: ${res.columns.calibrated.tolerance}${res.repeats > 1 ? `; medians of ${res.repeats} interleaved runs` : ''}`);
-  for (const c of COLUMNS) {
-    const cv = res.columns[c.id];
+  for (const c of columns) {
+    const cv = res.columns[c.id]!;
     lines.push(`   verdict, ${c.label}: ${statusWord(cv.status)}: ${cv.detail}`);
   }
   lines.push('   commands:');
-  for (const c of COLUMNS) for (const v of row.variants) lines.push(`     ${v.id}, ${c.id}: ${res.commands[c.id]?.[v.id] ?? '-'}`);
+  for (const c of columns) for (const v of row.variants) lines.push(`     ${v.id}, ${c.id}: ${res.commands[c.id]?.[v.id] ?? '-'}`);
   return lines;
 }
 
@@ -301,7 +309,8 @@ function summaryTable(results: readonly RowResult[]): string[] {
     res.row.ratios.forEach((spec, i) => {
       const cal = res.columns.calibrated;
       const bare = res.columns.bare;
-      const cell = (cv: ColumnVerdict): string => {
+      const cell = (cv: ColumnVerdict | undefined): string => {
+        if (cv === undefined) return 'skipped (--quick)';
         if (cv.status === 'not-runnable') return 'not runnable';
         if (cv.status === 'failed') return 'failed';
         return formatRatio(cv.ratios[i]?.ours ?? null);
@@ -316,7 +325,7 @@ function summaryTable(results: readonly RowResult[]): string[] {
         cell(bare),
         i === 0 ? toleranceShort(res.row.judgement) : '',
         i === 0 ? verdict(cal) : '',
-        i === 0 ? (bare.status === cal.status ? 'same' : statusWord(bare.status)) : '',
+        i === 0 ? (bare === undefined ? '-' : bare.status === cal.status ? 'same' : statusWord(bare.status)) : '',
       ]);
     });
   }
@@ -352,13 +361,16 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { quick, repeat } = cli;
   const rows = selectRows(REPRODUCE_ROWS, cli.rows, quick);
-  const plan = planRuns(rows, COLUMNS, quick, repeat);
+  const columns = activeColumns(quick);
+  const plan = planRuns(rows, columns, quick, repeat);
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
 
   process.stdout.write(
     `reproduce${quick ? ' --quick' : ''}: ${rows.length} rows, ${plan.length} emulator runs, one at a time ` +
-      `(${availableParallelism()} cores, Node ${process.version}); every row in two columns: ${COLUMNS.map((c) => c.label).join(' and ')}\n` +
+      `(${availableParallelism()} cores, Node ${process.version}); ${
+        quick ? `--quick runs only the column ${columns.map((c) => c.label).join('')}` : `every row in two columns: ${columns.map((c) => c.label).join(' and ')}`
+      }\n` +
       `Scaling: the published runs used up to 96 vCPUs x 1 GiB; here each row runs fewer vCPUs (and less memory per vCPU at 16 and 32)\n` +
       `with the same backing page size. Seconds do not carry over; the ratios between variants do. Each row says how it was scaled.\n\n`,
   );
@@ -394,8 +406,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const rowResults: RowResult[] = rows.map((row) => {
     const repeats = rowRepeats(row, quick, repeat);
     const commands: Record<string, Record<string, string>> = {};
-    const columns = {} as Record<ColumnSpec['id'], ColumnVerdict>;
-    for (const column of COLUMNS) {
+    const verdicts: Partial<Record<ColumnSpec['id'], ColumnVerdict>> = {};
+    for (const column of columns) {
       const outcomes: Record<string, VariantOutcome> = {};
       commands[column.id] = {};
       for (const variant of row.variants) {
@@ -403,13 +415,13 @@ async function main(argv: readonly string[]): Promise<number> {
         commands[column.id]![variant.id] = commandLine(args);
         outcomes[variant.id] = outcomeOf(row, (r) => `${r}\u0000${args.join('\u0000')}`, repeats, results);
       }
-      columns[column.id] = judgeColumn(row, outcomes);
+      verdicts[column.id] = judgeColumn(row, outcomes);
     }
-    return { row, repeats, commands, columns };
+    return { row, repeats, commands, columns: { calibrated: verdicts.calibrated!, ...(verdicts.bare !== undefined ? { bare: verdicts.bare } : {}) } };
   });
 
   const out: string[] = [];
-  out.push(...modelLines(plan, results), '');
+  out.push(...modelLines(plan, results, columns), '');
   for (const r of rowResults) out.push(...formatRow(r, quick), '');
   const wall = (performance.now() - t0) / 1000;
   const c = counts(rowResults);
@@ -464,7 +476,7 @@ async function main(argv: readonly string[]): Promise<number> {
     };
     writeFileSync(cli.json, `${JSON.stringify(doc, null, 2)}\n`);
   }
-  return c.failed > 0 || [...rowResults].some((r) => r.columns.bare.status === 'failed') ? EXIT_FAILED : EXIT_OK;
+  return c.failed > 0 || [...rowResults].some((r) => r.columns.bare?.status === 'failed') ? EXIT_FAILED : EXIT_OK;
 }
 
 /**
@@ -472,9 +484,9 @@ async function main(argv: readonly string[]): Promise<number> {
  * the columns or describe the model (dirty tracking, host costs), so the printout shows which
  * host costs the calibrated column really used. Keys the emulator does not report are skipped.
  */
-function modelLines(plan: readonly PlannedRun[], results: ReadonlyMap<string, RunResult>): string[] {
+function modelLines(plan: readonly PlannedRun[], results: ReadonlyMap<string, RunResult>, columns: readonly ColumnSpec[]): string[] {
   const lines: string[] = [];
-  for (const column of COLUMNS) {
+  for (const column of columns) {
     const run = plan.find((p) => p.uses.some((u) => u.columnId === column.id) && results.get(p.key)?.kind === 'ok');
     const res = run === undefined ? undefined : results.get(run.key);
     if (res?.kind !== 'ok') {

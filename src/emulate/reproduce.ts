@@ -33,6 +33,7 @@ import {
   REPRODUCE_ROWS,
   rowRepeats,
   runArgs,
+  runKey,
   selectRows,
 } from './reproduce_rows.js';
 import type { ColumnSpec, MetricRef, PlannedRun, ReproduceRow } from './reproduce_rows.js';
@@ -361,6 +362,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const { quick, repeat } = cli;
   const rows = selectRows(REPRODUCE_ROWS, cli.rows, quick);
+  if (rows.length === 0) {
+    process.stderr.write(`reproduce: --rows: no selected row has a --quick version (those that do: ${selectRows(REPRODUCE_ROWS, [], true).map((r) => r.id).join(', ')})\n`);
+    return EXIT_USAGE;
+  }
   const columns = activeColumns(quick);
   const plan = planRuns(rows, columns, quick, repeat);
   const startedAt = new Date().toISOString();
@@ -413,7 +418,7 @@ async function main(argv: readonly string[]): Promise<number> {
       for (const variant of row.variants) {
         const args = runArgs(row, variant, column, quick);
         commands[column.id]![variant.id] = commandLine(args);
-        outcomes[variant.id] = outcomeOf(row, (r) => `${r}\u0000${args.join('\u0000')}`, repeats, results);
+        outcomes[variant.id] = outcomeOf(row, (r) => runKey(args, r), repeats, results);
       }
       verdicts[column.id] = judgeColumn(row, outcomes);
     }

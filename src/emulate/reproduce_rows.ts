@@ -382,6 +382,11 @@ export interface PlannedRun {
   readonly uses: readonly { readonly rowId: string; readonly variantId: string; readonly columnId: ColumnSpec['id'] }[];
 }
 
+/** The dedup key of a run: its arguments and its repeat index. */
+export function runKey(args: readonly string[], repeat: number): string {
+  return `${repeat}\u0000${args.join('\u0000')}`;
+}
+
 /** The repeats a row gets: its own (or its quick one), raised to `minRepeats`. */
 export function rowRepeats(row: ReproduceRow, quick: boolean, minRepeats: number): number {
   const own = quick && row.quick !== undefined ? row.quick.repeats : row.repeats;
@@ -403,7 +408,7 @@ export function planRuns(rows: readonly ReproduceRow[], columns: readonly Column
       for (const column of columns) {
         for (const variant of row.variants) {
           const args = runArgs(row, variant, column, quick);
-          const key = `${repeat}\u0000${args.join('\u0000')}`;
+          const key = runKey(args, repeat);
           let run = byKey.get(key);
           if (run === undefined) {
             run = { args, repeat, uses: [] };

@@ -94,7 +94,7 @@ test('a calibration row is printed as a calibration point, never reproduced, eve
   const good = judgeColumn(row, { 'lazy-zap': ok(4.0), lazy: ok(3.0), eager: ok(1.0) });
   t.is(good.status, 'calibration');
   t.true(good.rulePassed);
-  t.regex(good.detail, /calibration point, not counted as reproduced \(the rule would say reproduced\)/);
+  t.regex(good.detail, /not counted as reproduced: its figures fed the host-cost calibration \(the rule would say reproduced\)/);
   const bad = judgeColumn(row, { 'lazy-zap': ok(1), lazy: ok(3.0), eager: ok(4.0) });
   t.is(bad.status, 'calibration');
   t.false(bad.rulePassed);

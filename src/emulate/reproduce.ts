@@ -37,7 +37,7 @@ import {
   selectRows,
 } from './reproduce_rows.js';
 import type { ColumnSpec, MetricRef, PlannedRun, ReproduceRow } from './reproduce_rows.js';
-import { formatRatio, judgeColumn, statusWord, toleranceShort } from './reproduce_verdict.js';
+import { formatRatio, judgeColumn, ruleWord, statusWord, toleranceShort } from './reproduce_verdict.js';
 import type { ColumnVerdict, VariantOutcome, VerdictStatus } from './reproduce_verdict.js';
 
 const EXIT_OK = 0;
@@ -317,7 +317,11 @@ function summaryTable(results: readonly RowResult[]): string[] {
         return formatRatio(cv.ratios[i]?.ours ?? null);
       };
       const verdict = (cv: ColumnVerdict): string =>
-        cv.status === 'not-runnable' ? `not runnable: ${cv.detail}` : statusWord(cv.status);
+        cv.status === 'not-runnable'
+          ? `not runnable: ${cv.detail}`
+          : cv.status === 'calibration'
+          ? `${statusWord(cv.status)} (rule: ${ruleWord(cv.rulePassed)})`
+          : statusWord(cv.status);
       body.push([
         i === 0 ? res.row.id : '',
         `${spec.num}/${spec.den}`,
@@ -326,7 +330,7 @@ function summaryTable(results: readonly RowResult[]): string[] {
         cell(bare),
         i === 0 ? toleranceShort(res.row.judgement) : '',
         i === 0 ? verdict(cal) : '',
-        i === 0 ? (bare === undefined ? '-' : bare.status === cal.status ? 'same' : statusWord(bare.status)) : '',
+        i === 0 ? (bare === undefined ? '-' : verdict(bare) === verdict(cal) ? 'same' : verdict(bare)) : '',
       ]);
     });
   }

@@ -252,13 +252,18 @@ export function judgeColumn(row: VerdictRow, outcomes: Readonly<Record<string, V
   let status: VerdictStatus;
   if (row.calibration) {
     status = 'calibration';
-    detail = `calibration point, not counted as reproduced (the rule would say ${rulePassed === true ? 'reproduced' : rulePassed === false ? 'missed' : 'nothing'}); ${detail}`;
+    detail = `not counted as reproduced: its figures fed the host-cost calibration (the rule would say ${ruleWord(rulePassed)}); ${detail}`;
   } else if (rulePassed === null) {
     status = 'printed';
   } else {
     status = rulePassed ? 'reproduced' : 'missed';
   }
   return { status, rulePassed, medians, samples, ratios, ordering, spread, tolerance, detail };
+}
+
+/** What the rule said, for calibration rows. */
+export function ruleWord(rulePassed: boolean | null): string {
+  return rulePassed === true ? 'reproduced' : rulePassed === false ? 'missed' : 'nothing';
 }
 
 /** The word printed for a status. */

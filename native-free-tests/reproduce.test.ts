@@ -43,8 +43,21 @@ test('withinFactor is inclusive at exactly 2x either way and rejects anything pa
 });
 
 test('rankSlowestFirst orders by value, ties in declared order', (t) => {
-  t.deepEqual(rankSlowestFirst([{ id: 'a', value: 1 }, { id: 'b', value: 3 }, { id: 'c', value: 2 }]), ['b', 'c', 'a']);
-  t.deepEqual(rankSlowestFirst([{ id: 'a', value: 1 }, { id: 'b', value: 1 }]), ['a', 'b']);
+  t.deepEqual(
+    rankSlowestFirst([
+      { id: 'a', value: 1 },
+      { id: 'b', value: 3 },
+      { id: 'c', value: 2 },
+    ]),
+    ['b', 'c', 'a'],
+  );
+  t.deepEqual(
+    rankSlowestFirst([
+      { id: 'a', value: 1 },
+      { id: 'b', value: 1 },
+    ]),
+    ['a', 'b'],
+  );
 });
 
 test('ordering + factor of 2: same ordering and both ratios within 2x is reproduced', (t) => {
@@ -215,12 +228,18 @@ test('the row table: the published ratios the issue quotes, judged at 2 and 8 vC
   t.is(v3.judgement.kind, 'within-spread');
   t.true(v3.repeats >= 9, 'the 6.11 row needs 9 or more interleaved runs');
   // Every row is run in the calibrated column and with --host-costs none.
-  t.deepEqual(COLUMNS.map((c) => c.args.join(' ')), ['', '--host-costs none']);
+  t.deepEqual(
+    COLUMNS.map((c) => c.args.join(' ')),
+    ['', '--host-costs none'],
+  );
 });
 
 test('the run plan shares identical runs between rows and interleaves repeats', (t) => {
   const rows = selectRows(REPRODUCE_ROWS, ['v1-g', 'v3'], false);
-  t.deepEqual(rows.map((r) => r.id), ['v1-g-enable', 'v1-g-dirty1', 'v3-drop-always']);
+  t.deepEqual(
+    rows.map((r) => r.id),
+    ['v1-g-enable', 'v1-g-dirty1', 'v3-drop-always'],
+  );
   const plan = planRuns(rows, COLUMNS, false, 1);
   // v1-g: 2 variants x 2 columns, shared by both rows; v3: 9 repeats x 2 variants x 2 columns.
   t.is(plan.length, 4 + 9 * 2 * 2);
@@ -240,7 +259,12 @@ test('--quick keeps a few rows at a tiny scale', (t) => {
   const rows = selectRows(REPRODUCE_ROWS, [], true);
   t.true(rows.length >= 3 && rows.length < REPRODUCE_ROWS.length);
   // --quick runs the default column only.
-  const plan = planRuns(rows, COLUMNS.filter((c) => c.id === 'calibrated'), true, 1);
+  const plan = planRuns(
+    rows,
+    COLUMNS.filter((c) => c.id === 'calibrated'),
+    true,
+    1,
+  );
   t.true(plan.length <= 12, `${plan.length} runs`);
   for (const p of plan) {
     const v = Number(p.args[p.args.indexOf('-v') + 1]);
@@ -290,7 +314,10 @@ test('--quick runs end to end: every row gets a verdict, a command, and a JSON e
     };
     t.true(doc.quick);
     const expected = selectRows(REPRODUCE_ROWS, [], true).map((x) => x.id);
-    t.deepEqual(doc.rows.map((x) => x.id), expected);
+    t.deepEqual(
+      doc.rows.map((x) => x.id),
+      expected,
+    );
     const allowed = new Set(['reproduced', 'missed', 'calibration', 'printed', 'not-runnable']);
     for (const row of doc.rows) {
       const c = row.columns['calibrated']!;

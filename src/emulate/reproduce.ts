@@ -26,16 +26,7 @@ import { parseArgs } from 'node:util';
 import { errorCode, invalidOption } from '../errors.js';
 import { checkOutputPath } from './output_file.js';
 import { parsePositiveInt } from './options.js';
-import {
-  COLUMNS,
-  planRuns,
-  quickScalingNote,
-  REPRODUCE_ROWS,
-  rowRepeats,
-  runArgs,
-  runKey,
-  selectRows,
-} from './reproduce_rows.js';
+import { COLUMNS, planRuns, quickScalingNote, REPRODUCE_ROWS, rowRepeats, runArgs, runKey, selectRows } from './reproduce_rows.js';
 import type { ColumnSpec, MetricRef, PlannedRun, ReproduceRow } from './reproduce_rows.js';
 import { formatRatio, judgeColumn, ruleWord, statusWord, toleranceShort } from './reproduce_verdict.js';
 import type { ColumnVerdict, VariantOutcome, VerdictStatus } from './reproduce_verdict.js';
@@ -100,7 +91,13 @@ function parseCli(argv: readonly string[]): Cli | 'help' {
   if (values['help'] === true) return 'help';
   const json = typeof values['json'] === 'string' ? values['json'] : undefined;
   if (json !== undefined) checkOutputPath('--json', json);
-  const rows = typeof values['rows'] === 'string' ? values['rows'].split(',').map((s) => s.trim()).filter((s) => s !== '') : [];
+  const rows =
+    typeof values['rows'] === 'string'
+      ? values['rows']
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : [];
   for (const p of rows) {
     if (!REPRODUCE_ROWS.some((r) => r.id.startsWith(p))) {
       throw invalidOption('--rows', `no row id starts with ${JSON.stringify(p)}; ids: ${REPRODUCE_ROWS.map((r) => r.id).join(', ')}`);
@@ -132,7 +129,10 @@ type RunResult =
 let currentChild: ReturnType<typeof spawn> | null = null;
 
 function lastMeaningfulLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const line = lines.find((l) => l.startsWith('emulate:')) ?? lines[lines.length - 1] ?? '';
   return line.replace(/^emulate:\s*/, '');
 }
@@ -208,12 +208,7 @@ function metricOf(phases: PhaseMetrics, metric: MetricRef): number | string {
   return v;
 }
 
-function outcomeOf(
-  row: ReproduceRow,
-  variantArgs: (repeat: number) => string,
-  repeats: number,
-  results: ReadonlyMap<string, RunResult>,
-): VariantOutcome {
+function outcomeOf(row: ReproduceRow, variantArgs: (repeat: number) => string, repeats: number, results: ReadonlyMap<string, RunResult>): VariantOutcome {
   const samples: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const res = results.get(variantArgs(r));
@@ -320,8 +315,8 @@ function summaryTable(results: readonly RowResult[]): string[] {
         cv.status === 'not-runnable'
           ? `not runnable: ${cv.detail}`
           : cv.status === 'calibration'
-          ? `${statusWord(cv.status)} (rule: ${ruleWord(cv.rulePassed)})`
-          : statusWord(cv.status);
+            ? `${statusWord(cv.status)} (rule: ${ruleWord(cv.rulePassed)})`
+            : statusWord(cv.status);
       body.push([
         i === 0 ? res.row.id : '',
         `${spec.num}/${spec.den}`,
@@ -367,7 +362,11 @@ async function main(argv: readonly string[]): Promise<number> {
   const { quick, repeat } = cli;
   const rows = selectRows(REPRODUCE_ROWS, cli.rows, quick);
   if (rows.length === 0) {
-    process.stderr.write(`reproduce: --rows: no selected row has a --quick version (those that do: ${selectRows(REPRODUCE_ROWS, [], true).map((r) => r.id).join(', ')})\n`);
+    process.stderr.write(
+      `reproduce: --rows: no selected row has a --quick version (those that do: ${selectRows(REPRODUCE_ROWS, [], true)
+        .map((r) => r.id)
+        .join(', ')})\n`,
+    );
     return EXIT_USAGE;
   }
   const columns = activeColumns(quick);
@@ -378,7 +377,9 @@ async function main(argv: readonly string[]): Promise<number> {
   process.stdout.write(
     `reproduce${quick ? ' --quick' : ''}: ${rows.length} rows, ${plan.length} emulator runs, one at a time ` +
       `(${availableParallelism()} cores, Node ${process.version}); ${
-        quick ? `--quick runs only the column ${columns.map((c) => c.label).join('')}` : `every row in two columns: ${columns.map((c) => c.label).join(' and ')}`
+        quick
+          ? `--quick runs only the column ${columns.map((c) => c.label).join('')}`
+          : `every row in two columns: ${columns.map((c) => c.label).join(' and ')}`
       }\n` +
       `Scaling: the published runs used up to 96 vCPUs x 1 GiB; here each row runs fewer vCPUs (and less memory per vCPU at 16 and 32)\n` +
       `with the same backing page size. Seconds do not carry over; the ratios between variants do. Each row says how it was scaled.\n\n`,
@@ -514,8 +515,7 @@ function progressLine(i: number, total: number, run: PlannedRun, res: RunResult)
   const more = new Set(run.uses.map((u) => u.rowId));
   more.delete(first.rowId);
   const shared = more.size > 0 ? ` (+${[...more].join(', ')})` : '';
-  const what =
-    res.kind === 'ok' ? 'ok' : res.kind === 'not-runnable' ? `not runnable: ${res.message}` : `FAILED: ${res.message}`;
+  const what = res.kind === 'ok' ? 'ok' : res.kind === 'not-runnable' ? `not runnable: ${res.message}` : `FAILED: ${res.message}`;
   return (
     `reproduce [${i + 1}/${total}] ${first.rowId}${shared} ${first.variantId}, ${first.columnId}` +
     `${run.repeat > 0 ? `, repeat ${run.repeat + 1}` : ''}: ${res.elapsedSeconds.toFixed(1)} s, ${what}`

@@ -290,7 +290,7 @@ function sofRow(writes: 5 | 100, vcpus: number): ReproduceRow {
     source: SOF_SOURCE,
     publishedSetup:
       `dirty_log_perf_test -v ${vcpus} -w ${writes}; size and backing not stated (1 GiB per vCPU and 1G hugetlb assumed, ` +
-      'as in the series\' other tests); -g inferred (with initially-set the first pass takes no fault, so eps could not matter)',
+      "as in the series' other tests); -g inferred (with initially-set the first pass takes no fault, so eps could not matter)",
     publishedVcpus: vcpus,
     metric: { phase: 'iteration 1 dirty', field: 'seconds', label: 'Iteration 1 dirty memory time' },
     args: ['-g', '-i', '2', '-w', `${writes}`, ...PML],
@@ -308,15 +308,11 @@ function sofRow(writes: 5 | 100, vcpus: number): ReproduceRow {
       { num: 'lazy-zap', den: 'eager' },
       { num: 'lazy', den: 'eager' },
     ],
-    judgement: judged
-      ? { kind: 'ordering-and-factor', factor: 2 }
-      : { kind: 'print-only', why: `${vcpus} vCPUs on 2 cores: printed without a verdict` },
+    judgement: judged ? { kind: 'ordering-and-factor', factor: 2 } : { kind: 'print-only', why: `${vcpus} vCPUs on 2 cores: printed without a verdict` },
     calibration,
     repeats: 1,
     ...(vcpus === 2 && writes === 5 ? { quick: { scale: QUICK_SCALE, repeats: 1 } } : {}),
-    ...(calibration
-      ? { note: 'its per-page costs (0.22 / 0.91 / 1.21 us) calibrated the host costs: calibration point, not counted as reproduced' }
-      : {}),
+    ...(calibration ? { note: 'its per-page costs (0.22 / 0.91 / 1.21 us) calibrated the host costs: calibration point, not counted as reproduced' } : {}),
   };
   return row;
 }
@@ -359,7 +355,7 @@ export function quickScalingNote(row: ReproduceRow): string {
 }
 
 /** `-v N -b SIZE -s BACKING` for a scale. */
-export function scaleArgs(scale: Scale): string[] {
+function scaleArgs(scale: Scale): string[] {
   return ['-v', `${scale.vcpus}`, '-b', scale.memoryPerVcpu, '-s', scale.backing];
 }
 

@@ -76,7 +76,7 @@ export interface ColumnVerdict {
 }
 
 /** The tolerance of a judgement, as printed beside the verdict. */
-export function toleranceText(j: Judgement): string {
+function toleranceText(j: Judgement): string {
   switch (j.kind) {
     case 'ordering-and-factor':
       return `same ordering, every ratio within ${j.factor}x of the published one`;
@@ -171,8 +171,7 @@ export function judgeColumn(row: VerdictRow, outcomes: Readonly<Record<string, V
     const pub = r.published ?? ratioOf(published(r.num), published(r.den));
     const ours = ratioOf(medians[r.num], medians[r.den]);
     const factor = ours !== null && pub !== null && pub > 0 ? ours / pub : null;
-    const within =
-      row.judgement.kind === 'ordering-and-factor' && ours !== null && pub !== null ? withinFactor(ours, pub, row.judgement.factor) : null;
+    const within = row.judgement.kind === 'ordering-and-factor' && ours !== null && pub !== null ? withinFactor(ours, pub, row.judgement.factor) : null;
     return { label: `${r.num}/${r.den}`, published: pub, ours, factor, within: judgesRatios ? within : null };
   });
 
@@ -198,8 +197,8 @@ export function judgeColumn(row: VerdictRow, outcomes: Readonly<Record<string, V
     ordering === null
       ? ''
       : ordering.same
-      ? `ordering ${orderingText(ordering.ours)} as published`
-      : `ordering ${orderingText(ordering.ours)}, published ${orderingText(ordering.published)}`;
+        ? `ordering ${orderingText(ordering.ours)} as published`
+        : `ordering ${orderingText(ordering.ours)}, published ${orderingText(ordering.published)}`;
   const ratioPart = ratios
     .map((r) => `${r.label} ${formatRatio(r.ours)} vs ${formatRatio(r.published)} published${r.factor !== null ? ` (${r.factor.toFixed(2)}x)` : ''}`)
     .join('; ');
@@ -207,7 +206,7 @@ export function judgeColumn(row: VerdictRow, outcomes: Readonly<Record<string, V
   switch (row.judgement.kind) {
     case 'ordering-and-factor': {
       const outside = ratios.filter((r) => r.within !== true);
-      rulePassed = ordering !== null && ordering.same && outside.length === 0;
+      rulePassed = ordering?.same === true && outside.length === 0;
       detail = `${orderPart}; ${ratioPart}${outside.length > 0 ? `; outside ${row.judgement.factor}x: ${outside.map((r) => r.label).join(', ')}` : ''}`;
       break;
     }

@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { errorCode, invalidOption } from '../errors.js';
 import { checkOutputPath } from './output_file.js';
+import { formatCount } from './report.js';
 import { parsePositiveInt } from './options.js';
 import { COLUMNS, planRuns, quickScalingNote, REPRODUCE_ROWS, rowRepeats, runArgs, runKey, selectRows } from './reproduce_rows.js';
 import type { ColumnSpec, MetricRef, PlannedRun, ReproduceRow } from './reproduce_rows.js';
@@ -112,7 +113,20 @@ function parseCli(argv: readonly string[]): Cli | 'help' {
 // Running one emulator child
 
 /** Per phase name, the two metrics a row can read. */
-type PhaseMetrics = ReadonlyMap<string, { readonly seconds: number; readonly splitSeconds: number | null }>;
+type PhaseMetrics = ReadonlyMap<string, PhaseMetric>;
+
+interface PhaseMetric {
+  readonly seconds: number;
+  readonly splitSeconds: number | null;
+  /** vCPU faults in the phase (null if no vCPU ran): shows, e.g., that PML makes an eager first pass fault-free. */
+  readonly faults: FaultCounts | null;
+}
+
+/** Lockless fast faults and slow faults (mmu_lock for read) of one phase. */
+interface FaultCounts {
+  readonly fast: number;
+  readonly slow: number;
+}
 
 type RunResult =
   | {
@@ -146,10 +160,13 @@ function readReport(file: string): { phases: PhaseMetrics; config: Readonly<Reco
   }
   const phases = (report as { phases?: unknown }).phases;
   if (!Array.isArray(phases)) return 'the JSON report has no phases[]';
-  const out = new Map<string, { seconds: number; splitSeconds: number | null }>();
-  for (const p of phases as { name?: unknown; seconds?: unknown; splitSeconds?: unknown }[]) {
+  const out = new Map<string, PhaseMetric>();
+  for (const p of phases as { name?: unknown; seconds?: unknown; splitSeconds?: unknown; vcpu?: { fastFaults?: unknown; slowFaults?: unknown } | null }[]) {
     if (typeof p.name !== 'string' || typeof p.seconds !== 'number') continue;
-    out.set(p.name, { seconds: p.seconds, splitSeconds: typeof p.splitSeconds === 'number' ? p.splitSeconds : null });
+    const v = p.vcpu;
+    const faults =
+      v !== null && v !== undefined && typeof v.fastFaults === 'number' && typeof v.slowFaults === 'number' ? { fast: v.fastFaults, slow: v.slowFaults } : null;
+    out.set(p.name, { seconds: p.seconds, splitSeconds: typeof p.splitSeconds === 'number' ? p.splitSeconds : null, faults });
   }
   const config = (report as { config?: unknown }).config;
   return { phases: out, config: typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {} };
@@ -222,10 +239,18 @@ function outcomeOf(row: ReproduceRow, variantArgs: (repeat: number) => string, r
   return { kind: 'ok', samples };
 }
 
+/** The metric phase's vCPU faults in a variant's first run (null if it did not run or no vCPU ran in the phase). */
+function faultsOf(row: ReproduceRow, key: string, results: ReadonlyMap<string, RunResult>): FaultCounts | null {
+  const res = results.get(key);
+  return res?.kind === 'ok' ? (res.phases.get(row.metric.phase)?.faults ?? null) : null;
+}
+
 interface RowResult {
   readonly row: ReproduceRow;
   readonly repeats: number;
   readonly commands: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Per column and variant, the metric phase's vCPU faults (first run). */
+  readonly faults: Readonly<Record<string, Readonly<Record<string, FaultCounts | null>>>>;
   /** The calibrated column always; the bare one unless --quick skipped it. */
   readonly columns: { readonly calibrated: ColumnVerdict; readonly bare?: ColumnVerdict };
 }
@@ -268,7 +293,14 @@ function formatRow(res: RowResult, quick: boolean): string[] {
   lines.push(`   metric:    ${row.metric.label} (phases["${row.metric.phase}"].${row.metric.field})`);
   lines.push(`   scaling:   ${quick ? quickScalingNote(row) : row.scaling}`);
   if (row.note !== undefined) lines.push(`   note:      ${row.note}`);
-  const header = ['variant', 'models', 'published', ...columns.map((c) => `ours, ${c.id}`)];
+  const showFaults = columns.some((c) => row.variants.some((v) => res.faults[c.id]?.[v.id] != null));
+  const header = [
+    'variant',
+    'models',
+    'published',
+    ...columns.map((c) => `ours, ${c.id}`),
+    ...(showFaults ? columns.map((c) => `faults fast/slow, ${c.id}`) : []),
+  ];
   const body = row.variants.map((v) => [
     v.id,
     v.label,
@@ -277,6 +309,12 @@ function formatRow(res: RowResult, quick: boolean): string[] {
       const cv = res.columns[c.id]!;
       return cv.status === 'not-runnable' || cv.status === 'failed' ? '-' : seconds(cv.medians[v.id]);
     }),
+    ...(showFaults
+      ? columns.map((c) => {
+          const f = res.faults[c.id]?.[v.id];
+          return f === null || f === undefined ? '-' : `${formatCount(f.fast)} / ${formatCount(f.slow)}`;
+        })
+      : []),
   ]);
   lines.push(...textTable(header, body, new Set([0, 1])).map((l) => `   ${l}`));
   const rHeader = ['ratio', 'published', ...columns.map((c) => `ours, ${c.id}`)];
@@ -416,18 +454,21 @@ async function main(argv: readonly string[]): Promise<number> {
   const rowResults: RowResult[] = rows.map((row) => {
     const repeats = rowRepeats(row, quick, repeat);
     const commands: Record<string, Record<string, string>> = {};
+    const faults: Record<string, Record<string, FaultCounts | null>> = {};
     const verdicts: Partial<Record<ColumnSpec['id'], ColumnVerdict>> = {};
     for (const column of columns) {
       const outcomes: Record<string, VariantOutcome> = {};
       commands[column.id] = {};
+      faults[column.id] = {};
       for (const variant of row.variants) {
         const args = runArgs(row, variant, column, quick);
         commands[column.id]![variant.id] = commandLine(args);
+        faults[column.id]![variant.id] = faultsOf(row, runKey(args, 0), results);
         outcomes[variant.id] = outcomeOf(row, (r) => runKey(args, r), repeats, results);
       }
       verdicts[column.id] = judgeColumn(row, outcomes);
     }
-    return { row, repeats, commands, columns: { calibrated: verdicts.calibrated!, ...(verdicts.bare !== undefined ? { bare: verdicts.bare } : {}) } };
+    return { row, repeats, commands, faults, columns: { calibrated: verdicts.calibrated!, ...(verdicts.bare !== undefined ? { bare: verdicts.bare } : {}) } };
   });
 
   const out: string[] = [];
@@ -480,6 +521,7 @@ async function main(argv: readonly string[]): Promise<number> {
         repeats: r.repeats,
         variants: r.row.variants.map((v) => ({ id: v.id, label: v.label, published: v.published })),
         commands: r.commands,
+        faults: r.faults,
         columns: r.columns,
         note: r.row.note ?? null,
       })),

@@ -374,10 +374,21 @@ function summaryTable(results: readonly RowResult[]): string[] {
   );
 }
 
-function counts(results: readonly RowResult[]): Record<VerdictStatus, number> {
+/** Rows per verdict in one column (the bare column is absent with --quick). */
+function counts(results: readonly RowResult[], column: ColumnSpec['id']): Record<VerdictStatus, number> {
   const c: Record<VerdictStatus, number> = { reproduced: 0, missed: 0, calibration: 0, printed: 0, 'not-runnable': 0, failed: 0 };
-  for (const r of results) c[r.columns.calibrated.status]++;
+  for (const r of results) {
+    const v = r.columns[column];
+    if (v !== undefined) c[v.status]++;
+  }
   return c;
+}
+
+function countLine(c: Record<VerdictStatus, number>): string {
+  return (
+    `${c.reproduced} reproduced, ${c.missed} missed, ${c.calibration} calibration point(s) (not counted), ${c.printed} printed without a verdict, ` +
+    `${c['not-runnable']} not runnable, ${c.failed} failed`
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,13 +486,14 @@ async function main(argv: readonly string[]): Promise<number> {
   out.push(...modelLines(plan, results, columns), '');
   for (const r of rowResults) out.push(...formatRow(r, quick), '');
   const wall = (performance.now() - t0) / 1000;
-  const c = counts(rowResults);
+  const c = counts(rowResults, 'calibrated');
   out.push(
     '== Summary (host costs calibrated; the none column is the bare emulator)',
     ...summaryTable(rowResults),
     '',
-    `${c.reproduced} reproduced, ${c.missed} missed, ${c.calibration} calibration point(s) (not counted), ${c.printed} printed without a verdict, ` +
-      `${c['not-runnable']} not runnable, ${c.failed} failed; ${plan.length} runs in ${wall.toFixed(1)} s`,
+    `host costs calibrated: ${countLine(c)}`,
+    ...(quick ? [] : [`--host-costs none:     ${countLine(counts(rowResults, 'bare'))}`]),
+    `${plan.length} runs in ${wall.toFixed(1)} s`,
   );
   process.stdout.write(`${out.join('\n')}\n`);
 
@@ -495,7 +507,7 @@ async function main(argv: readonly string[]): Promise<number> {
       host: { cores: availableParallelism(), nodeVersion: process.version },
       wallSeconds: wall,
       runs: plan.length,
-      counts: c,
+      counts: { calibrated: c, bare: quick ? null : counts(rowResults, 'bare') },
       runLog: plan.map((run) => {
         const res = results.get(run.key);
         return {

@@ -331,7 +331,7 @@ test('cond_resched yields are counted apart from allocation lock drops (forward-
 
 test('nowait-retry under pressure: each failed GFP_NOWAIT is one drop, one blocking allocation and one restart', (t) => {
   {
-    const g = mappedGuest({ hugePages: T, pressure: parsePressure('nowaitFailP=1') });
+    const g = mappedGuest({ hugePages: T, pressure: parsePressure('failP=1') });
     const { r, stats } = split(g, designOf(g, 'nowait-retry'));
     t.is(r.lockDrops, T);
     t.is(r.restarts, T);
@@ -340,7 +340,7 @@ test('nowait-retry under pressure: each failed GFP_NOWAIT is one drop, one block
     t.is(stats['allocBlocking'], T);
   }
   {
-    const g = mappedGuest({ hugePages: 64, pressure: parsePressure('nowaitFailP=0.5'), seed: 7, poolTables: 1024 });
+    const g = mappedGuest({ hugePages: 64, pressure: parsePressure('failP=0.3'), seed: 7, poolTables: 1024 });
     const { r, stats } = split(g, designOf(g, 'nowait-retry'));
     t.true(r.ok);
     t.true(r.lockDrops > 0 && r.lockDrops < 64, `some but not all fall back (${r.lockDrops})`);

@@ -39,6 +39,8 @@
  *   +-----------------------------------------------------------------------------------+
  *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (C1, dirty_log.ts)          |
  *   +-----------------------------------------------------------------------------------+
+ *   | SCHED         1 line: runnable threads (need_resched, mmu_resched.ts)              |
+ *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
  * Every region starts on a 64-byte boundary (16 Int32s): hot words of different regions never
@@ -131,6 +133,16 @@ export const SLOT_FLAG_INITIALLY_SET = 2;
 export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
+// SCHED: one line at ControlLayout.schedBase, the host scheduler facts need_resched() reads
+// (mmu_resched.ts). Writers: every worker thread of a run, with Atomics.add/sub, as it starts
+// running (leaves its park) and stops (parks); readers: lock holders deciding whether to yield.
+// ---------------------------------------------------------------------------------------------
+
+/** Threads of the run that are runnable now (running or woken and waiting for a core). */
+export const SCHED_RUNNABLE = 0;
+export const SCHED_INT32S = LINE_INT32S;
+
+// ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker; fields are FLOAT64 indices within the slot (counters of
 // SPTE reads pass 2^31 in long runs; doubles count exactly to 2^53). Single writer per slot:
 // the worker itself, with plain stores (no atomics). Readers: the main thread after the phase
@@ -178,6 +190,12 @@ export const WORKER_STAT_SPLIT_ENOMEM = 21;
 /** mmu_lock acquisitions that had to wait (counted by MmuLock). */
 export const WORKER_STAT_LOCK_READ_CONTENDED = 22;
 export const WORKER_STAT_LOCK_WRITE_CONTENDED = 23;
+/** kvm_mmu_page headers allocated (one per sp, besides its page table; counted by PageAllocator). */
+export const WORKER_STAT_SP_HEADER_ALLOCS = 24;
+/** Draws of GFP_KERNEL allocations whose fast path failed, so they reclaimed (counted by PageAllocator). */
+export const WORKER_STAT_RECLAIMS = 25;
+/** Remote TLB flushes the RFC `cache` design made on every lock drop, counted, not spent (split_alloc_cache.ts). */
+export const WORKER_STAT_RFC_DROP_TLB_FLUSHES = 26;
 // ---- C1 (and others): append WORKER_STAT_* fields here, from 24 up to WORKER_STAT_FIELDS-1,
 // ---- and add the name to WORKER_STAT_NAMES below. ----
 /** Float64 fields per slot (32 x 8 B = 256 B: four cache lines, a multiple of 64 B). */
@@ -210,6 +228,9 @@ export const WORKER_STAT_NAMES: readonly string[] = [
   'splitEnomem',
   'lockReadContended',
   'lockWriteContended',
+  'spHeaderAllocs',
+  'reclaims',
+  'rfcDropTlbFlushes',
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -240,6 +261,8 @@ export interface ControlLayout {
   readonly dirtyWords: readonly number[];
   /** One MEMSLOT_CTRL line per memslot (added by C1 for dirty logging). */
   readonly memslotCtrlBases: readonly number[];
+  /** The SCHED line (runnable threads, for need_resched). */
+  readonly schedBase: number;
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -285,6 +308,8 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
   }
   // MEMSLOT_CTRL (C1): after the bitmaps so no earlier base moves.
   const memslotCtrlBases = spec.memslotPages.map(() => place(MEMSLOT_CTRL_INT32S));
+  // SCHED: last, so no earlier base moves.
+  const schedBase = place(SCHED_INT32S);
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -298,6 +323,7 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     dirtyBases,
     dirtyWords,
     memslotCtrlBases,
+    schedBase,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -317,6 +343,7 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
   ];
   l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
   l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
+  r.push(['sched', l.schedBase, SCHED_INT32S]);
   return r;
 }
 

@@ -35,6 +35,7 @@ import { CacheSplitDesign } from '../src/mmu/split_alloc_cache.js';
 import { ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTables } from '../src/mmu/split_alloc_chunked.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { measureRestartReads } from '../src/emulate/restart_reads.js';
+import { setRunnable } from '../src/mmu/mmu_resched.js';
 
 const BASE = DEFAULT_FIRST_GFN;
 
@@ -73,7 +74,9 @@ function mappedGuest(spec: GuestSpec): Guest {
     levels,
     memslots: [{ baseGfn: BASE, npages }],
     backingLevel,
-    workers: 1,
+    // Worker 1 stands for a vCPU thread (busyHost marks it runnable); one host core.
+    workers: 2,
+    hostCores: 1,
     pressure: spec.pressure ?? PRESSURE_PROFILES.none,
     seed: spec.seed ?? 1,
     ...(poolTables !== undefined ? { poolTables } : {}),
@@ -89,6 +92,13 @@ function mappedGuest(spec: GuestSpec): Guest {
   }
   vm.resetAllStats();
   return { vm, npages, hugePages: spec.hugePages, hugeSpan };
+}
+
+/** A vCPU thread of the guest becomes runnable: with one host core, need_resched() can now be set. */
+function busyHost(g: Guest): void {
+  const vcpu = attachVm(g.vm.shared, 1);
+  vcpu.rcu.offline();
+  setRunnable(vcpu, true);
 }
 
 interface SplitRun {
@@ -317,7 +327,8 @@ test('chunked-cache tops up once per chunk: 2M chunks (capacity 2) and 1G chunks
 test('cond_resched yields are counted apart from allocation lock drops (forward-progress guard keeps the walk finite)', (t) => {
   for (const name of ['drop-always', 'cache', 'nowait-retry', 'blocking-under-lock'] as const) {
     const g = mappedGuest({ hugePages: T });
-    // reschedMs 0: need_resched() at every visited SPTE; only the guard stops a yield at the same gfn.
+    busyHost(g);
+    // reschedMs 0 on a busy host: need_resched() at every visited SPTE; only the guard stops a yield at the same gfn.
     const { r } = split(g, designOf(g, name, { cacheCapacity: 4 }), { reschedMs: 0 });
     t.true(r.ok, name);
     t.is(r.hugePagesSplit, T, name);

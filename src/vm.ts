@@ -67,6 +67,8 @@ export interface VmConfig {
   readonly seed: number;
   /** vCPU fault cache capacity (default 40). */
   readonly cacheCapacity?: number;
+  /** Host cores need_resched() compares runnable threads against (default os.availableParallelism()). */
+  readonly hostCores?: number;
   /** Override the pool capacity in tables (tests shrink it). */
   readonly poolTables?: number;
   /** Controls only (deliberately broken variants that tests must catch). */

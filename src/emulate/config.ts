@@ -90,6 +90,7 @@ export function resolveRunConfig(
     workers: options.vcpus + 2, // main thread (0), vCPUs (1..vcpus), splitter (vcpus+1)
     pressure: parsePressure(options.pressure),
     seed: options.seed,
+    hostCores: availableParallelism(),
   };
   const footprint = vmFootprint(vm);
   // Besides the pool: one thread per worker, each vCPU's written-page bitset, the splitter's

@@ -66,8 +66,12 @@ export class MmuLockHolder {
   readonly yieldOnContention: boolean;
   /** RCU read side held by the walk right now. */
   rcuHeld = false;
-  /** When mmu_lock was last (re)taken: performance.now() ms (the walk's start counts as taken). */
-  lockTakenAt: number;
+  /**
+   * When this thread's time slice began: performance.now() ms, or NaN until need_resched() first
+   * finds the host busy after the lock was (re)taken (the slice is timed from there: on an idle
+   * host no clock is read at all, and a drop + retake reads none).
+   */
+  lockTakenAt = Number.NaN;
   /** cond_resched yields so far. */
   yields = 0;
   readonly #cores: number;
@@ -78,7 +82,6 @@ export class MmuLockHolder {
     this.shared = shared;
     this.reschedMs = opts.reschedMs ?? DEFAULT_RESCHED_MS;
     this.yieldOnContention = opts.yieldOnContention === true;
-    this.lockTakenAt = performance.now();
     this.#cores = hostCoresOf(vm);
     this.#runnableIdx = vm.layout.schedBase + SCHED_RUNNABLE;
     if (shared) vm.mmuLock.assertHeldRead();
@@ -107,7 +110,7 @@ export class MmuLockHolder {
     if (this.shared) this.vm.mmuLock.readLock();
     else this.vm.mmuLock.writeLock();
     if (this.rcuHeld) this.vm.rcu.readLock();
-    this.lockTakenAt = performance.now();
+    this.lockTakenAt = Number.NaN;
   }
 
   /**
@@ -118,7 +121,9 @@ export class MmuLockHolder {
   needResched(): boolean {
     const others = Atomics.load(this.vm.control, this.#runnableIdx) - (runnableHandles.has(this.vm) ? 1 : 0);
     if (others + 1 <= this.#cores) return false;
-    return performance.now() - this.lockTakenAt >= this.reschedMs;
+    const now = performance.now();
+    if (Number.isNaN(this.lockTakenAt)) this.lockTakenAt = now;
+    return now - this.lockTakenAt >= this.reschedMs;
   }
 
   /** need_resched() || rwlock_needbreak() (the latter only with yieldOnContention). */

@@ -47,6 +47,7 @@ export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
   try {
     const vm = attachVm(task.vm, task.workerId);
+    vm.mmuLock.enableHoldCpu(); // on-CPU vs wall time of the splitter's holds (hold_cpu.ts)
     return runSplitter(task, vm, ctl);
   } catch (err) {
     throw workerError('splitter', err);
@@ -124,6 +125,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
       splitMs: breakdown?.splitMs ?? null,
       wrprotMs: breakdown?.wrprotMs ?? null,
       timing: vm.takeTiming() as unknown as TimingData,
+      holdCpu: vm.mmuLock.takeHoldCpu(),
     });
     Atomics.store(ctl.i64, CTL64_CMD_NS, BigInt(ns));
     Atomics.store(ctl.i64, CTL64_CMD_DIRTY, BigInt(dirty ?? 0));

@@ -37,6 +37,15 @@ const PRESENT_OR_LARGE_LO = Number(SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK);
 const STEP64 = new BigInt64Array(1);
 const STEP32 = new Int32Array(STEP64.buffer);
 
+/**
+ * gfn rounded down to a multiple of n (a power of two). Not `gfn - gfn % n`: `%` on doubles is an
+ * fmod call in V8, about 10 ns, three of them per restart. Dividing an integer below 2^53 by a
+ * power of two is exact, so floor-and-multiply gives the same value.
+ */
+function alignDown(gfn: number, n: number): number {
+  return Math.floor(gfn / n) * n;
+}
+
 /** 4K pages per SPTE, by level (index 0 unused): KVM_PAGES_PER_HPAGE. */
 const PAGES: readonly number[] = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4, 512 ** 5];
 
@@ -113,7 +122,7 @@ export class TdpIter {
     this.yieldedGfn = this.nextLastLevelGfn;
     this.level = this.rootLevel;
     const n = PAGES[this.level]!;
-    this.gfn = this.nextLastLevelGfn - (this.nextLastLevelGfn % n);
+    this.gfn = alignDown(this.nextLastLevelGfn, n);
     this.refresh();
     this.valid = true;
   }
@@ -169,7 +178,7 @@ export class TdpIter {
     this.level--;
     this.ptPath[this.level] = child;
     const n = PAGES[this.level]!;
-    this.gfn = this.nextLastLevelGfn - (this.nextLastLevelGfn % n);
+    this.gfn = alignDown(this.nextLastLevelGfn, n);
     this.refresh();
     return true;
   }
@@ -190,7 +199,7 @@ export class TdpIter {
     if (this.level === this.rootLevel) return false;
     this.level++;
     const n = PAGES[this.level]!;
-    this.gfn -= this.gfn % n;
+    this.gfn = alignDown(this.gfn, n);
     this.refresh();
     return true;
   }

@@ -36,6 +36,9 @@ import { ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTab
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { measureRestartReads } from '../src/emulate/restart_reads.js';
 import { setRunnable } from '../src/mmu/mmu_resched.js';
+import { registerSplitAllocDesign } from '../src/mmu/split_alloc.js';
+import { splitAllocDesignInfo, splitAllocDesignNames } from '../src/emulate/split_designs.js';
+import { helpText, parseCommandLine, resolveOptions } from '../src/emulate/options.js';
 
 const BASE = DEFAULT_FIRST_GFN;
 
@@ -158,6 +161,32 @@ test('registry: every design is registered, in compare order, drop-always first'
   for (const n of SPLIT_ALLOC_DESIGN_ORDER) t.true(names.includes(n), n);
   t.is(SPLIT_ALLOC_DESIGN_ORDER[0], 'drop-always');
   t.deepEqual([...SPLIT_ALLOC_DESIGN_ORDER].sort(), [...EAGER, 'lazy'].sort());
+});
+
+test('registration: a design registered from its own module reaches the CLI, --help and the factory with its summary and traits', (t) => {
+  // What a new design file does: declare the design (traits on the interface) and register it.
+  const probe: SplitAllocDesign = {
+    name: 'test-probe',
+    lockMode: 'write',
+    begin(): void {},
+    allocSp(ctx): number {
+      return ctx.vm.alloc.allocBlocking();
+    },
+    end(ctx, leftover): void {
+      if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
+    },
+  };
+  registerSplitAllocDesign({ name: 'test-probe', summary: 'a design registered by a test', origin: 'test', compareOrder: 99, create: () => probe });
+  t.true(splitAllocDesignNames().includes('test-probe'));
+  t.is(splitAllocDesignInfo('test-probe')?.summary, 'a design registered by a test');
+  const c = parseCommandLine(['--split-alloc', 'test-probe']);
+  t.is(c.kind, 'run');
+  if (c.kind === 'run') t.is(resolveOptions(c.raw).splitAlloc, 'test-probe');
+  t.true(helpText().includes('a design registered by a test'));
+  const g = mappedGuest({ hugePages: 1 });
+  const d = designOf(g, 'test-probe');
+  t.is(splitLockShared(d, true), false, 'its lockMode trait is read without a cast');
+  t.throws(() => registerSplitAllocDesign({ name: 'test-probe', summary: '', origin: '', compareOrder: 0, create: () => probe }), { message: /twice/ });
 });
 
 test('lock mode and eagerness: chunked-cache takes the write lock on every path; lazy never splits', (t) => {

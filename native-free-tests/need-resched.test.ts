@@ -139,9 +139,18 @@ test('chunked-cache yields only between chunks: never inside one, and with a ful
   releaseSplitAllocDesign(d);
 });
 
-test('cache counts the remote TLB flush the RFC made on every lock drop', (t) => {
+test('cache counts the remote TLB flush the RFC made on every lock drop and every yield', (t) => {
   const h = host();
   const r = run(h, design(h, 'cache'), 1e9);
   t.is(r.lockDrops, Math.ceil(HUGE / 40));
   t.is(h.vm.stats.get(WORKER_STAT_RFC_DROP_TLB_FLUSHES), r.lockDrops);
+  const busy = host();
+  for (const v of busy.vcpus) setRunnable(v, true);
+  const rb = run(busy, design(busy, 'cache'), 0);
+  t.true(rb.yields > 0);
+  t.is(busy.vm.stats.get(WORKER_STAT_RFC_DROP_TLB_FLUSHES), rb.lockDrops + rb.yields);
+  // The other designs count none.
+  const other = host();
+  run(other, design(other, 'drop-always'), 1e9);
+  t.is(other.vm.stats.get(WORKER_STAT_RFC_DROP_TLB_FLUSHES), 0);
 });

@@ -52,6 +52,8 @@ export interface SplitCtx {
   shouldYield(): boolean;
   /** Drop and retake mmu_lock as a cond_resched yield (counted in WORKER_STAT_YIELDS, not as a lock drop). */
   yieldLocks(): void;
+  /** cond_resched yields of this split call so far. */
+  readonly yields: number;
 }
 
 export interface SplitAllocDesign {

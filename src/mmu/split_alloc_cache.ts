@@ -19,7 +19,8 @@
  * refills = lock drops = restarts-to-allocate = ceil(T / C), and leftovers = refills * C - T.
  *
  * The RFC flushed remote TLBs on every lock drop; we do not (the flush is not needed, §1.8) but
- * count the flushes it would have made (WORKER_STAT_RFC_DROP_TLB_FLUSHES, one per refill drop).
+ * count the flushes it would have made (WORKER_STAT_RFC_DROP_TLB_FLUSHES: one per refill drop and
+ * one per cond_resched yield).
  *
  * Difference from the RFC, on purpose: the RFC also topped the cache up once BEFORE taking
  * mmu_lock. Here the caller already holds the lock when the walk begins (every design gets the
@@ -65,6 +66,8 @@ export class CacheSplitDesign implements SplitAllocDesign {
   }
 
   end(ctx: SplitCtx, leftover: number): void {
+    // The RFC's cond_resched yields flushed too (flush=true; v1 passed false).
+    if (ctx.yields > 0) ctx.vm.stats.add(WORKER_STAT_RFC_DROP_TLB_FLUSHES, ctx.yields);
     // A table popped but not used (nothing left to split after the restart) was never published.
     if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
   }

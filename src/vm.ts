@@ -137,6 +137,7 @@ export function checkVmConfig(config: VmConfig): void {
   if (config.cacheCapacity !== undefined && (!Number.isInteger(config.cacheCapacity) || config.cacheCapacity < 1)) {
     bad(`cacheCapacity ${config.cacheCapacity} must be a positive integer`);
   }
+  if (config.hostCores !== undefined && (!Number.isInteger(config.hostCores) || config.hostCores < 1)) bad(`hostCores ${config.hostCores} must be a positive integer`);
   if (config.poolTables !== undefined && (!Number.isInteger(config.poolTables) || config.poolTables < 1 || config.poolTables >= 2 ** 31 - 1)) {
     bad(`poolTables ${config.poolTables} must be a positive integer below 2^31-1`);
   }

@@ -127,7 +127,7 @@ test('GFP_KERNEL fails only when the pool is truly exhausted (ENOMEM), under eve
   }
 });
 
-test('moderate reproduces the published anchor: 40 runs x 96 GiB of 1G splits (1.97 M sp = 3.94 M draws), a handful over 20 us, max <= 60 us, none failed', (t) => {
+test('moderate reproduces the published anchor: 40 runs x 96 GiB of 1G splits (1.97 M sp = 3.94 M draws), a handful over 20 us, none over 60 us per draw, failures as rare as "none failed" allows', (t) => {
   const m = new PressureModel(PRESSURE_PROFILES.moderate, 42);
   const spAllocs = 40 * 96 * 513;
   let over20 = 0;

@@ -34,7 +34,7 @@ import { pagesPerHpage, PT_ENTRIES } from '../src/mmu/spte.js';
 import { median, medianNsPerOp, printRatioTable, round } from './_lib.js';
 
 const HUGE_PAGES = 1024;
-/** Interleaved rounds for figures 2 and 3 (at least 9: the run-to-run spread). */
+/** Interleaved rounds for figures 2 and 3 (at least 9, so the spread is a fair measure of run-to-run noise). */
 const ROUNDS = 11;
 const INNER = 20_000;
 const M = pagesPerHpage(2);

@@ -16,6 +16,7 @@ import { createSplitAllocDesign, releaseSplitAllocDesign, splitLockShared } from
 import type { SplitAllocDesign } from '../src/mmu/split_alloc.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { WORKER_STAT_RFC_DROP_TLB_FLUSHES } from '../src/layout.js';
+import { runWithJson } from './_emulate.js';
 
 const BASE = DEFAULT_FIRST_GFN;
 const HUGE = 64;
@@ -153,4 +154,15 @@ test('cache counts the remote TLB flush the RFC made on every lock drop and ever
   const other = host();
   run(other, design(other, 'drop-always'), 1e9);
   t.is(other.vm.stats.get(WORKER_STAT_RFC_DROP_TLB_FLUSHES), 0);
+});
+
+test('end to end: with idle vCPUs and no pressure, nowait-retry never restarts or yields at the enable path (-g)', async (t) => {
+  const { code, report } = await runWithJson(['--vcpus', '4', '-b', '64M', '-g', '--split-alloc', 'nowait-retry', '-q'], { timeoutMs: 120_000 });
+  t.is(code, 0);
+  const enable = (report.phases as { kind: string; counters: { restarts: number; yields: number; lockDrops: number } }[]).find((p) => p.kind === 'enable');
+  t.truthy(enable);
+  t.is(enable?.counters.restarts, 0);
+  t.is(enable?.counters.yields, 0);
+  t.is(enable?.counters.lockDrops, 0);
+  t.true(report.split.splitterHugePagesSplit > 0, 'it did split');
 });

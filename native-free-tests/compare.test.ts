@@ -36,6 +36,9 @@ const ZERO_COUNTERS: SplitCounters = {
   spteReads: 0,
   yields: 0,
   splitEnomem: 0,
+  spHeaderAllocs: 0,
+  reclaims: 0,
+  rfcDropTlbFlushes: 0,
 };
 
 interface PhaseSpec {

@@ -29,7 +29,7 @@
  *   +-----------------------------------------------------------------------------------+
  *   | PAGE_STATS    1 line: pages_4k, pages_2m, pages_1g                                 |
  *   +-----------------------------------------------------------------------------------+
- *   | WORKER_STATS  workers x WORKER_STAT_SLOT_INT32S (256 B each, Float64 fields)       |
+ *   | WORKER_STATS  workers x WORKER_STAT_SLOT_INT32S (384 B each, Float64 fields)       |
  *   |               slot w = worker w (0 = main thread)                                  |
  *   +-----------------------------------------------------------------------------------+
  *   | DIRTY[0]      ceil(npages/32) Int32 words, rounded up to a 64-B line              |
@@ -38,6 +38,8 @@
  *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (dirty_log.ts)              |
  *   +-----------------------------------------------------------------------------------+
  *   | PML_KICK      1 line (kick generation) + 1 line per worker (in guest, ack): pml.ts |
+ *   +-----------------------------------------------------------------------------------+
+ *   | SCHED         1 line: runnable threads (need_resched, mmu_resched.ts)              |
  *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
@@ -127,6 +129,15 @@ export function pmlKickInt32s(workers: number): number {
   return LINE_INT32S + workers * LINE_INT32S;
 }
 
+// SCHED: one line at ControlLayout.schedBase, the host scheduler facts need_resched() reads
+// (mmu_resched.ts). Writers: every worker thread of a run, with Atomics.add/sub, as it starts
+// running (leaves its park) and stops (parks); readers: lock holders deciding whether to yield.
+// ---------------------------------------------------------------------------------------------
+
+/** Threads of the run that are runnable now (running or woken and waiting for a core). */
+export const SCHED_RUNNABLE = 0;
+export const SCHED_INT32S = LINE_INT32S;
+
 // ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker of WORKER_STAT_FIELDS Float64 counters (SPTE reads pass 2^31
 // in long runs; doubles count exactly to 2^53). Which counter sits at which index, who writes and
@@ -134,8 +145,8 @@ export function pmlKickInt32s(workers: number): number {
 // every counter is defined in.
 // ---------------------------------------------------------------------------------------------
 
-/** Float64 fields per slot (32 x 8 B = 256 B: four cache lines, a multiple of 64 B). */
-export const WORKER_STAT_FIELDS = 32;
+/** Float64 fields per slot (48 x 8 B = 384 B: six cache lines, a multiple of 64 B). */
+export const WORKER_STAT_FIELDS = 48;
 export const WORKER_STAT_SLOT_INT32S = WORKER_STAT_FIELDS * 2;
 
 // ---------------------------------------------------------------------------------------------
@@ -167,6 +178,8 @@ export interface ControlLayout {
   readonly memslotCtrlBases: readonly number[];
   /** PML_KICK region (pml.ts): kick generation + one line per worker. */
   readonly pmlKickBase: number;
+  /** The SCHED line (runnable threads, for need_resched). */
+  readonly schedBase: number;
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -213,6 +226,8 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
   const memslotCtrlBases = spec.memslotPages.map(() => place(MEMSLOT_CTRL_INT32S));
   // PML_KICK: last, so no earlier base moves.
   const pmlKickBase = place(pmlKickInt32s(spec.workers));
+  // SCHED: last, so no earlier base moves.
+  const schedBase = place(SCHED_INT32S);
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -226,6 +241,7 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     dirtyWords,
     memslotCtrlBases,
     pmlKickBase,
+    schedBase,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -245,6 +261,7 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
   l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
   l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
   r.push(['pml_kick', l.pmlKickBase, pmlKickInt32s(l.workers)]);
+  r.push(['sched', l.schedBase, SCHED_INT32S]);
   return r;
 }
 

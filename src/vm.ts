@@ -54,6 +54,8 @@ export interface VmConfig {
   readonly seed: number;
   /** vCPU fault cache capacity (default 40). */
   readonly cacheCapacity?: number;
+  /** Host cores need_resched() compares runnable threads against (default os.availableParallelism()). */
+  readonly hostCores?: number;
   /** Override the pool capacity in tables (tests shrink it). */
   readonly poolTables?: number;
   /** Controls only (deliberately broken variants that tests must catch). */
@@ -139,6 +141,7 @@ export function checkVmConfig(config: VmConfig): void {
   if (config.cacheCapacity !== undefined && (!Number.isInteger(config.cacheCapacity) || config.cacheCapacity < 1)) {
     bad(`cacheCapacity ${config.cacheCapacity} must be a positive integer`);
   }
+  if (config.hostCores !== undefined && (!Number.isInteger(config.hostCores) || config.hostCores < 1)) bad(`hostCores ${config.hostCores} must be a positive integer`);
   if (config.poolTables !== undefined && (!Number.isInteger(config.poolTables) || config.poolTables < 1 || config.poolTables >= 2 ** 31 - 1)) {
     bad(`poolTables ${config.poolTables} must be a positive integer below 2^31-1`);
   }

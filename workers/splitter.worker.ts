@@ -41,11 +41,13 @@ import { WS } from '../src/stats/worker_stats.js';
 import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
 import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
 import type { DirtyLogMode, OpBreakdown } from '../src/emulate/mmu_ops.js';
+import { setRunnable } from '../src/mmu/mmu_resched.js';
 
 export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
   try {
     const vm = attachVm(task.vm, task.workerId);
+    vm.mmuLock.enableHoldCpu(); // on-CPU vs wall time of the splitter's holds (hold_cpu.ts)
     return runSplitter(task, vm, ctl);
   } catch (err) {
     throw workerError('splitter', err);
@@ -70,12 +72,14 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   for (;;) {
     // Park until the next command; RCU offline meanwhile (pairs with the main thread's add + notify).
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
+    setRunnable(vm, false); // need_resched() counts runnable threads (mmu_resched.ts)
     vm.rcu.offline();
     while (Atomics.load(i32, CTL_CMD_SEQ) === seqSeen) {
       if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
       Atomics.wait(i32, CTL_CMD_SEQ, seqSeen, WAIT_SLICE_MS);
     }
     vm.rcu.online();
+    setRunnable(vm, true);
     Atomics.store(i32, stateIdx, WSTATE_RUNNING);
     seqSeen = Atomics.load(i32, CTL_CMD_SEQ);
     const op = Atomics.load(i32, CTL_CMD_OP);
@@ -123,6 +127,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
       splitMs: breakdown?.splitMs ?? null,
       wrprotMs: breakdown?.wrprotMs ?? null,
       timing: vm.takeTiming() as unknown as TimingData,
+      holdCpu: vm.mmuLock.takeHoldCpu(),
     });
     Atomics.store(ctl.i64, CTL64_CMD_NS, BigInt(ns));
     Atomics.store(ctl.i64, CTL64_CMD_DIRTY, BigInt(dirty ?? 0));
@@ -131,6 +136,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     Atomics.store(i32, CTL_CMD_DONE, seqSeen);
     Atomics.notify(i32, CTL_CMD_DONE);
   }
+  setRunnable(vm, false);
   vm.rcu.unregister();
   return { type: 'splitter-result', samples, invariants };
 }

@@ -49,6 +49,7 @@ import { EmulatorError } from '../src/errors.js';
 import { workerError } from '../src/emulate/messages.js';
 import type { TimingData, VcpuPhaseSample, VcpuResult, VcpuTask } from '../src/emulate/messages.js';
 import { newAccessResult, vcpuAccess, vcpuPollKick, vcpuRunBegin, vcpuRunEnd } from '../src/emulate/mmu_ops.js';
+import { setRunnable } from '../src/mmu/mmu_resched.js';
 
 /** Accesses between progress bumps and PHASE_ID/ABORT checks (a power of two: masked below). */
 const BATCH = VCPU_BATCH;
@@ -82,6 +83,7 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
   } finally {
     // Out of guest code for good (a failed pass must not leave GET waiting for a kick answer).
     if (vm !== undefined) vcpuRunEnd(vm);
+    if (vm !== undefined) setRunnable(vm, false);
     Atomics.store(ctl.i32, ctl.slot(task.controlSlot, SLOT_STATE), WSTATE_EXITED);
   }
 }
@@ -153,11 +155,13 @@ class VcpuThread {
     const i32 = this.#i32;
     const stateIdx = this.#ctl.slot(this.#task.controlSlot, SLOT_STATE);
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
+    setRunnable(this.#vm, false); // need_resched() counts runnable threads (mmu_resched.ts)
     this.#vm.rcu.offline();
     for (;;) {
       if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
       const go = Atomics.load(i32, CTL_VCPU_GO);
       if (go !== seen) {
+        setRunnable(this.#vm, true);
         this.#vm.rcu.online();
         Atomics.store(i32, stateIdx, WSTATE_RUNNING);
         return go;

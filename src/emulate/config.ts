@@ -96,6 +96,7 @@ export function resolveRunConfig(
     dirtyTrack: options.dirtyTrack,
     hugePageFault: hugePageFaultFor(options.splitAlloc),
     hostCosts: options.hostCosts,
+    hostCores: availableParallelism(),
   };
   const footprint = vmFootprint(vm);
   // Besides the pool: one thread per worker, each vCPU's written-page bitset, the splitter's

@@ -13,6 +13,7 @@
  */
 import type { HistogramData } from '../stats/histogram.js';
 import type { VmShared } from '../vm.js';
+import type { HoldCpuData } from '../mmu/hold_cpu.js';
 import type { ControlShared } from './control.js';
 
 /** Test-only failure injection (env EMULATE_FAULT_INJECT), so the failure paths can be tested. */
@@ -117,6 +118,8 @@ export interface SplitterOpSample {
   readonly splitMs: number | null;
   readonly wrprotMs: number | null;
   readonly timing: TimingData;
+  /** The op's mmu_lock holds: on-CPU vs wall time, preempted ones flagged (null where the OS gives no thread CPU time). */
+  readonly holdCpu?: HoldCpuData | null;
 }
 
 export interface InvariantVerdict {

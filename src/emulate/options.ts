@@ -360,7 +360,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'resched-ms',
     type: 'string',
     arg: 'MS',
-    help: 'need_resched(): the splitter yields mmu_lock (tdp_mmu_iter_cond_resched) after holding it this long',
+    help: 'need_resched(): when more threads are runnable than the host has cores, the splitter yields mmu_lock (tdp_mmu_iter_cond_resched) after holding it this long; on an idle host it never yields',
     shownDefault: `${DEFAULTS.reschedMs} ms`,
   },
   {

@@ -9,6 +9,7 @@ import { formatBytes, formatSize } from './options.js';
 import { corruptionFound } from './report_model.js';
 import type { LatencySummary, PhaseReport, Report, SplitCounters } from './report_model.js';
 import { jsonKeyOf, SPLIT_ROWS } from '../stats/worker_stats.js';
+import { holdPreemptionLine } from './hold_preemption.js';
 
 /** The selftest's `%ld.%.9lds`: whole seconds, a dot, nine digits of nanoseconds, then "s". */
 export function formatSelftestSeconds(seconds: number): string {
@@ -161,6 +162,7 @@ function splitterLines(r: Report): string[] {
         `max ${formatNs(s.splitterReadHoldNs.max)}; write holds ${formatCount(s.splitterWriteHoldNs.count)}, p99 ${formatNs(s.splitterWriteHoldNs.p99)}, ` +
         `max ${formatNs(s.splitterWriteHoldNs.max)})`,
     ],
+    ['splitter holds preempted', holdPreemptionLine(s.splitterHoldPreemption, formatNs)],
   ];
   return [...kvLines(kv.slice(0, 1)), ...counterTable(r), ...kvLines(kv.slice(1))];
 }

@@ -14,6 +14,7 @@ import { GUEST_PAGE_BYTES } from './options.js';
 import { OP_CHECK } from './control.js';
 import type { SplitterResult, TimingData, VcpuResult } from './messages.js';
 import { REPORT_SCHEMA_VERSION, summarize } from './report_model.js';
+import { summarizeHoldPreemption } from './hold_preemption.js';
 import type {
   IterationReport,
   LatencySummary,
@@ -312,6 +313,7 @@ export function buildReport(input: BuildInput): Report {
       splitterLockHoldSeconds: holdNs / 1e9,
       splitterReadHoldNs: summarize(mergeNamed(splitterTiming, 'readHold')),
       splitterWriteHoldNs: summarize(mergeNamed(splitterTiming, 'writeHold')),
+      splitterHoldPreemption: summarizeHoldPreemption(input.splitter.samples),
       splitByVcpus: Math.max(0, splits1g + splits2m - splitterSplits),
     },
     rcu: { gracePeriods: input.rcu.gracePeriods, deferredFrees: input.rcu.callbacksRun, callbacksQueued: input.rcu.callbacksQueued },

@@ -6,6 +6,7 @@
  */
 import type { Histogram, Percentiles } from '../stats/histogram.js';
 import type { SplitCounters } from '../stats/worker_stats.js';
+import type { HoldPreemption } from './hold_preemption.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -129,6 +130,8 @@ export interface SplitReport extends SplitCounters {
   readonly splitterLockHoldSeconds: number;
   readonly splitterReadHoldNs: LatencySummary;
   readonly splitterWriteHoldNs: LatencySummary;
+  /** Splitter holds the host preempted (on a CPU < 1/2 their wall time) and the hold figures without them. */
+  readonly splitterHoldPreemption?: HoldPreemption | null;
   /** Where splitting happened: the splitter (eager) or vCPU faults (lazy/split-on-fault). */
   readonly splitByVcpus: number;
 }

@@ -20,6 +20,7 @@
  */
 import { EmulatorError } from '../errors.js';
 import type { HugePageFaultMode } from '../vm.js';
+import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign } from './split_alloc.js';
 
 export const LAZY_DESIGN_NAME = 'lazy';
@@ -43,6 +44,22 @@ export const lazyZapSplit: SplitAllocDesign & { readonly eager: false } = Object
   begin: notEager,
   allocSp: notEager,
   end: notEager,
+});
+
+registerSplitAllocDesign({
+  name: lazySplit.name,
+  summary: 'no eager splitting: huge pages stay until vCPU writes fault on them and split there (= --eager-split off)',
+  origin: 'eager_page_split=N, 6.2+',
+  compareOrder: 50,
+  create: () => lazySplit,
+});
+
+registerSplitAllocDesign({
+  name: lazyZapSplit.name,
+  summary: 'no eager splitting, pre-6.2 faults: a write zaps the huge page and maps 4K; every other page faults on its own',
+  origin: 'eager_page_split=N, before 6.2',
+  compareOrder: 60,
+  create: () => lazyZapSplit,
 });
 
 /** The fault path's behaviour for a huge SPTE that a design name implies ('zap' only for lazy-zap). */

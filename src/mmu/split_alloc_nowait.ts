@@ -12,6 +12,7 @@
  * pressure profiles model it). The cost that made 6.11 drop it (§6): under the WRITE lock of
  * CLEAR_DIRTY_LOG those in-lock allocations plus long holds stalled vCPUs.
  */
+import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitCtx } from './split_alloc.js';
 
 export const nowaitRetry: SplitAllocDesign = Object.freeze({
@@ -31,4 +32,12 @@ export const nowaitRetry: SplitAllocDesign = Object.freeze({
   end(ctx: SplitCtx, leftover: number): void {
     if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
   },
+});
+
+registerSplitAllocDesign({
+  name: nowaitRetry.name,
+  summary: 'GFP_NOWAIT under mmu_lock; only if that fails drop the lock, allocate blocking, restart',
+  origin: 'Linux 5.18-6.10',
+  compareOrder: 20,
+  create: () => nowaitRetry,
 });

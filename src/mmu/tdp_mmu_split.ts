@@ -129,6 +129,12 @@ class SplitCtxImpl extends MmuLockHolder implements SplitCtx {
     this.acquire();
   }
 
+  yieldLocks(): void {
+    this.release();
+    this.acquire();
+    this.yields++;
+  }
+
   countAllocUnderLock(): void {
     this.allocUnderLock++;
   }
@@ -161,7 +167,8 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
   let sp = -1;
 
   design.begin(ctx);
-  const chunk = design.chunkPages !== undefined && design.chunkPages > 0 ? design.chunkPages : end - start;
+  const chunked = design.chunkPages !== undefined && design.chunkPages > 0;
+  const chunk = chunked ? design.chunkPages : end - start;
   // Chunks are cut on the chunk grid (arm64's stage2_range_addr_end), so an unaligned start does
   // not make one chunk straddle two grid chunks and need more tables than beginChunk provided.
   const chunkEnd = (c: number): number =>
@@ -175,7 +182,8 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
     walks++;
     walk: for (it.start(vm.root, vm.rootLevel, targetLevel + 1, c); it.valid && it.gfn < cEnd; it.next()) {
       for (;;) {
-        if (ctx.condResched(it)) continue walk;
+        // Chunked designs (arm64) never yield inside a chunk; they drop between chunks.
+        if (!chunked && ctx.condResched(it)) continue walk;
         if (!isPresentLarge(it.oldSpte)) continue walk;
         if (sp < 0) {
           ctx.lockDropped = false;

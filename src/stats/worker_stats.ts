@@ -94,6 +94,9 @@ export const WORKER_STAT_ROWS = [
   { key: 'hostCostNs', doc: 'modelled host costs spent on this thread (host_costs.ts)', unit: 'ns', group: 'fault', label: 'host costs spent', progress: false },
   { key: 'tlbFlushes', doc: 'remote TLB flushes this thread issued (host_costs.ts)', unit: 'events', group: 'walk', label: 'TLB flushes', progress: false },
   { key: 'firstTouchFaults', doc: 'EPT violations on a gfn with no translation (never mapped, or zapped)', unit: 'faults', group: 'fault', label: 'first-touch faults', progress: false },
+  { key: 'spHeaderAllocs', doc: 'kvm_mmu_page headers allocated, one per sp besides its page table (PageAllocator)', unit: 'events', group: 'split', label: '  sp headers allocated', progress: true },
+  { key: 'reclaims', doc: 'allocation draws whose fast path failed, so a GFP_KERNEL allocation reclaimed (PageAllocator)', unit: 'events', group: 'split', label: '  reclaims (GFP_KERNEL)', progress: false },
+  { key: 'rfcDropTlbFlushes', doc: "remote TLB flushes the RFC 'cache' design made on every lock drop, counted, not spent (split_alloc_cache.ts)", unit: 'events', group: 'split', label: 'RFC drop TLB flushes', progress: false },
 ] as const satisfies readonly WorkerStatRow[];
 
 type StaticRow = (typeof WORKER_STAT_ROWS)[number];

@@ -27,7 +27,7 @@ test('the table: split rows in report order, the allocFailed row keeps its JSON 
   t.is(STAT_ROWS.length, WORKER_STAT_ROWS.length, 'no test row without the hook');
   t.deepEqual(
     SPLIT_ROWS.map(jsonKeyOf),
-    ['hugePagesSplit', 'tablesAllocated', 'allocFromCache', 'allocNowait', 'allocBlocking', 'allocFailures', 'allocUnderLock', 'leftoverFreed', 'lockDrops', 'restarts', 'spteReads', 'yields', 'splitEnomem'],
+    ['hugePagesSplit', 'tablesAllocated', 'allocFromCache', 'allocNowait', 'allocBlocking', 'allocFailures', 'allocUnderLock', 'leftoverFreed', 'lockDrops', 'restarts', 'spteReads', 'yields', 'splitEnomem', 'spHeaderAllocs', 'reclaims', 'rfcDropTlbFlushes'],
   );
   const after: Record<string, number> = { allocFailed: 5, spteReads: 12 };
   const d = splitCounterDeltas(after, { spteReads: 2 }) as unknown as Record<string, number>;

@@ -32,7 +32,7 @@ const vm = attachVm(
 );
 const slot = vm.config.memslots[0]!;
 const out = createAccessResult();
-for (let g = slot.baseGfn; g < slot.baseGfn + GFNS; g++) guestAccess(vm, g, true, out);
+for (let g = slot.baseGfn; g < slot.baseGfn + GFNS; g++) guestAccess(vm, g, 'write', out);
 enableDirtyLogging(vm, 0, { eagerSplit: true, initiallySet: false, design: dropAlways });
 
 // A fixed pseudo-random order, so neither side benefits from sequential prefetching more.
@@ -73,8 +73,8 @@ function timeC(): number {
   wrprotAll();
   const t0 = performance.now();
   for (let i = 0; i < GFNS; i++) {
-    guestAccess(vm, order[i]!, true, out);
-    if (out.kind !== 'fast') throw new Error(`expected a fast fault, got ${out.kind}`);
+    guestAccess(vm, order[i]!, 'write', out);
+    if (out.outcome !== 'fast') throw new Error(`expected a fast fault, got ${out.outcome}`);
   }
   return ((performance.now() - t0) * 1e6) / GFNS;
 }

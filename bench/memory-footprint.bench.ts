@@ -52,7 +52,7 @@ function buildSplit(levels: 4 | 5): { vm: Vm; pages: number; rssGrowth: number }
   const vm = attachVm(createVm(configFor(pages, PG_LEVEL_1G, levels)), 0);
   const slot = vm.config.memslots[0]!;
   const out = createAccessResult();
-  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g += pagesPerHpage(PG_LEVEL_1G)) guestAccess(vm, g, false, out);
+  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g += pagesPerHpage(PG_LEVEL_1G)) guestAccess(vm, g, 'read', out);
   vm.mmuLock.readLock();
   const r = splitHugePagesYieldSafe(vm, slot.baseGfn, slot.baseGfn + slot.npages, { shared: true, targetLevel: PG_LEVEL_4K, design: dropAlways });
   vm.mmuLock.readUnlock();
@@ -69,7 +69,7 @@ function buildFaulted4k(levels: 4 | 5): { vm: Vm; pages: number } {
   const vm = attachVm(createVm(configFor(pages, PG_LEVEL_4K, levels)), 0);
   const slot = vm.config.memslots[0]!;
   const out = createAccessResult();
-  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g++) guestAccess(vm, g, true, out);
+  for (let g = slot.baseGfn; g < slot.baseGfn + slot.npages; g++) guestAccess(vm, g, 'write', out);
   vm.vcpuCache.freeAll();
   vm.rcu.synchronize();
   if (vm.pageStats().pages4k !== pages) throw new Error(`not fully mapped: ${JSON.stringify(vm.pageStats())}`);

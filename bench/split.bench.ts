@@ -40,7 +40,7 @@ const end = slot.baseGfn + slot.npages;
 const out = createAccessResult();
 
 function populate(): void {
-  for (let g = start; g < end; g += M) guestAccess(vm, g, true, out);
+  for (let g = start; g < end; g += M) guestAccess(vm, g, 'write', out);
   if (vm.pageStats().pages2m !== HUGE_PAGES) throw new Error('populate did not map every 2M page');
 }
 

@@ -32,7 +32,7 @@ function build(levels: 4 | 5): Vm {
   );
   const s = vm.config.memslots[0]!;
   const out = createAccessResult();
-  for (let g = s.baseGfn; g < s.baseGfn + GFNS; g++) guestAccess(vm, g, false, out);
+  for (let g = s.baseGfn; g < s.baseGfn + GFNS; g++) guestAccess(vm, g, 'read', out);
   return vm;
 }
 

@@ -36,6 +36,9 @@ const ZERO_COUNTERS: SplitCounters = {
   spteReads: 0,
   yields: 0,
   splitEnomem: 0,
+  spHeaderAllocs: 0,
+  reclaims: 0,
+  rfcDropTlbFlushes: 0,
 };
 
 interface PhaseSpec {
@@ -135,6 +138,7 @@ function report(s: ReportSpec): Report {
       splitByVcpus: s.splitByVcpus ?? 0,
     },
     invariants: { ok: true, violationCount: 0, violations: [], seconds: 0, poisonReads: 0, xlateErrors: 0 },
+    dirtyLog: { ok: true, lostDirty: 0 },
   } as unknown as Report;
 }
 
@@ -215,6 +219,14 @@ test('compareRow: split-phase times, counts over the splitter ops, extra reads f
   const g = compareRow(report({ design: 'drop-always', splitSeconds: 1, split: 513, n1g: 1, restarts: 513 }));
   t.is(g.extraReadsPerSplit, (512 * 5 + 3) / 513);
   t.is(compareRow(report({ design: 'nowait-retry', splitSeconds: 1, split: 64, restarts: 0 })).extraReadsPerSplit, 0);
+});
+
+test('compareRow: a poison read, a translation error or a lost dirty page makes the run\'s invariants VIOLATED', (t) => {
+  const clean = report({ design: 'drop-always', splitSeconds: 0.5, split: 64, restarts: 64 });
+  t.true(compareRow(clean).invariantsOk, 'control: the clean report passes');
+  t.false(compareRow({ ...clean, invariants: { ...clean.invariants, poisonReads: 1 } }).invariantsOk);
+  t.false(compareRow({ ...clean, invariants: { ...clean.invariants, xlateErrors: 2 } }).invariantsOk);
+  t.false(compareRow({ ...clean, dirtyLog: { ok: false, lostDirty: 1 } }).invariantsOk);
 });
 
 function rowsOf(specs: ReportSpec[], swept: (s: ReportSpec) => Record<string, string> = () => ({})): CompareRow[] {

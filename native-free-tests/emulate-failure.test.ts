@@ -26,7 +26,8 @@ for (const [inject, re] of [
 
 for (const inject of ['vcpu-hang', 'splitter-hang'] as const) {
   test.serial(`the watchdog reports a stuck phase (${inject}) with the lock state, exit 3`, async (t) => {
-    const r = await runCli([...SMALL, '--watchdog', '1'], { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
+    // 2 s, not 1: on a loaded 2-core host starting the threads alone has taken more than 1 s.
+    const r = await runCli([...SMALL, '--watchdog', '2'], { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
     t.is(r.signal, null);
     t.is(r.code, 3, r.stderr);
     t.regex(r.stderr, /ERR_STUCK: watchdog: phase "[^"]+" made no progress for \d+\.\d s/);
@@ -34,6 +35,39 @@ for (const inject of ['vcpu-hang', 'splitter-hang'] as const) {
     t.regex(r.stderr, inject === 'vcpu-hang' ? /running: vCPU 0/ : /splitter op: enable dirty logging/);
   });
 }
+
+for (const [inject, named] of [
+  ['poison-read', '1 poison read(s)'],
+  ['xlate-error', '1 translation error(s)'],
+  ['lost-dirty', 'lost dirty page(s)'],
+] as const) {
+  test.serial(`corruption fails the run (${inject}): exit 1, named in the report, no "invariant checker: OK"`, async (t) => {
+    const r = await runWithJson(['-v', '2', '-b', '4M'], { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 30_000 });
+    t.is(r.signal, null);
+    t.is(r.code, 1, `stderr: ${r.stderr}`);
+    t.true(r.stderr.includes('emulate: the MMU was corrupted: ') && r.stderr.includes(named), r.stderr);
+    t.false(r.stdout.includes('invariant checker: OK'));
+    t.true(r.stdout.includes('invariant checker: VIOLATED (') && r.stdout.includes(named), r.stdout.slice(-600));
+    t.true(r.report.invariants.ok, "the checker's own walk is clean: only the corruption channel fires");
+    if (inject === 'poison-read') t.is(r.report.invariants.poisonReads, 1);
+    if (inject === 'xlate-error') t.is(r.report.invariants.xlateErrors, 1);
+    if (inject === 'lost-dirty') {
+      t.true(r.report.dirtyLog.lostDirty >= 1);
+      t.is(r.report.iterations[0].expectedDirtyPages - r.report.iterations[0].dirtyPages, 1, 'the one cleared mark');
+    }
+  });
+}
+
+test.serial('corruption control: the same run without injection passes with "invariant checker: OK" and zero channels', async (t) => {
+  const r = await runWithJson(['-v', '2', '-b', '4M'], { timeoutMs: 30_000 });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.report.invariants.poisonReads, 0);
+  t.is(r.report.invariants.xlateErrors, 0);
+  t.is(r.report.dirtyLog.lostDirty, 0);
+  const text = await runCli(['-v', '2', '-b', '4M', '-q'], { timeoutMs: 30_000 });
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^invariant checker: OK in /m);
+});
 
 test.serial('an unknown EMULATE_FAULT_INJECT value is a usage error', async (t) => {
   const r = await runCli(SMALL, { env: { EMULATE_FAULT_INJECT: 'nonsense' }, timeoutMs: 20_000 });

@@ -6,7 +6,7 @@ import { DEFAULT_CACHE_CAPACITY, MmuMemoryCache } from '../src/mmu/mmu_cache.js'
 import { TS_IN_CACHE, TS_IN_USE } from '../src/mmu/pt_pool.js';
 import { errorCode } from '../src/errors.js';
 import { PT_ENTRIES, SHADOW_NONPRESENT_VALUE } from '../src/mmu/spte.js';
-import { WORKER_STAT_ALLOC_BLOCKING, WORKER_STAT_ALLOC_FROM_CACHE, WORKER_STAT_LEFTOVER_FREED } from '../src/layout.js';
+import { WS } from '../src/stats/worker_stats.js';
 
 function vmWith(poolTables: number): Vm {
   return attachVm(
@@ -31,7 +31,7 @@ test('topup fills to capacity only when below the minimum; pool counts cached ta
   t.true(c.topup(5));
   t.is(c.nobjs, 40, 'refilled all the way to capacity');
   t.like(vm.pool.accounting(), { inCaches: 40, inUse: 1 });
-  t.is(vm.stats.get(WORKER_STAT_ALLOC_BLOCKING), 40, 'topup uses GFP_KERNEL allocations');
+  t.is(vm.stats.get(WS.allocBlocking), 40, 'topup uses GFP_KERNEL allocations');
   for (let i = 0; i < 35; i++) c.pop();
   t.is(c.nobjs, 5);
   const before = vm.pool.accounting().allocated;
@@ -60,7 +60,7 @@ test('pop hands out zeroed IN_USE tables and counts them; popping an empty cache
     seen.add(x);
   }
   t.is(seen.size, 4);
-  t.is(vm.stats.get(WORKER_STAT_ALLOC_FROM_CACHE), 4);
+  t.is(vm.stats.get(WS.allocFromCache), 4);
   const err = t.throws(() => c.pop());
   t.is(errorCode(err), 'ERR_INVARIANT');
   t.like(vm.pool.accounting(), { inCaches: 0, inUse: 5 });
@@ -91,11 +91,11 @@ test('freeAll returns leftovers to the pool and counts them (unless told not to)
   t.is(c.freeAll(), 8);
   t.is(c.nobjs, 0);
   t.is(c.freeAll(), 0);
-  t.is(vm.stats.get(WORKER_STAT_LEFTOVER_FREED), 8);
+  t.is(vm.stats.get(WS.leftoverFreed), 8);
   t.like(vm.pool.accounting(), { inCaches: 0, inUse: 3, free: 97 });
   // The vCPU cache does not count its leftovers (they are not a splitter design's waste).
   vm.vcpuCache.topup(3);
   t.is(vm.vcpuCache.freeAll(), 40);
-  t.is(vm.stats.get(WORKER_STAT_LEFTOVER_FREED), 8);
+  t.is(vm.stats.get(WS.leftoverFreed), 8);
   t.deepEqual(vm.pool.audit().problems, []);
 });

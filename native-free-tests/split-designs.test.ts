@@ -35,6 +35,10 @@ import { CacheSplitDesign } from '../src/mmu/split_alloc_cache.js';
 import { ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTables } from '../src/mmu/split_alloc_chunked.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { measureRestartReads } from '../src/emulate/restart_reads.js';
+import { setRunnable } from '../src/mmu/mmu_resched.js';
+import { registerSplitAllocDesign } from '../src/mmu/split_alloc.js';
+import { splitAllocDesignInfo, splitAllocDesignNames } from '../src/emulate/split_designs.js';
+import { helpText, parseCommandLine, resolveOptions } from '../src/emulate/options.js';
 
 const BASE = DEFAULT_FIRST_GFN;
 
@@ -73,14 +77,16 @@ function mappedGuest(spec: GuestSpec): Guest {
     levels,
     memslots: [{ baseGfn: BASE, npages }],
     backingLevel,
-    workers: 1,
+    // Worker 1 stands for a vCPU thread (busyHost marks it runnable); one host core.
+    workers: 2,
+    hostCores: 1,
     pressure: spec.pressure ?? PRESSURE_PROFILES.none,
     seed: spec.seed ?? 1,
     ...(poolTables !== undefined ? { poolTables } : {}),
   });
   const vm = attachVm(shared, 0);
   const out = createAccessResult();
-  for (let i = 0; i < spec.hugePages; i++) guestAccess(vm, BASE + i * hugeSpan, true, out);
+  for (let i = 0; i < spec.hugePages; i++) guestAccess(vm, BASE + i * hugeSpan, 'write', out);
   vm.vcpuCache.freeAll();
   const ps = vm.pageStats();
   if ((backingLevel === 2 ? ps.pages2m : ps.pages1g) !== spec.hugePages) throw new Error(`setup: expected ${spec.hugePages} huge pages, got ${JSON.stringify(ps)}`);
@@ -89,6 +95,13 @@ function mappedGuest(spec: GuestSpec): Guest {
   }
   vm.resetAllStats();
   return { vm, npages, hugePages: spec.hugePages, hugeSpan };
+}
+
+/** A vCPU thread of the guest becomes runnable: with one host core, need_resched() can now be set. */
+function busyHost(g: Guest): void {
+  const vcpu = attachVm(g.vm.shared, 1);
+  vcpu.rcu.offline();
+  setRunnable(vcpu, true);
 }
 
 interface SplitRun {
@@ -130,8 +143,8 @@ function assertAllMapped(t: ExecutionContext, g: Guest): void {
   const out = createAccessResult();
   let faults = 0;
   const probe = (gfn: number): void => {
-    guestAccess(g.vm, gfn, false, out);
-    if (out.kind !== 'hit') faults++;
+    guestAccess(g.vm, gfn, 'read', out);
+    if (out.outcome !== 'hit') faults++;
   };
   for (let gfn = BASE; gfn < BASE + g.npages; gfn += 61) probe(gfn);
   for (let i = 0; i < g.hugePages; i++) {
@@ -147,7 +160,33 @@ test('registry: every design is registered, in compare order, drop-always first'
   const names = splitAllocDesignImplNames();
   for (const n of SPLIT_ALLOC_DESIGN_ORDER) t.true(names.includes(n), n);
   t.is(SPLIT_ALLOC_DESIGN_ORDER[0], 'drop-always');
-  t.deepEqual([...SPLIT_ALLOC_DESIGN_ORDER].sort(), [...EAGER, 'lazy'].sort());
+  t.deepEqual([...SPLIT_ALLOC_DESIGN_ORDER].sort(), [...EAGER, 'lazy', 'lazy-zap'].sort());
+});
+
+test('registration: a design registered from its own module reaches the CLI, --help and the factory with its summary and traits', (t) => {
+  // What a new design file does: declare the design (traits on the interface) and register it.
+  const probe: SplitAllocDesign = {
+    name: 'test-probe',
+    lockMode: 'write',
+    begin(): void {},
+    allocSp(ctx): number {
+      return ctx.vm.alloc.allocBlocking();
+    },
+    end(ctx, leftover): void {
+      if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
+    },
+  };
+  registerSplitAllocDesign({ name: 'test-probe', summary: 'a design registered by a test', origin: 'test', compareOrder: 99, create: () => probe });
+  t.true(splitAllocDesignNames().includes('test-probe'));
+  t.is(splitAllocDesignInfo('test-probe')?.summary, 'a design registered by a test');
+  const c = parseCommandLine(['--split-alloc', 'test-probe']);
+  t.is(c.kind, 'run');
+  if (c.kind === 'run') t.is(resolveOptions(c.raw).splitAlloc, 'test-probe');
+  t.true(helpText().includes('a design registered by a test'));
+  const g = mappedGuest({ hugePages: 1 });
+  const d = designOf(g, 'test-probe');
+  t.is(splitLockShared(d, true), false, 'its lockMode trait is read without a cast');
+  t.throws(() => registerSplitAllocDesign({ name: 'test-probe', summary: '', origin: '', compareOrder: 0, create: () => probe }), { message: /twice/ });
 });
 
 test('lock mode and eagerness: chunked-cache takes the write lock on every path; lazy never splits', (t) => {
@@ -214,7 +253,7 @@ test('drop-always drops the lock and restarts once per table; nothing under the 
     t.is(r.yields, 0);
     t.is(r.allocUnderLock, 0);
     t.is(stats['allocBlocking'], T);
-    t.is(stats['lockDrops'], T, 'WORKER_STAT_LOCK_DROPS');
+    t.is(stats['lockDrops'], T, 'WS.lockDrops');
   }
 });
 
@@ -227,7 +266,7 @@ test('nowait-retry without pressure allocates every table under the lock and nev
     t.is(r.restarts, 0);
     t.is(stats['allocNowait'], T);
     t.is(stats['allocBlocking'], 0);
-    t.is(stats['allocUnderLock'], T, 'WORKER_STAT_ALLOC_UNDER_LOCK');
+    t.is(stats['allocUnderLock'], T, 'WS.allocUnderLock');
   }
 });
 
@@ -317,7 +356,8 @@ test('chunked-cache tops up once per chunk: 2M chunks (capacity 2) and 1G chunks
 test('cond_resched yields are counted apart from allocation lock drops (forward-progress guard keeps the walk finite)', (t) => {
   for (const name of ['drop-always', 'cache', 'nowait-retry', 'blocking-under-lock'] as const) {
     const g = mappedGuest({ hugePages: T });
-    // reschedMs 0: need_resched() at every visited SPTE; only the guard stops a yield at the same gfn.
+    busyHost(g);
+    // reschedMs 0 on a busy host: need_resched() at every visited SPTE; only the guard stops a yield at the same gfn.
     const { r } = split(g, designOf(g, name, { cacheCapacity: 4 }), { reschedMs: 0 });
     t.true(r.ok, name);
     t.is(r.hugePagesSplit, T, name);
@@ -331,7 +371,7 @@ test('cond_resched yields are counted apart from allocation lock drops (forward-
 
 test('nowait-retry under pressure: each failed GFP_NOWAIT is one drop, one blocking allocation and one restart', (t) => {
   {
-    const g = mappedGuest({ hugePages: T, pressure: parsePressure('nowaitFailP=1') });
+    const g = mappedGuest({ hugePages: T, pressure: parsePressure('failP=1') });
     const { r, stats } = split(g, designOf(g, 'nowait-retry'));
     t.is(r.lockDrops, T);
     t.is(r.restarts, T);
@@ -340,7 +380,7 @@ test('nowait-retry under pressure: each failed GFP_NOWAIT is one drop, one block
     t.is(stats['allocBlocking'], T);
   }
   {
-    const g = mappedGuest({ hugePages: 64, pressure: parsePressure('nowaitFailP=0.5'), seed: 7, poolTables: 1024 });
+    const g = mappedGuest({ hugePages: 64, pressure: parsePressure('failP=0.3'), seed: 7, poolTables: 1024 });
     const { r, stats } = split(g, designOf(g, 'nowait-retry'));
     t.true(r.ok);
     t.true(r.lockDrops > 0 && r.lockDrops < 64, `some but not all fall back (${r.lockDrops})`);

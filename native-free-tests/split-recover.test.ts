@@ -49,8 +49,8 @@ function touchAll(vm: Vm, stride: number, isWrite: boolean): { hits: number; fau
   let hits = 0;
   let faults = 0;
   for (let g = s.baseGfn; g < s.baseGfn + s.npages; g += stride) {
-    guestAccess(vm, g, isWrite, out);
-    if (out.kind === 'hit') hits++;
+    guestAccess(vm, g, isWrite ? 'write' : 'read', out);
+    if (out.outcome === 'hit') hits++;
     else faults++;
   }
   return { hits, faults };
@@ -152,21 +152,21 @@ test('dirty log without initially-set: enable splits + write-protects, writes fa
   const out = createAccessResult();
   const written = [3, 700, 701, 1500, 2047];
   for (const p of written) {
-    guestAccess(vm, s.baseGfn + p, true, out);
-    t.is(out.kind, 'fast', `write to page ${p} takes the lockless fast fault`);
-    guestAccess(vm, s.baseGfn + p, true, out);
-    t.is(out.kind, 'hit');
+    guestAccess(vm, s.baseGfn + p, 'write', out);
+    t.is(out.outcome, 'fast', `write to page ${p} takes the lockless fast fault`);
+    guestAccess(vm, s.baseGfn + p, 'write', out);
+    t.is(out.outcome, 'hit');
   }
-  guestAccess(vm, s.baseGfn + 9, false, out);
-  t.is(out.kind, 'hit', 'reads of write-protected pages hit');
+  guestAccess(vm, s.baseGfn + 9, 'read', out);
+  t.is(out.outcome, 'hit', 'reads of write-protected pages hit');
   expectClean(t, vm, 'after writes');
   const bm = new Int32Array(vm.dirtyBitmap(0).length);
   const g = getDirtyLog(vm, 0, bm, { manualProtect: false });
   t.is(g.dirtyPages, written.length);
   t.is(g.wrprotected, written.length);
   for (const p of written) t.not(bm[p >> 5]! & (1 << (p & 31)), 0, `page ${p} reported`);
-  guestAccess(vm, s.baseGfn + 700, true, out);
-  t.is(out.kind, 'fast', 'after the harvest the page is write-protected again');
+  guestAccess(vm, s.baseGfn + 700, 'write', out);
+  t.is(out.outcome, 'fast', 'after the harvest the page is write-protected again');
   expectClean(t, vm, 'after get');
   const g2 = getDirtyLog(vm, 0, bm, { manualProtect: false });
   t.is(g2.dirtyPages, 1);
@@ -192,10 +192,10 @@ test('dirty log with initially-set: CLEAR splits under the write lock, 64 pages 
   expectClean(t, vm, 'after first clear');
   const s = vm.config.memslots[0]!;
   const out = createAccessResult();
-  guestAccess(vm, s.baseGfn + 5, true, out);
-  t.is(out.kind, 'fast');
-  guestAccess(vm, s.baseGfn + 200, true, out);
-  t.is(out.kind, 'hit', 'page 200 was not cleared: still writable, its bit still set');
+  guestAccess(vm, s.baseGfn + 5, 'write', out);
+  t.is(out.outcome, 'fast');
+  guestAccess(vm, s.baseGfn + 200, 'write', out);
+  t.is(out.outcome, 'hit', 'page 200 was not cleared: still writable, its bit still set');
   expectClean(t, vm, 'after writes');
   const c2 = clearDirtyLog(vm, 0, 0, mask, { eagerSplit: true, design: dropAlways });
   t.is(c2.cleared, 1, 'only the page written since');

@@ -1,13 +1,16 @@
 /**
  * One error factory for the whole project (piscina's `Errors.*`, Node's `error.code`).
  *
- * Three tiers, as STYLE.md asks:
+ * Three tiers:
  *  - lost races are return values, never exceptions (see tdp_mmu's `try*` functions);
  *  - broken invariants throw `invariantViolation(...)` with a full state dump;
  *  - user and API errors carry a stable `code` so callers and tests match on it, not on wording.
  *
- * Errors cross threads as plain data (`toWire`/`fromWire`): custom classes and extra
- * properties do not survive `postMessage` (piscina#1143, node#37988).
+ * Errors cross threads in ONE format, the message: a structured clone of an Error keeps its
+ * message and stack but not its class or extra properties such as `code`. So a worker throws
+ * (or returns) `workerError(label, err)`, a plain Error whose message starts with the stable code
+ * (`ERR_INVARIANT: vCPU 3: ...`), and the receiving thread gets an EmulatorError back with
+ * `errorFromWorker(err)`.
  */
 
 export type ErrorCode =
@@ -57,28 +60,32 @@ export function formatDump(dump: Record<string, unknown>): string {
   return JSON.stringify(dump, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
 }
 
-/** Plain-data form of an error, safe to `postMessage`. */
-export interface WireError {
-  readonly name: string;
-  readonly code: string | undefined;
-  readonly message: string;
-  readonly stack: string | undefined;
+/** The Error a worker throws: its message carries the stable code, since properties are lost. */
+export function workerError(label: string, err: unknown): Error {
+  const code = errorCode(err) ?? 'ERR_WORKER';
+  const message = err instanceof Error ? err.message : String(err);
+  const e = new Error(`${code}: ${label}: ${message}`);
+  if (err instanceof Error && err.stack !== undefined) e.stack = `${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
+  return e;
 }
 
-export function toWire(err: unknown): WireError {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { name: err.name, code: typeof code === 'string' ? code : undefined, message: err.message, stack: err.stack };
+/**
+ * The EmulatorError a worker's error stands for, on the receiving thread: the code from a
+ * workerError message; ERR_WORKER for a thread that died without one. A worker that only saw the
+ * run's ABORT reflects someone else's failure, so its ERR_ABORTED becomes ERR_WORKER: the code of
+ * the real cause is kept by whoever failed first.
+ */
+export function errorFromWorker(err: unknown): EmulatorError {
+  if (err instanceof EmulatorError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  const stack = err instanceof Error ? err.stack : undefined;
+  const code = /^(ERR_[A-Z_]+): /.exec(msg)?.[1];
+  if (code !== undefined) {
+    // Codes of other modules (the lock's) pass through unchanged: callers match on the string.
+    const c = (code === 'ERR_ABORTED' ? 'ERR_WORKER' : code) as ErrorCode;
+    return new EmulatorError(c, msg.slice(code.length + 2), { stack });
   }
-  return { name: 'Error', code: undefined, message: String(err), stack: undefined };
-}
-
-export function fromWire(w: WireError): Error {
-  const err = new Error(w.message) as Error & { code?: string };
-  err.name = w.name;
-  if (w.code !== undefined) err.code = w.code;
-  if (w.stack !== undefined) err.stack = w.stack;
-  return err;
+  return new EmulatorError('ERR_WORKER', `a worker thread died: ${msg}`, { stack });
 }
 
 /** The `code` of any thrown value, if it has one. */

@@ -1,12 +1,12 @@
 /**
  * The shared-memory layout: every region of the VM's CONTROL SharedArrayBuffer, with named
  * Int32 index constants, a size per region, who writes and who reads each field, and load-time
- * checks that regions neither overlap nor straddle cache lines (STYLE.md practice 2; liburcu's
+ * checks that regions neither overlap nor straddle cache lines (liburcu's
  * `struct urcu_gp`, piscina's `kRequestCountField`).
  *
  * A VM uses three SharedArrayBuffers:
  *
- *   control  (this file)  locks, RCU, pool control, page stats, run control, per-worker stats,
+ *   control  (this file)  locks, RCU, pool control, page stats, per-worker stats,
  *                         dirty bitmaps. Int32Array view; the worker-stats region also has a
  *                         Float64Array view (counters that may pass 2^31) and the pool head a
  *                         BigInt64Array view (a tagged 64-bit CAS word).
@@ -29,15 +29,17 @@
  *   +-----------------------------------------------------------------------------------+
  *   | PAGE_STATS    1 line: pages_4k, pages_2m, pages_1g                                 |
  *   +-----------------------------------------------------------------------------------+
- *   | RUN_CTRL      4 lines: phase, abort, iteration, progress counters (emulator)       |
- *   +-----------------------------------------------------------------------------------+
- *   | WORKER_STATS  workers x WORKER_STAT_SLOT_INT32S (256 B each, Float64 fields)       |
+ *   | WORKER_STATS  workers x WORKER_STAT_SLOT_INT32S (384 B each, Float64 fields)       |
  *   |               slot w = worker w (0 = main thread)                                  |
  *   +-----------------------------------------------------------------------------------+
  *   | DIRTY[0]      ceil(npages/32) Int32 words, rounded up to a 64-B line              |
  *   | DIRTY[1] ...  one bitmap per memslot                                              |
  *   +-----------------------------------------------------------------------------------+
- *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (C1, dirty_log.ts)          |
+ *   | MEMSLOT_CTRL  1 line per memslot: dirty-logging flags (dirty_log.ts)              |
+ *   +-----------------------------------------------------------------------------------+
+ *   | PML_KICK      1 line (kick generation) + 1 line per worker (in guest, ack): pml.ts |
+ *   +-----------------------------------------------------------------------------------+
+ *   | SCHED         1 line: runnable threads (need_resched, mmu_resched.ts)              |
  *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
@@ -86,7 +88,7 @@ export const POOL_CTRL_INT32S = 2 * LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // PAGE_STATS: offsets relative to ControlLayout.pageStatsBase. Index = level - 1.
-// Writers: C1's page_stats.ts with Atomics.add from any thread (like kvm_update_page_stats);
+// Writers: page_stats.ts with Atomics.add from any thread (like kvm_update_page_stats);
 // readers: the invariant checker and the emulator's reports.
 // ---------------------------------------------------------------------------------------------
 
@@ -96,29 +98,8 @@ export const PAGE_STATS_1G = 2;
 export const PAGE_STATS_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
-// RUN_CTRL: offsets relative to ControlLayout.runCtrlBase. Owned by the emulator (D).
-// ---------------------------------------------------------------------------------------------
-
-/** Current phase number (writer: main thread / coordinator; readers: all workers, Atomics.wait on it). */
-export const RUN_PHASE = 0;
-/** Non-zero = stop now (writer: main thread on Ctrl-C or any worker on failure; readers: every loop). */
-export const RUN_ABORT = 1;
-/** Iteration number of the dirty-log loop (writer: coordinator; readers: vCPU workers). */
-export const RUN_ITERATION = 2;
-/** Workers that reached the current phase barrier (writers: all workers, Atomics.add; reader: coordinator). */
-export const RUN_ARRIVED = 3;
-/** Progress: guest accesses performed (writers: vCPUs, batched Atomics.add; reader: watchdog). */
-export const RUN_PROGRESS_ACCESSES = 4;
-/** Progress: huge pages split (writer: splitter; reader: watchdog). */
-export const RUN_PROGRESS_SPLITS = 5;
-/** Progress heartbeat of any kind (writers: all; reader: watchdog). */
-export const RUN_PROGRESS_TICKS = 6;
-// ---- D: append RUN_* fields here, below RUN_CTRL_INT32S (offsets 7..63 are free). ----
-export const RUN_CTRL_INT32S = 4 * LINE_INT32S;
-
-// ---------------------------------------------------------------------------------------------
-// MEMSLOT_CTRL (added by C1 for dirty logging): one cache line per memslot, at
-// ControlLayout.memslotCtrlBases[slot]. Writers: C1's dirty_log.ts (enable/disable/get/clear, on
+// MEMSLOT_CTRL (dirty logging): one cache line per memslot, at
+// ControlLayout.memslotCtrlBases[slot]. Writers: dirty_log.ts (enable/disable/get/clear, on
 // whichever thread runs them); readers: vCPU fault paths (guest_access.ts, tdp_mmu_fault.ts).
 // ---------------------------------------------------------------------------------------------
 
@@ -131,86 +112,42 @@ export const SLOT_FLAG_INITIALLY_SET = 2;
 export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
-// WORKER_STATS: one slot per worker; fields are FLOAT64 indices within the slot (counters of
-// SPTE reads pass 2^31 in long runs; doubles count exactly to 2^53). Single writer per slot:
-// the worker itself, with plain stores (no atomics). Readers: the main thread after the phase
-// (sumStats), so no torn reads matter.
+// PML_KICK (pml.ts): the kick KVM_GET_DIRTY_LOG sends every vCPU so that each flushes its PML
+// buffer before the bitmap is read. Line 0 holds the generation word; then one line per worker.
+// Writers/readers: see each field.
 // ---------------------------------------------------------------------------------------------
 
-/** SPTE loads made by walks (tdp_iter spteReads). */
-export const WORKER_STAT_SPTE_READS = 0;
-/** Walks started (iterator starts). */
-export const WORKER_STAT_WALKS = 1;
-/** Restarts from the root (lost races, yields, frozen SPTEs). */
-export const WORKER_STAT_RESTARTS = 2;
-/** tdp_mmu_iter_cond_resched yields. */
-export const WORKER_STAT_YIELDS = 3;
-/** mmu_lock drops for allocation (the 6.11 drop-always path). */
-export const WORKER_STAT_LOCK_DROPS = 4;
-/** Huge SPTEs split. */
-export const WORKER_STAT_HUGE_PAGES_SPLIT = 5;
-/** Page tables installed in the tree. */
-export const WORKER_STAT_TABLES_ALLOCATED = 6;
-/** Tables taken from an MmuMemoryCache (counted by MmuMemoryCache.pop). */
-export const WORKER_STAT_ALLOC_FROM_CACHE = 7;
-/** Successful GFP_NOWAIT allocations (counted by PageAllocator.allocNowait). */
-export const WORKER_STAT_ALLOC_NOWAIT = 8;
-/** Successful GFP_KERNEL allocations (counted by PageAllocator.allocBlocking). */
-export const WORKER_STAT_ALLOC_BLOCKING = 9;
-/** Failed allocations of either kind (counted by PageAllocator). */
-export const WORKER_STAT_ALLOC_FAILED = 10;
-/** Allocations made while holding mmu_lock (counted by the caller, C1's split designs). */
-export const WORKER_STAT_ALLOC_UNDER_LOCK = 11;
-/** Cache leftovers freed unused (counted by MmuMemoryCache.freeAll). */
-export const WORKER_STAT_LEFTOVER_FREED = 12;
-export const WORKER_STAT_FAST_FAULTS = 13;
-export const WORKER_STAT_SLOW_FAULTS = 14;
-export const WORKER_STAT_FAULT_RETRIES = 15;
-export const WORKER_STAT_ACCESSES = 16;
-/** Walker reads of POISON_SPTE: a use-after-free; must stay 0 unless a control breaks RCU. */
-export const WORKER_STAT_POISON_READS = 17;
-/** Translations that disagreed with backingPfn. */
-export const WORKER_STAT_XLATE_ERRORS = 18;
-/** Writes missing from the dirty log. */
-export const WORKER_STAT_LOST_DIRTY = 19;
-export const WORKER_STAT_ZAPPED_TABLES = 20;
-export const WORKER_STAT_SPLIT_ENOMEM = 21;
-/** mmu_lock acquisitions that had to wait (counted by MmuLock). */
-export const WORKER_STAT_LOCK_READ_CONTENDED = 22;
-export const WORKER_STAT_LOCK_WRITE_CONTENDED = 23;
-// ---- C1 (and others): append WORKER_STAT_* fields here, from 24 up to WORKER_STAT_FIELDS-1,
-// ---- and add the name to WORKER_STAT_NAMES below. ----
-/** Float64 fields per slot (32 x 8 B = 256 B: four cache lines, a multiple of 64 B). */
-export const WORKER_STAT_FIELDS = 32;
-export const WORKER_STAT_SLOT_INT32S = WORKER_STAT_FIELDS * 2;
+/** Kick generation (line 0). Writer: GET_DIRTY_LOG (Atomics.add); readers: vCPUs at batch boundaries. */
+export const PML_KICK_GEN = 0;
+/** Per-worker line, offset PML_KICK_LINE + w * LINE_INT32S: 1 while the worker runs guest code (writer: that vCPU). */
+export const PML_VCPU_IN_GUEST = 0;
+/** Per-worker: the last kick generation the vCPU acknowledged after flushing (writer: that vCPU; reader: GET). */
+export const PML_VCPU_ACK = 1;
+/** Int32 offset of worker 0's line within the region. */
+export const PML_KICK_LINE = LINE_INT32S;
+export function pmlKickInt32s(workers: number): number {
+  return LINE_INT32S + workers * LINE_INT32S;
+}
 
-/** Field names by index, for reports and sumStats(). Keep in step with the constants above. */
-export const WORKER_STAT_NAMES: readonly string[] = [
-  'spteReads',
-  'walks',
-  'restarts',
-  'yields',
-  'lockDrops',
-  'hugePagesSplit',
-  'tablesAllocated',
-  'allocFromCache',
-  'allocNowait',
-  'allocBlocking',
-  'allocFailed',
-  'allocUnderLock',
-  'leftoverFreed',
-  'fastFaults',
-  'slowFaults',
-  'faultRetries',
-  'accesses',
-  'poisonReads',
-  'xlateErrors',
-  'lostDirty',
-  'zappedTables',
-  'splitEnomem',
-  'lockReadContended',
-  'lockWriteContended',
-];
+// SCHED: one line at ControlLayout.schedBase, the host scheduler facts need_resched() reads
+// (mmu_resched.ts). Writers: every worker thread of a run, with Atomics.add/sub, as it starts
+// running (leaves its park) and stops (parks); readers: lock holders deciding whether to yield.
+// ---------------------------------------------------------------------------------------------
+
+/** Threads of the run that are runnable now (running or woken and waiting for a core). */
+export const SCHED_RUNNABLE = 0;
+export const SCHED_INT32S = LINE_INT32S;
+
+// ---------------------------------------------------------------------------------------------
+// WORKER_STATS: one slot per worker of WORKER_STAT_FIELDS Float64 counters (SPTE reads pass 2^31
+// in long runs; doubles count exactly to 2^53). Which counter sits at which index, who writes and
+// who reads it, and why the main thread's reads are safe: src/stats/worker_stats.ts, the table
+// every counter is defined in.
+// ---------------------------------------------------------------------------------------------
+
+/** Float64 fields per slot (48 x 8 B = 384 B: six cache lines, a multiple of 64 B). */
+export const WORKER_STAT_FIELDS = 48;
+export const WORKER_STAT_SLOT_INT32S = WORKER_STAT_FIELDS * 2;
 
 // ---------------------------------------------------------------------------------------------
 // The computed layout
@@ -232,14 +169,17 @@ export interface ControlLayout {
   readonly rcuInt32s: number;
   readonly poolCtrlBase: number;
   readonly pageStatsBase: number;
-  readonly runCtrlBase: number;
   /** Int32 base of worker 0's stat slot; the Float64 index of field f of worker w is
    * workerStatsBase/2 + w*WORKER_STAT_FIELDS + f. */
   readonly workerStatsBase: number;
   readonly dirtyBases: readonly number[];
   readonly dirtyWords: readonly number[];
-  /** One MEMSLOT_CTRL line per memslot (added by C1 for dirty logging). */
+  /** One MEMSLOT_CTRL line per memslot (dirty logging). */
   readonly memslotCtrlBases: readonly number[];
+  /** PML_KICK region (pml.ts): kick generation + one line per worker. */
+  readonly pmlKickBase: number;
+  /** The SCHED line (runnable threads, for need_resched). */
+  readonly schedBase: number;
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -273,7 +213,6 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
   const rcuBase = place(rcuN);
   const poolCtrlBase = place(POOL_CTRL_INT32S);
   const pageStatsBase = place(PAGE_STATS_INT32S);
-  const runCtrlBase = place(RUN_CTRL_INT32S);
   const workerStatsBase = place(spec.workers * WORKER_STAT_SLOT_INT32S);
   const dirtyBases: number[] = [];
   const dirtyWords: number[] = [];
@@ -283,8 +222,12 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     dirtyWords.push(words);
     dirtyBases.push(place(words));
   }
-  // MEMSLOT_CTRL (C1): after the bitmaps so no earlier base moves.
+  // MEMSLOT_CTRL: after the bitmaps so no earlier base moves.
   const memslotCtrlBases = spec.memslotPages.map(() => place(MEMSLOT_CTRL_INT32S));
+  // PML_KICK: last, so no earlier base moves.
+  const pmlKickBase = place(pmlKickInt32s(spec.workers));
+  // SCHED: last, so no earlier base moves.
+  const schedBase = place(SCHED_INT32S);
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -293,11 +236,12 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     rcuInt32s: rcuN,
     poolCtrlBase,
     pageStatsBase,
-    runCtrlBase,
     workerStatsBase,
     dirtyBases,
     dirtyWords,
     memslotCtrlBases,
+    pmlKickBase,
+    schedBase,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -312,11 +256,12 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
     ['rcu', l.rcuBase, l.rcuInt32s],
     ['pool_ctrl', l.poolCtrlBase, POOL_CTRL_INT32S],
     ['page_stats', l.pageStatsBase, PAGE_STATS_INT32S],
-    ['run_ctrl', l.runCtrlBase, RUN_CTRL_INT32S],
     ['worker_stats', l.workerStatsBase, l.workers * WORKER_STAT_SLOT_INT32S],
   ];
   l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
   l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
+  r.push(['pml_kick', l.pmlKickBase, pmlKickInt32s(l.workers)]);
+  r.push(['sched', l.schedBase, SCHED_INT32S]);
   return r;
 }
 
@@ -354,11 +299,6 @@ function checkFieldOffsets(): void {
     if (o < LINE_INT32S) throw new Error(`layout: ${n} shares the free-list head's cache line`);
   }
   for (const o of [PAGE_STATS_4K, PAGE_STATS_2M, PAGE_STATS_1G]) within('PAGE_STATS_*', o, PAGE_STATS_INT32S);
-  for (const o of [RUN_PHASE, RUN_ABORT, RUN_ITERATION, RUN_ARRIVED, RUN_PROGRESS_ACCESSES, RUN_PROGRESS_SPLITS, RUN_PROGRESS_TICKS]) {
-    within('RUN_*', o, RUN_CTRL_INT32S);
-  }
-  if (WORKER_STAT_NAMES.length > WORKER_STAT_FIELDS) throw new Error('layout: more WORKER_STAT names than fields');
   if ((WORKER_STAT_SLOT_INT32S * 4) % CACHE_LINE_BYTES !== 0) throw new Error('layout: worker stat slot is not a whole number of lines');
-  if (new Set(WORKER_STAT_NAMES).size !== WORKER_STAT_NAMES.length) throw new Error('layout: duplicate WORKER_STAT name');
 }
 checkFieldOffsets();

@@ -22,16 +22,7 @@ import { DEBUG_MAX_HOLDERS, RwLock } from './atomics-lock/index.js';
 import { RcuDomain } from './rcu/index.js';
 import type { RcuReader } from './rcu/index.js';
 import { EmulatorError, invalidArg } from './errors.js';
-import { Histogram } from './stats/histogram.js';
-import type { HistogramData } from './stats/histogram.js';
-import {
-  computeLayout,
-  PAGE_STATS_1G,
-  PAGE_STATS_2M,
-  PAGE_STATS_4K,
-  WORKER_STAT_FIELDS,
-  WORKER_STAT_NAMES,
-} from './layout.js';
+import { computeLayout, PAGE_STATS_1G, PAGE_STATS_2M, PAGE_STATS_4K } from './layout.js';
 import type { ControlLayout } from './layout.js';
 import { PtPool } from './mmu/pt_pool.js';
 import type { PoolAccounting } from './mmu/pt_pool.js';
@@ -39,17 +30,13 @@ import { PageAllocator, validatePressure } from './mmu/allocator.js';
 import type { PressureParams } from './mmu/allocator.js';
 import { DEFAULT_CACHE_CAPACITY, MmuMemoryCache } from './mmu/mmu_cache.js';
 import { MmuLock } from './mmu/mmu_lock.js';
+import type { HostCosts } from './mmu/host_costs.js';
 import { maxGfnForRoot, pagesPerHpage, PT_ENTRIES } from './mmu/spte.js';
+import { resetStatSlots, sumStatSlots, WorkerStats } from './stats/worker_slot.js';
+import { WorkerTiming } from './stats/worker_timing.js';
+import type { WorkerTimingData } from './stats/worker_timing.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
-
-/** The page size (level) each backing gives KVM to map: 4K, 2M (THP or hugetlb), 1G (hugetlb). */
-export const BACKING_LEVELS: Readonly<Record<BackingName, 1 | 2 | 3>> = Object.freeze({
-  anonymous: 1,
-  anonymous_thp: 2,
-  anonymous_hugetlb_2mb: 2,
-  anonymous_hugetlb_1gb: 3,
-});
 
 export interface Memslot {
   readonly baseGfn: number;
@@ -67,11 +54,30 @@ export interface VmConfig {
   readonly seed: number;
   /** vCPU fault cache capacity (default 40). */
   readonly cacheCapacity?: number;
+  /** Host cores need_resched() compares runnable threads against (default os.availableParallelism()). */
+  readonly hostCores?: number;
   /** Override the pool capacity in tables (tests shrink it). */
   readonly poolTables?: number;
   /** Controls only (deliberately broken variants that tests must catch). */
-  readonly unsafe?: { readonly freeWithoutGracePeriod?: boolean; readonly nonAtomicFreeList?: boolean };
+  readonly unsafe?: {
+    readonly freeWithoutGracePeriod?: boolean;
+    readonly nonAtomicFreeList?: boolean;
+    /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
+    readonly pmlDropBuffer?: boolean;
+  };
+  /** Dirty tracking (pml.ts, dirty_log.ts): Intel PML or write protection. Default 'wrprot'. */
+  readonly dirtyTrack?: DirtyTrackMode;
+  /**
+   * What a vCPU fault does with a huge SPTE above its goal level (tdp_mmu_fault.ts): 'split'
+   * (6.2+: split on fault) or 'zap' (before 6.2: zap it, map only the faulting 4K page). Default 'split'.
+   */
+  readonly hugePageFault?: HugePageFaultMode;
+  /** Host costs spent as real time (host_costs.ts). Default: none. */
+  readonly hostCosts?: HostCosts;
 }
+
+export type DirtyTrackMode = 'pml' | 'wrprot';
+export type HugePageFaultMode = 'split' | 'zap';
 
 /** What createVm hands to workers. Plain data + SharedArrayBuffers (structured-clonable). */
 export interface VmShared {
@@ -135,6 +141,7 @@ export function checkVmConfig(config: VmConfig): void {
   if (config.cacheCapacity !== undefined && (!Number.isInteger(config.cacheCapacity) || config.cacheCapacity < 1)) {
     bad(`cacheCapacity ${config.cacheCapacity} must be a positive integer`);
   }
+  if (config.hostCores !== undefined && (!Number.isInteger(config.hostCores) || config.hostCores < 1)) bad(`hostCores ${config.hostCores} must be a positive integer`);
   if (config.poolTables !== undefined && (!Number.isInteger(config.poolTables) || config.poolTables < 1 || config.poolTables >= 2 ** 31 - 1)) {
     bad(`poolTables ${config.poolTables} must be a positive integer below 2^31-1`);
   }
@@ -150,6 +157,8 @@ export function checkVmConfig(config: VmConfig): void {
     if (s.baseGfn < end) bad(`memslot at gfn ${s.baseGfn} overlaps the previous one (ends at ${end})`);
     end = s.baseGfn + s.npages;
   }
+  if (config.dirtyTrack !== undefined && config.dirtyTrack !== 'pml' && config.dirtyTrack !== 'wrprot') bad(`dirtyTrack ${String(config.dirtyTrack)} must be pml or wrprot`);
+  if (config.hugePageFault !== undefined && config.hugePageFault !== 'split' && config.hugePageFault !== 'zap') bad(`hugePageFault ${String(config.hugePageFault)} must be split or zap`);
   validatePressure(config.pressure);
 }
 
@@ -187,7 +196,7 @@ export function idealTables4k(pages: number, levels: 4 | 5): number {
  * plus slack (POOL_SLACK_FIXED for splitter caches, 1/POOL_SLACK_DIVISOR of the tree for tables
  * waiting out a grace period). `config.poolTables` overrides it.
  */
-export function poolCapacityFor(config: VmConfig): number {
+function poolCapacityFor(config: VmConfig): number {
   if (config.poolTables !== undefined) return config.poolTables;
   const tree = worstCaseTreeTables(config);
   const caches = config.workers * (config.cacheCapacity ?? DEFAULT_CACHE_CAPACITY);
@@ -275,95 +284,6 @@ function invariantRootFailed(poolTables: number): EmulatorError {
 // Per-worker pieces
 // ---------------------------------------------------------------------------------------------
 
-/**
- * This worker's stat slot: WORKER_STAT_FIELDS Float64 counters (layout.ts WORKER_STAT_*).
- * Single writer (the owning worker): plain loads and stores, no atomics. Read by the main thread
- * after the phase (sumStats), when the workers' last stores are visible through the task result's
- * postMessage (a happens-before edge).
- */
-export class WorkerStats {
-  readonly workerId: number;
-  readonly #f: Float64Array;
-
-  constructor(control: SharedArrayBuffer, layout: ControlLayout, workerId: number) {
-    if (!Number.isInteger(workerId) || workerId < 0 || workerId >= layout.workers) {
-      throw invalidArg('WorkerStats', `workerId ${workerId} must be in [0, ${layout.workers})`);
-    }
-    this.workerId = workerId;
-    this.#f = new Float64Array(control, layout.workerStatsBase * 4 + workerId * WORKER_STAT_FIELDS * 8, WORKER_STAT_FIELDS);
-  }
-
-  add(field: number, n: number): void {
-    this.#f[field]! += n;
-  }
-
-  get(field: number): number {
-    return this.#f[field]!;
-  }
-
-  /** Zero every field (between phases; only the owner may call it). */
-  reset(): void {
-    this.#f.fill(0);
-  }
-
-  /** Named copy of the slot. */
-  snapshot(): Record<string, number> {
-    return statsRecord(this.#f);
-  }
-}
-
-function statsRecord(f: Float64Array): Record<string, number> {
-  const out: Record<string, number> = {};
-  WORKER_STAT_NAMES.forEach((name, i) => {
-    out[name] = f[i]!;
-  });
-  return out;
-}
-
-export type TimingName = 'readWait' | 'readHold' | 'writeWait' | 'writeHold' | 'faultFast' | 'faultSlow';
-export const TIMING_NAMES: readonly TimingName[] = ['readWait', 'readHold', 'writeWait', 'writeHold', 'faultFast', 'faultSlow'];
-export type WorkerTimingData = Record<TimingName, HistogramData>;
-
-/** This worker's latency histograms (ns). Private to the worker; replaced wholesale by takeData(). */
-export class WorkerTiming {
-  readWait = new Histogram();
-  readHold = new Histogram();
-  writeWait = new Histogram();
-  writeHold = new Histogram();
-  faultFast = new Histogram();
-  faultSlow = new Histogram();
-
-  /** Plain data of every histogram, then start fresh ones. */
-  takeData(): WorkerTimingData {
-    const d: WorkerTimingData = {
-      readWait: this.readWait.toData(),
-      readHold: this.readHold.toData(),
-      writeWait: this.writeWait.toData(),
-      writeHold: this.writeHold.toData(),
-      faultFast: this.faultFast.toData(),
-      faultSlow: this.faultSlow.toData(),
-    };
-    this.readWait = new Histogram();
-    this.readHold = new Histogram();
-    this.writeWait = new Histogram();
-    this.writeHold = new Histogram();
-    this.faultFast = new Histogram();
-    this.faultSlow = new Histogram();
-    return d;
-  }
-}
-
-/** Merge many workers' WorkerTimingData (main thread). */
-export function mergeTiming(parts: readonly WorkerTimingData[]): Record<TimingName, Histogram> {
-  const out = {} as Record<TimingName, Histogram>;
-  for (const n of TIMING_NAMES) {
-    const h = new Histogram();
-    for (const p of parts) h.merge(p[n]);
-    out[n] = h;
-  }
-  return out;
-}
-
 export interface PageStats {
   readonly pages4k: number;
   readonly pages2m: number;
@@ -379,7 +299,7 @@ export class Vm {
   readonly shared: VmShared;
   readonly layout: ControlLayout;
   readonly workerId: number;
-  /** The whole control SAB as Int32 (C1's page stats, D's run control use layout bases on it). */
+  /** The whole control SAB as Int32 (page stats and the dirty-logging flags use layout bases on it). */
   readonly control: Int32Array;
   readonly mmuLock: MmuLock;
   readonly rcu: RcuReader;
@@ -479,16 +399,12 @@ export class Vm {
     Atomics.or(this.dirtyBitmap(slot), p >>> 5, 1 << (p & 31));
   }
 
-  // --- main-thread helpers (valid on any thread, meaningful when workers are quiescent) ---
+  // --- main-thread helpers (valid on any thread; exact when workers are quiescent, see
+  // --- stats/worker_stats.ts for what a read while they run returns) ---
 
-  /** Totals over every worker's stat slot, by WORKER_STAT_NAMES. */
+  /** Totals over every worker's stat slot, by counter key (stats/worker_stats.ts). */
   sumStats(): Record<string, number> {
-    const all = new Float64Array(this.shared.control, this.layout.workerStatsBase * 4, this.layout.workers * WORKER_STAT_FIELDS);
-    const sum = new Float64Array(WORKER_STAT_FIELDS);
-    for (let w = 0; w < this.layout.workers; w++) {
-      for (let f = 0; f < WORKER_STAT_FIELDS; f++) sum[f]! += all[w * WORKER_STAT_FIELDS + f]!;
-    }
-    return statsRecord(sum);
+    return sumStatSlots(this.shared.control, this.layout);
   }
 
   /** One worker's stat slot, by name. */
@@ -498,10 +414,10 @@ export class Vm {
 
   /** Zero every worker's stat slot (between runs, with all workers quiescent). */
   resetAllStats(): void {
-    new Float64Array(this.shared.control, this.layout.workerStatsBase * 4, this.layout.workers * WORKER_STAT_FIELDS).fill(0);
+    resetStatSlots(this.shared.control, this.layout);
   }
 
-  /** KVM's pages_4k / pages_2m / pages_1g (maintained by C1's page_stats.ts). */
+  /** KVM's pages_4k / pages_2m / pages_1g (maintained by page_stats.ts). */
   pageStats(): PageStats {
     const b = this.layout.pageStatsBase;
     return {

@@ -36,28 +36,30 @@ import {
   WSTATE_PARKED,
   WSTATE_RUNNING,
 } from '../src/emulate/control.js';
-import { EmulatorError } from '../src/errors.js';
-import { workerError } from '../src/emulate/messages.js';
+import { EmulatorError, workerError } from '../src/errors.js';
+import { WS } from '../src/stats/worker_stats.js';
 import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
 import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
 import type { DirtyLogMode, OpBreakdown } from '../src/emulate/mmu_ops.js';
+import { setRunnable } from '../src/mmu/mmu_resched.js';
 
 export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
   try {
     const vm = attachVm(task.vm, task.workerId);
+    vm.mmuLock.enableHoldCpu(); // on-CPU vs wall time of the splitter's holds (hold_cpu.ts)
     return runSplitter(task, vm, ctl);
   } catch (err) {
     throw workerError('splitter', err);
   } finally {
-    Atomics.store(ctl.i32, ctl.slot(ctl.splitterSlot, SLOT_STATE), WSTATE_EXITED);
+    Atomics.store(ctl.i32, ctl.slot(task.controlSlot, SLOT_STATE), WSTATE_EXITED);
   }
 }
 
 function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   const i32 = ctl.i32;
-  const stateIdx = ctl.slot(ctl.splitterSlot, SLOT_STATE);
-  const progressIdx = ctl.slot(ctl.splitterSlot, SLOT_PROGRESS);
+  const stateIdx = ctl.slot(task.controlSlot, SLOT_STATE);
+  const progressIdx = ctl.slot(task.controlSlot, SLOT_PROGRESS);
   const mode: DirtyLogMode = { manualProtect: task.manualProtect, eagerSplit: task.eagerSplit, splitAlloc: task.splitAlloc, split: task.split };
   // GET_DIRTY_LOG's user buffers, one per memslot (the selftest's bitmaps[i]).
   const bitmaps = newDirtyBitmaps(vm);
@@ -66,15 +68,18 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   Atomics.add(i32, CTL_READY, 1);
   Atomics.notify(i32, CTL_READY); // pairs with the main thread's waitAsync on READY
   let seqSeen = 0;
+  let gets = 0;
   for (;;) {
     // Park until the next command; RCU offline meanwhile (pairs with the main thread's add + notify).
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
+    setRunnable(vm, false); // need_resched() counts runnable threads (mmu_resched.ts)
     vm.rcu.offline();
     while (Atomics.load(i32, CTL_CMD_SEQ) === seqSeen) {
       if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
       Atomics.wait(i32, CTL_CMD_SEQ, seqSeen, WAIT_SLICE_MS);
     }
     vm.rcu.online();
+    setRunnable(vm, true);
     Atomics.store(i32, stateIdx, WSTATE_RUNNING);
     seqSeen = Atomics.load(i32, CTL_CMD_SEQ);
     const op = Atomics.load(i32, CTL_CMD_OP);
@@ -90,10 +95,11 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     let breakdown: OpBreakdown | null = null;
     switch (op) {
       case OP_ENABLE:
-        maybeInjectFault(task);
+        maybeInjectFault(task, vm);
         breakdown = enableAll(vm, mode);
         break;
       case OP_GET:
+        if (++gets === 1) maybeLoseDirtyMark(task, vm);
         dirty = getAll(vm, mode, bitmaps);
         break;
       case OP_CLEAR:
@@ -121,6 +127,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
       splitMs: breakdown?.splitMs ?? null,
       wrprotMs: breakdown?.wrprotMs ?? null,
       timing: vm.takeTiming() as unknown as TimingData,
+      holdCpu: vm.mmuLock.takeHoldCpu(),
     });
     Atomics.store(ctl.i64, CTL64_CMD_NS, BigInt(ns));
     Atomics.store(ctl.i64, CTL64_CMD_DIRTY, BigInt(dirty ?? 0));
@@ -129,15 +136,29 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     Atomics.store(i32, CTL_CMD_DONE, seqSeen);
     Atomics.notify(i32, CTL_CMD_DONE);
   }
+  setRunnable(vm, false);
   vm.rcu.unregister();
   return { type: 'splitter-result', samples, invariants };
 }
 
-/** EMULATE_FAULT_INJECT (tests only): fail while enabling dirty logging. */
-function maybeInjectFault(task: SplitterTask): void {
+/**
+ * EMULATE_FAULT_INJECT (tests only): fail while enabling dirty logging, or feed one of the
+ * corruption channels the way the MMU code would on a real bug (guest_access.ts and
+ * tdp_mmu_fault.ts count poison reads and translation errors the same way).
+ */
+function maybeInjectFault(task: SplitterTask, vm: Vm): void {
+  if (task.faultInject === 'poison-read') vm.stats.add(WS.poisonReads, 1);
+  if (task.faultInject === 'xlate-error') vm.stats.add(WS.xlateErrors, 1);
   if (task.faultInject === 'splitter-throw') throw new Error('injected failure (EMULATE_FAULT_INJECT=splitter-throw)');
   if (task.faultInject === 'splitter-hang') {
     const never = new Int32Array(new SharedArrayBuffer(4));
     for (;;) Atomics.wait(never, 0, 0, 1000);
   }
+}
+
+/** EMULATE_FAULT_INJECT=lost-dirty (tests only): a write's dirty mark vanishes before GET sees it. */
+function maybeLoseDirtyMark(task: SplitterTask, vm: Vm): void {
+  if (task.faultInject !== 'lost-dirty') return;
+  // Page 0 of memslot 0: every iteration-1 oracle expects it dirty (written, or initially set).
+  Atomics.and(vm.dirtyBitmap(0), 0, ~1);
 }

@@ -1,12 +1,15 @@
 /**
- * A vCPU thread: memstress's guest code on the emulated TDP MMU.
+ * A vCPU thread: a guest workload (src/workloads/, --workload, memstress by default) on the
+ * emulated TDP MMU.
  *
  * One long task per run (control.ts says why). Between passes the thread parks on VCPU_GO with
- * its RCU reader offline (an idle vCPU must never hold up a grace period). A pass visits every
- * 4K page of the vCPU's region, sequentially or in random order (-a: random with replacement, as
- * memstress draws `random % pages`), writing with probability -w percent; populate writes every
- * page once in order. Each access is the hardware walk plus fault handling (guestAccess): a TLB
- * hit, a lockless fast fault, or a slow fault under mmu_lock for read.
+ * its RCU reader offline (an idle vCPU must never hold up a grace period). A pass is the
+ * workload's sequence of accesses (memstress: every 4K page of the vCPU's region, -w percent
+ * writes, -a random order; populate writes every page once in order). Each access is the
+ * hardware walk plus fault handling (guestAccess): a TLB hit, a PML-logged write, a lockless
+ * fast fault, or a slow fault under mmu_lock for read. A pass is guest code between a VM entry
+ * and an exit: it starts with vcpuRunBegin and ends with vcpuRunEnd (which flushes the PML
+ * buffer), and answers GET_DIRTY_LOG's kick at every batch boundary (vcpuPollKick).
  *
  * Per phase (the control block's PHASE_ID, re-read every batch) the vCPU keeps accesses, writes,
  * distinct pages written (the dirty log's oracle), fault latencies by kind and its mmu_lock
@@ -15,7 +18,8 @@
 import { Histogram } from '../src/stats/histogram.js';
 import { attachVm } from '../src/vm.js';
 import type { Vm } from '../src/vm.js';
-import { Rng } from '../src/mmu/rng.js';
+import { createWorkload, createWorkloadAccess } from '../src/workloads/workload.js';
+import type { Workload } from '../src/workloads/workload.js';
 import {
   Control,
   CTL64_PASS_END_NS,
@@ -44,7 +48,8 @@ import {
 import { EmulatorError } from '../src/errors.js';
 import { workerError } from '../src/emulate/messages.js';
 import type { TimingData, VcpuPhaseSample, VcpuResult, VcpuTask } from '../src/emulate/messages.js';
-import { newAccessResult, vcpuAccess } from '../src/emulate/mmu_ops.js';
+import { newAccessResult, vcpuAccess, vcpuPollKick, vcpuRunBegin, vcpuRunEnd } from '../src/emulate/mmu_ops.js';
+import { setRunnable } from '../src/mmu/mmu_resched.js';
 
 /** Accesses between progress bumps and PHASE_ID/ABORT checks (a power of two: masked below). */
 const BATCH = VCPU_BATCH;
@@ -76,7 +81,10 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
     // why the code travels in the message).
     throw workerError(label, err);
   } finally {
-    Atomics.store(ctl.i32, ctl.slot(task.vcpuId, SLOT_STATE), WSTATE_EXITED);
+    // Out of guest code for good (a failed pass must not leave GET waiting for a kick answer).
+    if (vm !== undefined) vcpuRunEnd(vm);
+    if (vm !== undefined) setRunnable(vm, false);
+    Atomics.store(ctl.i32, ctl.slot(task.controlSlot, SLOT_STATE), WSTATE_EXITED);
   }
 }
 
@@ -85,7 +93,7 @@ class VcpuThread {
   readonly #vm: Vm;
   readonly #ctl: Control;
   readonly #i32: Int32Array;
-  readonly #rng: Rng;
+  readonly #workload: Workload;
   /** Bit p set = page p of the region was written in the current phase. */
   readonly #written: Uint32Array;
   readonly #samples: VcpuPhaseSample[] = [];
@@ -97,8 +105,13 @@ class VcpuThread {
     this.#vm = vm;
     this.#ctl = ctl;
     this.#i32 = ctl.i32;
-    // memstress seeds each vCPU with guest_random_seed + vcpu index.
-    this.#rng = new Rng((task.seed + task.vcpuId) | 0);
+    this.#workload = createWorkload(task.workload, {
+      vcpuId: task.vcpuId,
+      region: task.region,
+      writePercent: task.writePercent,
+      randomAccess: task.randomAccess,
+      seed: task.seed,
+    });
     this.#written = new Uint32Array(Math.ceil(task.region.npages / 32));
     this.#acc = new PhaseAcc(Atomics.load(this.#i32, CTL_PHASE_ID));
   }
@@ -140,13 +153,15 @@ class VcpuThread {
   /** Park until VCPU_GO moves past `seen`; RCU offline meanwhile. Returns the new GO value. */
   #park(seen: number): number {
     const i32 = this.#i32;
-    const stateIdx = this.#ctl.slot(this.#task.vcpuId, SLOT_STATE);
+    const stateIdx = this.#ctl.slot(this.#task.controlSlot, SLOT_STATE);
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
+    setRunnable(this.#vm, false); // need_resched() counts runnable threads (mmu_resched.ts)
     this.#vm.rcu.offline();
     for (;;) {
       if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
       const go = Atomics.load(i32, CTL_VCPU_GO);
       if (go !== seen) {
+        setRunnable(this.#vm, true);
         this.#vm.rcu.online();
         Atomics.store(i32, stateIdx, WSTATE_RUNNING);
         return go;
@@ -157,7 +172,7 @@ class VcpuThread {
 
   #passDone(): void {
     this.#acc.passes++;
-    Atomics.add(this.#i32, this.#ctl.slot(this.#task.vcpuId, SLOT_PASSES_DONE), 1);
+    Atomics.add(this.#i32, this.#ctl.slot(this.#task.controlSlot, SLOT_PASSES_DONE), 1);
   }
 
   /** If PHASE_ID moved, file the current accumulator under its phase and start a new one. */
@@ -193,36 +208,51 @@ class VcpuThread {
    */
   #pass(kind: number, stopIfGoChanges: number): boolean {
     const vm = this.#vm;
+    vcpuRunBegin(vm);
+    try {
+      return this.#runPass(kind, stopIfGoChanges);
+    } finally {
+      vcpuRunEnd(vm);
+    }
+  }
+
+  #runPass(kind: number, stopIfGoChanges: number): boolean {
+    const vm = this.#vm;
     const i32 = this.#i32;
     const ctl = this.#ctl;
     const { firstGfn, npages } = this.#task.region;
-    const populate = kind === PASS_POPULATE;
-    const random = !populate && this.#task.randomAccess;
-    const wp = populate ? 100 : this.#task.writePercent;
-    const rng = this.#rng;
+    const workload = this.#workload;
     const written = this.#written;
-    const progressIdx = ctl.slot(this.#task.vcpuId, SLOT_PROGRESS);
+    const progressIdx = ctl.slot(this.#task.controlSlot, SLOT_PROGRESS);
     const out = newAccessResult();
+    const access = createWorkloadAccess();
     if (kind === PASS_DIRTY) this.#maybeInjectFault();
+    const n = workload.beginPass(kind === PASS_POPULATE ? 'populate' : 'dirty');
     let acc = this.#acc;
-    for (let i = 0; i < npages; i++) {
-      const p = random ? rng.nextU32() % npages : i;
-      const isWrite = wp === 100 || (wp > 0 && rng.nextU32() % 100 < wp);
-      vcpuAccess(vm, firstGfn + p, isWrite, out);
+    for (let i = 0; i < n; i++) {
+      workload.next(i, access);
+      const gfn = access.gfn;
+      const accessKind = access.kind;
+      vcpuAccess(vm, gfn, accessKind, out);
       acc.accesses++;
-      if (out.kind === 'fast') acc.faultFast.record(out.faultNs);
-      else if (out.kind === 'slow') acc.faultSlow.record(out.faultNs);
-      if (isWrite) {
+      if (out.outcome === 'fast') acc.faultFast.record(out.faultNs);
+      else if (out.outcome === 'slow') acc.faultSlow.record(out.faultNs);
+      if (accessKind === 'write') {
         acc.writes++;
-        const w = p >>> 5;
-        const bit = 1 << (p & 31);
-        if ((written[w]! & bit) === 0) {
-          written[w] = written[w]! | bit;
-          acc.pagesWritten++;
+        // The dirty log's oracle covers the vCPU's own region (a write elsewhere is not checked).
+        const p = gfn - firstGfn;
+        if (p >= 0 && p < npages) {
+          const w = p >>> 5;
+          const bit = 1 << (p & 31);
+          if ((written[w]! & bit) === 0) {
+            written[w] = written[w]! | bit;
+            acc.pagesWritten++;
+          }
         }
       }
       if ((i & (BATCH - 1)) === BATCH - 1) {
         Atomics.add(i32, progressIdx, 1);
+        vcpuPollKick(vm);
         if (Atomics.load(i32, CTL_ABORT) !== 0) throw new EmulatorError('ERR_ABORTED', 'run aborted');
         if (Atomics.load(i32, CTL_PHASE_ID) !== acc.phase) {
           this.#notePhase();

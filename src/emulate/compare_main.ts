@@ -17,6 +17,7 @@
  * Exit codes as main.ts: 0; 1 a run failed or an invariant/dirty-log check failed; 2 bad option or
  * guest too big; 3 stuck; 130 interrupted.
  */
+import { formatHostCosts, HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
 import { errorCode, EmulatorError, invalidOption } from '../errors.js';
 import { SPLIT_ALLOC_DESIGN_ORDER } from '../mmu/split_alloc_designs.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
@@ -25,6 +26,7 @@ import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } f
 import type { CompareRow } from './compare.js';
 import { compareCsv, writeCsv } from './csv.js';
 import { checkOutputPath } from './output_file.js';
+import { corruptionFound } from './report_model.js';
 import { formatSize, resolveOptions } from './options.js';
 import type { RawValues } from './options.js';
 import { Progress } from './progress.js';
@@ -95,10 +97,11 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
     results = await runSweep(runs, {
       resolve: (r) => configOf.get(r)!,
       run: async (cfg, index, total) => {
-        const progress = new Progress({ enabled: !quiet && io.stderr.isTTY === true, stream: io.stderr });
+        const live = !quiet && io.stderr.isTTY === true;
+        const progress = new Progress({ enabled: live, stream: io.stderr });
         progress.start();
         try {
-          const report = await runEmulation(cfg, { progress, ...(io.signal !== undefined ? { signal: io.signal } : {}) });
+          const report = await runEmulation(cfg, { sinks: live ? [progress] : [], ...(io.signal !== undefined ? { signal: io.signal } : {}) });
           progress.stop();
           if (!quiet) {
             const row = compareRow(report, swept[index], labels[index]);
@@ -132,11 +135,13 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
       : 'one run each: with --repeat N the verdicts give medians and the run-to-run spread, the measure of noise here';
   io.stdout.write(`${repeat > 1 ? `Medians of ${repeat} runs per row\n` : ''}${formatCompareTables(shown).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; ${how})\n`);
   io.stdout.write(`${verdictLines(shown).join('\n')}\n`);
+  const o0 = configs[0]!.options;
+  io.stdout.write(`Dirty tracking ${o0.dirtyTrack}; host costs ${formatHostCosts(o0.hostCosts)} (${HOST_COSTS_CALIBRATION})\n`);
   if (csv !== undefined) {
     writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]!, repeat: Math.floor(i / combos) + 1 }))));
     if (!quiet) io.stderr.write(`emulate: wrote ${rows.length} row(s) to ${csv}\n`);
   }
-  const bad = results.filter((r) => !r.report.invariants.ok || r.report.dirtyLog.ok === false);
+  const bad = results.filter((r) => !r.report.invariants.ok || corruptionFound(r.report).length > 0 || r.report.dirtyLog.ok === false);
   if (bad.length > 0) {
     io.stderr.write(`emulate: ${bad.length} run(s) failed the invariant or dirty-log check: ${bad.map((r) => labels[results.indexOf(r)]).join(', ')}\n`);
     return EXIT_FAILED;

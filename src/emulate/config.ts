@@ -12,11 +12,13 @@
 import { availableParallelism, constants as osConstants, freemem, totalmem } from 'node:os';
 import { EmulatorError, invalidOption } from '../errors.js';
 import { parsePressure } from '../mmu/allocator.js';
+import { hugePageFaultFor } from '../mmu/split_alloc_lazy.js';
 import { DEFAULT_FIRST_GFN, vmFootprint } from '../vm.js';
 import type { VmConfig, VmFootprint } from '../vm.js';
 import type { FaultInjection, VcpuRegion } from './messages.js';
 import { BACKINGS, flagName, formatBytes, formatSize, GUEST_PAGE_BYTES } from './options.js';
 import type { EmulateOptions } from './options.js';
+import { planRoles } from './run_plan.js';
 
 /** Host memory the run may use is what is free minus this reserve (the OS, Node's heaps). */
 export const MEMORY_RESERVE_BYTES = 1024 * 1024 * 1024;
@@ -83,23 +85,28 @@ export function resolveRunConfig(
     throw invalidOption(flagName('memory-per-vcpu'), `${guestDesc} of guest memory is beyond what a 4-level TDP root maps (256 TiB)`);
   }
   const memslots = Array.from({ length: options.memslots }, (_, i) => ({ baseGfn: DEFAULT_FIRST_GFN + i * slotPages, npages: slotPages }));
+  const roles = planRoles(options.vcpus);
   const vm: VmConfig = {
     levels: options.levels,
     memslots,
     backingLevel: backing.level,
-    workers: options.vcpus + 2, // main thread (0), vCPUs (1..vcpus), splitter (vcpus+1)
+    workers: roles.vmWorkers, // the main thread and every actor of the run plan
     pressure: parsePressure(options.pressure),
     seed: options.seed,
+    dirtyTrack: options.dirtyTrack,
+    hugePageFault: hugePageFaultFor(options.splitAlloc),
+    hostCosts: options.hostCosts,
+    hostCores: availableParallelism(),
   };
   const footprint = vmFootprint(vm);
   // Besides the pool: one thread per worker, each vCPU's written-page bitset, the splitter's
   // GET bitmaps (one bit per page each).
-  const neededBytes = footprint.bytes + (options.vcpus + 1) * PER_THREAD_BYTES + Math.ceil(totalPages / 8) * 2;
+  const neededBytes = footprint.bytes + roles.roles.length * PER_THREAD_BYTES + Math.ceil(totalPages / 8) * 2;
   if (neededBytes > availableBytes) {
     throw new EmulatorError(
       'ERR_TOO_BIG',
       `${flagName('memory-per-vcpu')}: a ${formatBytes(totalBytes)} guest (${guestDesc}) needs ${formatBytes(neededBytes)} ` +
-        `(${neededBytes} bytes: ${footprint.tables} page tables and ${options.vcpus + 1} threads) but only ${formatBytes(availableBytes)} ` +
+        `(${neededBytes} bytes: ${footprint.tables} page tables and ${roles.roles.length} threads) but only ${formatBytes(availableBytes)} ` +
         `(${availableBytes} bytes) is available after a ${formatBytes(MEMORY_RESERVE_BYTES)} reserve`,
       { neededBytes, availableBytes, tables: footprint.tables },
     );

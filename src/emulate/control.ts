@@ -17,7 +17,7 @@
  *   | line 2  ABORT                                                                   |
  *   | line 3  BigInt64 [24] PASS_START_NS [25] PASS_END_NS [26] CMD_NS [27] CMD_DIRTY |
  *   |         [28] CMD_START_NS                                                       |
- *   | slot w  per worker (w = 0..vcpus-1 vCPUs, w = vcpus the splitter):             |
+ *   | slot w  per actor, w = Role.controlSlot from the run plan (run_plan.ts):        |
  *   |         [0] PASSES_DONE  [1] PROGRESS  [2] STATE                                |
  *   +---------------------------------------------------------------------------------+
  *
@@ -52,7 +52,7 @@ export const CTL_PHASE_ID = 2; // main writes, all workers read: index into the 
 export const CTL_PASS_KIND = 3; // main writes, vCPUs read: PASS_*
 export const CTL_VCPU_DONE = 4; // vCPUs Atomics.add, main waits: vCPUs done with the current pass
 export const CTL_VCPU_EXITED = 5; // vCPUs Atomics.add when their task ends; the splitter waits on it
-export const CTL_READY = 6; // every worker Atomics.add once attached; main waits for vcpus+1
+export const CTL_READY = 6; // every actor Atomics.add once attached; main waits for all of the plan's roles
 export const CTL_CMD_SEQ = 16; // main Atomics.add, splitter waits: the latest command number
 export const CTL_CMD_OP = 17; // main writes before CMD_SEQ: OP_*
 export const CTL_CMD_PHASE = 18; // main writes before CMD_SEQ: the phase the op's samples belong to
@@ -116,12 +116,14 @@ export function controlInt32s(workers: number): number {
 /** The control block as plain data (structured-clonable into every task). */
 export interface ControlShared {
   readonly sab: SharedArrayBuffer;
-  /** vCPU workers (slots 0..vcpus-1); the splitter is slot `vcpus`. */
+  /** vCPU workers: VCPU_DONE counts up to this. */
   readonly vcpus: number;
+  /** Per-actor slots (the run plan's roles; each role's controlSlot is below this). */
+  readonly slots: number;
 }
 
-export function createControl(vcpus: number): ControlShared {
-  return { sab: new SharedArrayBuffer(controlInt32s(vcpus + 1) * 4), vcpus };
+export function createControl(vcpus: number, slots: number): ControlShared {
+  return { sab: new SharedArrayBuffer(controlInt32s(slots) * 4), vcpus, slots };
 }
 
 /** Views over the control block, for either side. */
@@ -129,23 +131,21 @@ export class Control {
   readonly i32: Int32Array;
   readonly i64: BigInt64Array;
   readonly vcpus: number;
+  readonly slots: number;
 
   constructor(shared: ControlShared) {
     this.i32 = new Int32Array(shared.sab);
     this.i64 = new BigInt64Array(shared.sab);
     this.vcpus = shared.vcpus;
-    if (this.i32.length < controlInt32s(shared.vcpus + 1)) {
-      throw new RangeError(`control: buffer of ${this.i32.length} Int32s is too small for ${shared.vcpus} vCPUs`);
+    this.slots = shared.slots;
+    if (this.i32.length < controlInt32s(shared.slots)) {
+      throw new RangeError(`control: buffer of ${this.i32.length} Int32s is too small for ${shared.slots} actor slots`);
     }
   }
 
-  /** Int32 index of field `f` of worker slot `w` (the splitter is slot `vcpus`). */
+  /** Int32 index of field `f` of actor slot `w` (a Role's controlSlot). */
   slot(w: number, f: number): number {
     return CTL_SLOTS_BASE + w * CTL_SLOT_INT32S + f;
-  }
-
-  get splitterSlot(): number {
-    return this.vcpus;
   }
 
   aborted(): boolean {
@@ -155,7 +155,7 @@ export class Control {
   /** Sum of every worker's progress counter: the watchdog's heartbeat. */
   totalProgress(): number {
     let sum = 0;
-    for (let w = 0; w <= this.vcpus; w++) sum += Atomics.load(this.i32, this.slot(w, SLOT_PROGRESS));
+    for (let w = 0; w < this.slots; w++) sum += Atomics.load(this.i32, this.slot(w, SLOT_PROGRESS));
     return sum;
   }
 }

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import type { CompareRow } from './compare.js';
 import type { Report } from './report_model.js';
+import { jsonKeyOf, snakeCase, SPLIT_ROWS } from '../stats/worker_stats.js';
 
 /** Quote a field when RFC 4180 requires it. */
 export function csvField(v: string | number | boolean | null | undefined): string {
@@ -69,7 +70,16 @@ const METRIC_COLUMNS: readonly [string, (r: CompareRow) => string | number | boo
   ['invariants_ok', (r) => r.invariantsOk],
 ];
 
-export const CSV_HEADER: readonly string[] = ['run', 'label', 'repeat', ...CONFIG_COLUMNS, ...METRIC_COLUMNS.map(([h]) => h)];
+/**
+ * Whole-run totals of every split counter, all threads (Report.split), one column per row of the
+ * counter table (src/stats/worker_stats.ts): `total_<json key in snake_case>`.
+ */
+const TOTAL_COLUMNS: readonly [string, (r: Report) => number | null][] = SPLIT_ROWS.map((row) => {
+  const k = jsonKeyOf(row);
+  return [`total_${snakeCase(k)}`, (r: Report) => (r.split as unknown as Record<string, number>)[k] ?? null];
+});
+
+export const CSV_HEADER: readonly string[] = ['run', 'label', 'repeat', ...CONFIG_COLUMNS, ...METRIC_COLUMNS.map(([h]) => h), ...TOTAL_COLUMNS.map(([h]) => h)];
 
 /** The whole CSV text: header plus one row per (report, compare row) pair, in order. */
 export function compareCsv(runs: readonly { readonly report: Report; readonly row: CompareRow; readonly repeat?: number }[]): string {
@@ -86,6 +96,7 @@ export function compareCsv(runs: readonly { readonly report: Report; readonly ro
           return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : null;
         }),
         ...METRIC_COLUMNS.map(([, f]) => f(row)),
+        ...TOTAL_COLUMNS.map(([, f]) => f(report)),
       ]),
     );
   });

@@ -1,26 +1,28 @@
 /**
  * `npm run emulate`: parse, validate, run, print, exit.
  *
- * Exit codes (also in --help): 0 success; 1 a worker failed, the dirty log disagreed with the
+ * Exit codes (also in --help): 0 success; 1 a worker failed, the MMU was corrupted (a poison read, a
+ * translation error or a lost dirty page), the dirty log disagreed with the
  * pages written, or an invariant was violated; 2 a bad option or a guest too big for this host
  * (one line naming the option, never a stack trace); 3 the watchdog saw a stuck phase;
  * 130 interrupted by Ctrl-C (every worker is stopped first).
  *
  * EMULATE_DEBUG=1 adds stack traces to failure messages; EMULATE_FAULT_INJECT (tests only) makes
- * a worker fail on purpose (messages.ts lists the values).
+ * a worker fail on purpose (messages.ts lists the values); EMULATE_TEST_STAT_ROW (tests only)
+ * appends one counter row to the table (src/stats/worker_stats.ts).
  */
+import { formatHostCosts } from '../mmu/host_costs.js';
 import { errorCode, EmulatorError } from '../errors.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
 import { parseFaultInjection } from './messages.js';
 import { formatBytes, formatSize, helpText, parseCommandLine, resolveOptions } from './options.js';
 import { Progress } from './progress.js';
-import { formatReport } from './report.js';
-import { writeJsonReport } from './report_json.js';
+import { corruptionFound } from './report_model.js';
 import { runEmulation } from './run.js';
 import { runManyFromCli, wantsManyRuns } from './compare_main.js';
-import { compareRow } from './compare.js';
-import { compareCsv, writeCsv } from './csv.js';
+import { csvSink, emitReport, jsonSink, textSink } from './report_sink.js';
+import type { ReportSink } from './report_sink.js';
 import { checkOutputPath } from './output_file.js';
 import type { RawValues } from './options.js';
 
@@ -71,7 +73,8 @@ function banner(cfg: RunConfig): string {
     `emulate: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ${o.backing}, ${o.memslots} memslot(s), ${o.levels}-level TDP, ` +
     `${o.iterations} iterations, eager split ${o.eagerSplit ? 'on' : 'off'} (${o.splitAlloc}), ` +
     `${o.manualProtect ? 'manual-protect + initially-set' : 'no manual-protect'}, -w ${o.writePercent}${o.randomAccess ? ' -a' : ''}` +
-    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}; ` +
+    `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}, ` +
+    `workload ${o.workload}, dirty tracking ${o.dirtyTrack}, host costs ${formatHostCosts(o.hostCosts)}; ` +
     `page-table pool ${cfg.footprint.tables} tables (${formatBytes(cfg.footprint.bytes)}), ${formatBytes(cfg.availableBytes)} available`
   );
 }
@@ -94,16 +97,24 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
-  const progress = new Progress({ enabled: !o.quiet && process.stderr.isTTY === true, stream: process.stderr });
+  const live = !o.quiet && process.stderr.isTTY === true;
+  const progress = new Progress({ enabled: live, stream: process.stderr });
+  // Every output of the run: the progress line (live), the text report, --json, --csv.
+  const sinks: ReportSink[] = [...(live ? [progress] : []), textSink(process.stdout)];
+  if (o.json !== undefined) sinks.push(jsonSink(o.json));
+  if (o.csv !== undefined) sinks.push(csvSink(o.csv));
   progress.start();
   try {
-    const report = await runEmulation(cfg, { progress, signal: abort.signal });
+    const report = await runEmulation(cfg, { sinks, signal: abort.signal });
     progress.stop();
-    process.stdout.write(`${formatReport(report)}\n`);
-    if (o.json !== undefined) writeJsonReport(o.json, report);
-    if (o.csv !== undefined) writeCsv(o.csv, compareCsv([{ report, row: compareRow(report) }]));
+    emitReport(sinks, report);
     if (!report.invariants.ok) {
       fail(`invariant checker found ${report.invariants.violationCount} violation(s)`);
+      return EXIT_FAILED;
+    }
+    const corrupt = corruptionFound(report);
+    if (corrupt.length > 0) {
+      fail(`the MMU was corrupted: ${corrupt.join(', ')} (see the Invariants section)`);
       return EXIT_FAILED;
     }
     if (report.dirtyLog.ok === false) {

@@ -1,22 +1,20 @@
 /**
- * The worker protocol: ONE discriminated union (on `type`) of every task the main thread sends
- * and every result a worker returns (STYLE 11; piscina's StartupMessage/RequestMessage/
- * ResponseMessage). Everything here is plain data: it crosses threads by structured clone, and
+ * The worker protocol: two discriminated unions (on `type`), WorkerTask for every task the main
+ * thread sends and WorkerResult for every result a worker returns (as piscina's
+ * RequestMessage/ResponseMessage). Everything here is plain data: it crosses threads by structured clone, and
  * the SharedArrayBuffers inside `vm` and `control` arrive shared, not copied.
  *
  * Phase-by-phase coordination does not use messages: it runs over the shared control block
  * (control.ts), so vCPUs can keep running while the splitter works. A task's result comes back
  * once, when the run ends; a task that throws rejects, and the run aborts with that error.
  *
- * Errors: custom classes and extra properties do not survive postMessage (piscina#1143,
- * node#37988), so a worker throws `workerError(label, err)`: a plain Error whose message starts
- * with the stable code (`ERR_INVARIANT: vCPU 3: ...`); the main thread recovers the code with
- * `codeFromWorkerMessage`.
+ * Errors: a worker throws `workerError(label, err)` (errors.ts, the one wire format for errors
+ * crossing threads); the main thread turns it back into an EmulatorError with `errorFromWorker`.
  */
 import type { HistogramData } from '../stats/histogram.js';
 import type { VmShared } from '../vm.js';
+import type { HoldCpuData } from '../mmu/hold_cpu.js';
 import type { ControlShared } from './control.js';
-import { errorCode } from '../errors.js';
 
 /** Test-only failure injection (env EMULATE_FAULT_INJECT), so the failure paths can be tested. */
 export type FaultInjection =
@@ -24,9 +22,21 @@ export type FaultInjection =
   | 'vcpu-exit' // vCPU 0's thread exits (process.exit in a worker ends only that thread)
   | 'vcpu-hang' // vCPU 0 parks forever during iteration 1: the watchdog must fire
   | 'splitter-throw' // the splitter throws while enabling dirty logging
-  | 'splitter-hang'; // the splitter parks forever while enabling dirty logging
+  | 'splitter-hang' // the splitter parks forever while enabling dirty logging
+  | 'poison-read' // the splitter's walk counts a read of POISON_SPTE while enabling dirty logging
+  | 'xlate-error' // the splitter counts a translation that disagrees with the backing while enabling
+  | 'lost-dirty'; // the splitter clears one dirty bit of memslot 0 just before the first GET_DIRTY_LOG
 
-export const FAULT_INJECTIONS: readonly FaultInjection[] = ['vcpu-throw', 'vcpu-exit', 'vcpu-hang', 'splitter-throw', 'splitter-hang'];
+export const FAULT_INJECTIONS: readonly FaultInjection[] = [
+  'vcpu-throw',
+  'vcpu-exit',
+  'vcpu-hang',
+  'splitter-throw',
+  'splitter-hang',
+  'poison-read',
+  'xlate-error',
+  'lost-dirty',
+];
 
 /** The region one vCPU dirties: `npages` 4K guest pages from `firstGfn` (memstress partitions). */
 export interface VcpuRegion {
@@ -37,11 +47,14 @@ export interface VcpuRegion {
 export interface VcpuTask {
   readonly type: 'vcpu-task';
   readonly vcpuId: number;
-  /** The Vm worker id: 1 + vcpuId (0 is the main thread). */
+  /** The Vm worker id and the run-control slot, from the run plan (run_plan.ts). */
   readonly workerId: number;
+  readonly controlSlot: number;
   readonly vm: VmShared;
   readonly control: ControlShared;
   readonly region: VcpuRegion;
+  /** The guest workload's name (src/workloads/workload.ts). */
+  readonly workload: string;
   readonly writePercent: number;
   readonly randomAccess: boolean;
   readonly seed: number;
@@ -50,7 +63,9 @@ export interface VcpuTask {
 
 export interface SplitterTask {
   readonly type: 'splitter-task';
+  /** The Vm worker id and the run-control slot, from the run plan (run_plan.ts). */
   readonly workerId: number;
+  readonly controlSlot: number;
   readonly vm: VmShared;
   readonly control: ControlShared;
   /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */
@@ -58,7 +73,7 @@ export interface SplitterTask {
   readonly eagerSplit: boolean;
   /** A name from split_designs.ts. */
   readonly splitAlloc: string;
-  /** The designs' knobs and tdp_mmu_iter_cond_resched's (issue 5): see options.ts. */
+  /** The designs' knobs and tdp_mmu_iter_cond_resched's: see options.ts. */
   readonly split: SplitTuning;
   readonly faultInject: FaultInjection | null;
 }
@@ -103,6 +118,8 @@ export interface SplitterOpSample {
   readonly splitMs: number | null;
   readonly wrprotMs: number | null;
   readonly timing: TimingData;
+  /** The op's mmu_lock holds: on-CPU vs wall time, preempted ones flagged (null where the OS gives no thread CPU time). */
+  readonly holdCpu?: HoldCpuData | null;
 }
 
 export interface InvariantVerdict {
@@ -121,21 +138,9 @@ export interface SplitterResult {
 
 export type WorkerTask = VcpuTask | SplitterTask;
 export type WorkerResult = VcpuResult | SplitterResult;
-export type WorkerMessage = WorkerTask | WorkerResult;
 
-/** The Error a worker throws: its message carries the stable code, since properties are lost. */
-export function workerError(label: string, err: unknown): Error {
-  const code = errorCode(err) ?? 'ERR_WORKER';
-  const message = err instanceof Error ? err.message : String(err);
-  const e = new Error(`${code}: ${label}: ${message}`);
-  if (err instanceof Error && err.stack !== undefined) e.stack = `${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
-  return e;
-}
-
-/** The code a workerError message starts with, if any. */
-export function codeFromWorkerMessage(message: string): string | undefined {
-  return /^(ERR_[A-Z_]+): /.exec(message)?.[1];
-}
+/** Re-exported for the worker files: the format itself lives in errors.ts. */
+export { workerError } from '../errors.js';
 
 export function parseFaultInjection(raw: string | undefined): FaultInjection | null {
   if (raw === undefined || raw === '') return null;

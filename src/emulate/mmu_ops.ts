@@ -4,7 +4,8 @@
  * here means the workers read like the selftest and an MMU API change touches one file.
  */
 import { createAccessResult, guestAccess } from '../mmu/guest_access.js';
-import type { AccessResult } from '../mmu/guest_access.js';
+import type { AccessKind, AccessResult } from '../mmu/guest_access.js';
+import { vcpuCheckKick, vcpuEnterGuest, vcpuExitGuest } from '../mmu/pml.js';
 import { clearDirtyLog, disableDirtyLogging, enableDirtyLogging, getDirtyLog } from '../mmu/dirty_log.js';
 import { checkInvariants } from '../mmu/invariants.js';
 import { createSplitAllocDesign } from '../mmu/split_alloc.js';
@@ -14,15 +15,30 @@ import { invalidOption } from '../errors.js';
 import type { Vm } from '../vm.js';
 import type { InvariantVerdict, SplitTuning } from './messages.js';
 
-export type { AccessResult };
+export type { AccessKind, AccessResult };
 
 export function newAccessResult(): AccessResult {
   return createAccessResult();
 }
 
-/** One guest access (memstress's read or write of one page): hardware walk plus fault handling. */
-export function vcpuAccess(vm: Vm, gfn: number, isWrite: boolean, out: AccessResult): void {
-  guestAccess(vm, gfn, isWrite, out);
+/** One guest access (a workload's read, write or exec of one page): hardware walk plus fault handling. */
+export function vcpuAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessResult): void {
+  guestAccess(vm, gfn, kind, out);
+}
+
+/** The vCPU enters guest code (a pass starts): PML kick bookkeeping (pml.ts). */
+export function vcpuRunBegin(vm: Vm): void {
+  vcpuEnterGuest(vm);
+}
+
+/** The vCPU leaves guest code (pass end, parking, exit): the exit flushes its PML buffer. */
+export function vcpuRunEnd(vm: Vm): void {
+  vcpuExitGuest(vm);
+}
+
+/** At a batch boundary: answer a GET_DIRTY_LOG kick (flush the PML buffer) if one came. */
+export function vcpuPollKick(vm: Vm): void {
+  vcpuCheckKick(vm);
 }
 
 export interface DirtyLogMode {

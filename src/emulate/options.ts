@@ -19,6 +19,10 @@ import { chunkSizeToPages } from '../mmu/split_alloc_designs.js';
 import { CHUNK_PAGES_1G } from '../mmu/split_alloc_chunked.js';
 import { DEFAULT_CACHE_CAPACITY } from '../mmu/mmu_cache.js';
 import { DEFAULT_RESCHED_MS } from '../mmu/mmu_resched.js';
+import { DEFAULT_HOST_COSTS, parseHostCosts } from '../mmu/host_costs.js';
+import type { HostCosts } from '../mmu/host_costs.js';
+import { DEFAULT_WORKLOAD, workloadDefinition, workloadNames } from '../workloads/workload.js';
+import type { DirtyTrackMode } from '../vm.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
 
@@ -92,6 +96,12 @@ export interface EmulateOptions {
   readonly csv: string | undefined;
   /** Run each compare/sweep combination this many times; the table shows medians. */
   readonly repeat: number;
+  /** The guest workload (src/workloads/). */
+  readonly workload: string;
+  /** Dirty tracking: Intel PML (D bits + per-vCPU log) or write protection. */
+  readonly dirtyTrack: DirtyTrackMode;
+  /** Host costs spent as real time (host_costs.ts); all zero with `--host-costs none`. */
+  readonly hostCosts: HostCosts;
 }
 
 /**
@@ -128,6 +138,9 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   compare: false,
   csv: undefined,
   repeat: 1,
+  workload: DEFAULT_WORKLOAD,
+  dirtyTrack: 'pml',
+  hostCosts: DEFAULT_HOST_COSTS,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -249,6 +262,18 @@ function parseMs(label: string, raw: string, max: number): number {
   return n;
 }
 
+function parseWorkload(label: string, raw: string): string {
+  const s = raw.trim();
+  if (workloadDefinition(s) !== undefined) return s;
+  throw invalidOption(label, `unknown workload ${JSON.stringify(raw)}; expected one of ${workloadNames().join(', ')}`);
+}
+
+function parseDirtyTrack(label: string, raw: string): DirtyTrackMode {
+  const s = raw.trim();
+  if (s === 'pml' || s === 'wrprot') return s;
+  throw invalidOption(label, `expected pml or wrprot, got ${JSON.stringify(raw)}`);
+}
+
 function parseJsonPath(label: string, raw: string): string {
   if (raw.trim() === '') throw invalidOption(label, 'expected a file name');
   return raw;
@@ -335,7 +360,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'resched-ms',
     type: 'string',
     arg: 'MS',
-    help: 'need_resched(): the splitter yields mmu_lock (tdp_mmu_iter_cond_resched) after holding it this long',
+    help: 'need_resched(): when more threads are runnable than the host has cores, the splitter yields mmu_lock (tdp_mmu_iter_cond_resched) after holding it this long; on an idle host it never yields',
     shownDefault: `${DEFAULTS.reschedMs} ms`,
   },
   {
@@ -382,6 +407,29 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'seconds without any worker progress before a phase is declared stuck (0 = off)',
     shownDefault: `${DEFAULTS.watchdogSeconds} s`,
   },
+  {
+    long: 'workload',
+    type: 'string',
+    arg: 'NAME',
+    help: `guest workload run by every vCPU: ${workloadNames().join(', ')} (src/workloads/)`,
+    shownDefault: DEFAULTS.workload,
+  },
+  {
+    long: 'dirty-track',
+    type: 'string',
+    arg: 'pml|wrprot',
+    help: 'dirty tracking: pml (Intel PML: writes to writable 4K pages set D and are logged without a fault, ' +
+      'huge pages write-protected) or wrprot (write protection: every first write per pass faults, as on AMD or with PML off)',
+    shownDefault: DEFAULTS.dirtyTrack,
+  },
+  {
+    long: 'host-costs',
+    type: 'string',
+    arg: 'SPEC',
+    help: 'host costs spent as real time: none, or wpfault=NS,slowfault=NS,pmlfull=NS,tlbflush=NS ' +
+      '(VM exit/entry of a lockless WP fault, of a slow fault, a PML-full exit, a remote TLB flush; see src/mmu/host_costs.ts)',
+    shownDefault: `wpfault=${DEFAULT_HOST_COSTS.wpfaultNs},slowfault=${DEFAULT_HOST_COSTS.slowfaultNs},pmlfull=${DEFAULT_HOST_COSTS.pmlfullNs},tlbflush=${DEFAULT_HOST_COSTS.tlbflushNs}`,
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -414,6 +462,9 @@ export const OPTION_PARSERS = {
   reschedMs: (raw: string) => parseMs(flagName('resched-ms'), raw, LIMITS.maxReschedMs),
   csv: (raw: string) => parseJsonPath(flagName('csv'), raw),
   repeat: (raw: string) => parsePositiveInt(flagName('repeat'), raw, LIMITS.maxRepeat),
+  workload: (raw: string) => parseWorkload(flagName('workload'), raw),
+  dirtyTrack: (raw: string) => parseDirtyTrack(flagName('dirty-track'), raw),
+  hostCosts: (raw: string) => parseHostCosts(flagName('host-costs'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -501,11 +552,15 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     compare: raw['compare'] === true,
     csv: pick('csv', 'csv') ?? DEFAULTS.csv,
     repeat: pick('repeat', 'repeat') ?? DEFAULTS.repeat,
+    workload: pick('workload', 'workload') ?? DEFAULTS.workload,
+    dirtyTrack: pick('dirtyTrack', 'dirty-track') ?? DEFAULTS.dirtyTrack,
+    hostCosts: pick('hostCosts', 'host-costs') ?? DEFAULTS.hostCosts,
   };
-  // `lazy` is eager splitting off (the split walk never runs); both spellings mean the same run.
-  if (opts.splitAlloc === 'lazy') {
+  // `lazy` and `lazy-zap` are eager splitting off (the split walk never runs): lazy is the same
+  // run as --eager-split off; lazy-zap also makes faults zap huge pages (the pre-6.2 path).
+  if (opts.splitAlloc === 'lazy' || opts.splitAlloc === 'lazy-zap') {
     if (str('eager-split') !== undefined && opts.eagerSplit) {
-      throw invalidOption(flagName('split-alloc'), 'lazy means eager splitting off; it contradicts --eager-split on');
+      throw invalidOption(flagName('split-alloc'), `${opts.splitAlloc} means eager splitting off; it contradicts --eager-split on`);
     }
     return Object.freeze({ ...checkSteady(opts, str), eagerSplit: false });
   }
@@ -543,6 +598,9 @@ export function helpText(): string {
   const width = Math.max(...rows.map((r) => r.flag.length)) + 2;
   for (const r of rows) lines.push(...wrap(`  ${r.flag.padEnd(width)}`, r.text, 100));
   lines.push(
+    '',
+    'Workloads:',
+    ...workloadNames().map((n) => `  ${n.padEnd(20)}${workloadDefinition(n)?.summary ?? ''}`),
     '',
     'Split allocation designs:',
     ...splitAllocDesignNames().map((n) => {

@@ -2,7 +2,11 @@
  * Progress on stderr for runs longer than about a second: phase, iteration k of N, elapsed.
  * Only when stderr is a terminal and --quiet is not given; one line rewritten in place with
  * `\r`, erased when the run ends so the report starts on a clean line.
+ *
+ * A ReportSink (report_sink.ts): the engine's tick feed sets the phase and its live detail; the
+ * line is redrawn on its own timer.
  */
+import type { ReportSink, RunSample } from './report_sink.js';
 
 export interface ProgressOptions {
   /** Progress is shown only if this is true (TTY and not --quiet). */
@@ -13,7 +17,7 @@ export interface ProgressOptions {
   readonly intervalMs?: number;
 }
 
-export class Progress {
+export class Progress implements ReportSink {
   readonly #opts: ProgressOptions;
   readonly #t0 = performance.now();
   #label = 'starting';
@@ -41,6 +45,18 @@ export class Progress {
   setPhase(label: string, detail?: () => string): void {
     this.#label = label;
     this.#detail = detail;
+  }
+
+  /** The tick feed: "iteration 2 of 5: dirty (40% of the pages, ...)". */
+  tick(sample: RunSample): void {
+    const it = /^iteration (\d+) (\w+)$/.exec(sample.phase);
+    const label = it === null ? sample.phase : `iteration ${it[1]} of ${sample.iterations}: ${it[2]}`;
+    this.setPhase(label, () => sample.detail);
+  }
+
+  /** The run stopped: erase the line. */
+  end(): void {
+    this.stop();
   }
 
   /** The line as it would be printed now (exported for tests). */

@@ -1,11 +1,15 @@
 /**
  * The text report. First every line dirty_log_perf_test prints, with its exact wording and its
- * `%ld.%.9lds` time format (reference §4.2), so output can be diffed against the selftest's; then
+ * `%ld.%.9lds` time format (dirty_log_perf_test's), so output can be diffed against the selftest's; then
  * what the selftest cannot show: vCPU fault latency by phase and kind, mmu_lock waits and holds,
  * what the splitter did, RCU, page statistics, and the invariant checker's verdict.
  */
+import { formatHostCosts } from '../mmu/host_costs.js';
 import { formatBytes, formatSize } from './options.js';
+import { corruptionFound } from './report_model.js';
 import type { LatencySummary, PhaseReport, Report, SplitCounters } from './report_model.js';
+import { jsonKeyOf, SPLIT_ROWS } from '../stats/worker_stats.js';
+import { holdPreemptionLine } from './hold_preemption.js';
 
 /** The selftest's `%ld.%.9lds`: whole seconds, a dot, nine digits of nanoseconds, then "s". */
 export function formatSelftestSeconds(seconds: number): string {
@@ -158,6 +162,7 @@ function splitterLines(r: Report): string[] {
         `max ${formatNs(s.splitterReadHoldNs.max)}; write holds ${formatCount(s.splitterWriteHoldNs.count)}, p99 ${formatNs(s.splitterWriteHoldNs.p99)}, ` +
         `max ${formatNs(s.splitterWriteHoldNs.max)})`,
     ],
+    ['splitter holds preempted', holdPreemptionLine(s.splitterHoldPreemption, formatNs)],
   ];
   return [...kvLines(kv.slice(0, 1)), ...counterTable(r), ...kvLines(kv.slice(1))];
 }
@@ -166,23 +171,12 @@ function splitterLines(r: Report): string[] {
 function counterTable(r: Report): string[] {
   const all = r.split;
   const sp = r.split.splitter;
-  const rows: [string, keyof SplitCounters][] = [
-    ['tables installed', 'tablesAllocated'],
-    ['  alloc from a cache', 'allocFromCache'],
-    ['  alloc nowait', 'allocNowait'],
-    ['  alloc blocking', 'allocBlocking'],
-    ['  alloc failed', 'allocFailures'],
-    ['  alloc under mmu_lock', 'allocUnderLock'],
-    ['  cache leftovers freed', 'leftoverFreed'],
-    ['lock drops (to allocate)', 'lockDrops'],
-    ['walk restarts', 'restarts'],
-    ['SPTE reads', 'spteReads'],
-    ['yields (cond_resched)', 'yields'],
-    ['split ENOMEM', 'splitEnomem'],
-  ];
+  // Every split row of the counter table but hugePagesSplit, which has its own line above.
+  const rows = SPLIT_ROWS.filter((row) => row.key !== 'hugePagesSplit').map((row) => [row.label, jsonKeyOf(row)] as const);
+  const get = (c: SplitCounters, k: string): number => (c as unknown as Record<string, number>)[k] ?? 0;
   return table(
     ['counter', 'all threads', 'splitter'],
-    rows.map(([label, k]) => [label, formatCount(all[k]), formatCount(sp[k])]),
+    rows.map(([label, k]) => [label, formatCount(get(all, k)), formatCount(get(sp, k))]),
   );
 }
 
@@ -248,11 +242,23 @@ export function formatReport(r: Report): string {
       [
         'dirty logging',
         `${c['manualProtect'] === true ? 'manual-protect + initially-set (split in CLEAR, mmu_lock for write)' : 'no manual-protect (-g: split at enable, mmu_lock for read)'}; ` +
-          `eager split ${c['eagerSplit'] === true ? 'on' : 'off'}, design ${c['splitAlloc']}, pressure ${c['pressure']}`,
+          `eager split ${c['eagerSplit'] === true ? 'on' : 'off'}, design ${c['splitAlloc']}, pressure ${c['pressure']}` +
+          (r.dirtyTracking === undefined
+            ? ''
+            : `; tracking ${r.dirtyTracking.mode} (PML writes ${formatCount(r.dirtyTracking.pmlWrites)}, PML-full exits ${formatCount(r.dirtyTracking.pmlFullExits)})`),
       ],
+      ...(r.hostCosts === undefined
+        ? []
+        : [
+            [
+              'host costs',
+              `${formatHostCosts(r.hostCosts)}; spent ${r.hostCosts.spentSeconds.toFixed(3)} s, ${formatCount(r.hostCosts.tlbFlushes)} TLB flushes ` +
+                `(${r.hostCosts.calibration})`,
+            ] as [string, string],
+          ]),
       [
         'workload',
-        `${c['writePercent']}% writes, ${c['randomAccess'] === true ? 'random' : 'sequential'} access` +
+        `${String(c['workload'] ?? 'memstress')}: ${c['writePercent']}% writes, ${c['randomAccess'] === true ? 'random' : 'sequential'} access` +
           `${c['vcpusRunDuringDisable'] === true ? ', vCPUs run during disable (-e)' : ''}${c['steady'] === true ? ', steady mode' : ''}`,
       ],
       ['host', `${r.host.cores} cores, Node ${r.host.nodeVersion}, ${r.host.vcpusPerCore.toFixed(1)} vCPUs per core, ${r.host.cpuModel}`],
@@ -283,9 +289,15 @@ export function formatReport(r: Report): string {
   );
   out.push(...section('Invariants'));
   const inv = r.invariants;
+  const corrupt = corruptionFound(r);
+  const verdict = !inv.ok
+    ? `VIOLATED (${formatCount(inv.violationCount)} violations${corrupt.length > 0 ? `; also ${corrupt.join(', ')}` : ''})`
+    : corrupt.length > 0
+      ? `VIOLATED (${corrupt.join(', ')})`
+      : 'OK';
   const dirtyVerdict = r.dirtyLog.ok === null ? 'not checked (steady mode)' : r.dirtyLog.ok ? 'every iteration matches' : 'MISMATCH';
   out.push(
-    `invariant checker: ${inv.ok ? 'OK' : `VIOLATED (${formatCount(inv.violationCount)} violations)`} in ${inv.seconds.toFixed(3)} s; ` +
+    `invariant checker: ${verdict} in ${inv.seconds.toFixed(3)} s; ` +
       `poison reads ${formatCount(inv.poisonReads)}, translation errors ${formatCount(inv.xlateErrors)}, lost dirty ${formatCount(r.dirtyLog.lostDirty)}; dirty log: ${dirtyVerdict}`,
   );
   for (const v of inv.violations.slice(0, 10)) out.push(`  ${v}`);

@@ -6,11 +6,10 @@
  * doc and the code in step), and validates the output path before the run starts so that a typo
  * costs nothing.
  */
-import { writeFileSync } from 'node:fs';
 import { REPORT_SCHEMA_VERSION } from './report_model.js';
 import type { Report } from './report_model.js';
 
-/** Dotted paths every report must have (the issue's REQUIRED keys). `*` = every element or key. */
+/** Dotted paths every report must have (the REQUIRED keys of REPORT_SCHEMA.md). `*` = every element or key. */
 export const REQUIRED_KEYS: readonly string[] = [
   'schemaVersion',
   'config',
@@ -67,8 +66,4 @@ export function reportToJson(r: Report): string {
   const missing = missingRequiredKeys(r);
   if (missing.length > 0) throw new Error(`report JSON is missing required keys: ${missing.join(', ')}`);
   return `${JSON.stringify(r, null, 2)}\n`;
-}
-
-export function writeJsonReport(file: string, r: Report): void {
-  writeFileSync(file, reportToJson(r));
 }

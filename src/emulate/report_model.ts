@@ -1,16 +1,17 @@
 /**
- * The Report: everything one emulation run measured, as plain data. run.ts builds it,
- * report.ts prints it as text, report_json.ts writes it as JSON (schema: REPORT_SCHEMA.md).
+ * The Report: everything one emulation run measured, as plain data. report_build.ts builds it
+ * from what the engine collected; the report sinks (report_sink.ts) print it as text
+ * (report.ts), write it as JSON (report_json.ts; schema: REPORT_SCHEMA.md) and as CSV (csv.ts).
  * Times in `seconds` are doubles; latencies are integers of nanoseconds.
  */
 import type { Histogram, Percentiles } from '../stats/histogram.js';
+import type { SplitCounters } from '../stats/worker_stats.js';
+import type { HoldPreemption } from './hold_preemption.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
 /** Percentiles of a latency histogram, rounded to whole ns (all 0 when count is 0). */
 export type LatencySummary = Percentiles;
-
-export const EMPTY_LATENCY: LatencySummary = Object.freeze({ count: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 });
 
 export function summarize(h: Histogram): LatencySummary {
   const p = h.percentiles();
@@ -43,21 +44,11 @@ export interface LockTimes {
   readonly writeHoldNs: LatencySummary;
 }
 
-export interface SplitCounters {
-  readonly hugePagesSplit: number;
-  readonly tablesAllocated: number;
-  readonly allocFromCache: number;
-  readonly allocNowait: number;
-  readonly allocBlocking: number;
-  readonly allocFailures: number;
-  readonly allocUnderLock: number;
-  readonly leftoverFreed: number;
-  readonly lockDrops: number;
-  readonly restarts: number;
-  readonly spteReads: number;
-  readonly yields: number;
-  readonly splitEnomem: number;
-}
+/**
+ * Split walk and allocation counters, one field per 'split' row of the counter table
+ * (src/stats/worker_stats.ts), named by the row's JSON key.
+ */
+export type { SplitCounters } from '../stats/worker_stats.js';
 
 export interface PhaseReport {
   readonly index: number;
@@ -124,7 +115,7 @@ export interface SplitReport extends SplitCounters {
   /** 2M->4K splits (each produces 512 4K SPTEs) and 1G->2M splits (512 2M SPTEs). */
   readonly splits2mTo4k: number;
   readonly splits1gTo2m: number;
-  /** Splits the splitter's walk made (its WORKER_STAT_HUGE_PAGES_SPLIT). */
+  /** Splits the splitter's walk made (its WS.hugePagesSplit). */
   readonly splitterHugePagesSplit: number;
   /** The same counters for the splitter thread alone (the totals include vCPU faults and cache top-ups). */
   readonly splitter: SplitCounters;
@@ -139,6 +130,8 @@ export interface SplitReport extends SplitCounters {
   readonly splitterLockHoldSeconds: number;
   readonly splitterReadHoldNs: LatencySummary;
   readonly splitterWriteHoldNs: LatencySummary;
+  /** Splitter holds the host preempted (on a CPU < 1/2 their wall time) and the hold figures without them. */
+  readonly splitterHoldPreemption?: HoldPreemption | null;
   /** Where splitting happened: the splitter (eager) or vCPU faults (lazy/split-on-fault). */
   readonly splitByVcpus: number;
 }
@@ -189,7 +182,11 @@ export interface Report {
   readonly rcu: { readonly gracePeriods: number; readonly deferredFrees: number; readonly callbacksQueued: number };
   readonly pool: Readonly<Record<string, number>>;
   readonly pages: PageCounts;
-  readonly dirtyLog: { readonly ok: boolean | null; readonly lostDirty: number };
+  readonly dirtyLog: {
+    readonly ok: boolean | null;
+    /** Pages written but missing from the dirty log (report_build.ts lostDirtyPages). */
+    readonly lostDirty: number;
+  };
   readonly invariants: {
     readonly ok: boolean;
     readonly violationCount: number;
@@ -199,4 +196,42 @@ export interface Report {
     readonly xlateErrors: number;
   };
   readonly steady: { readonly windows: readonly SteadyWindow[] } | null;
+  /** The host costs spent as real time (src/mmu/host_costs.ts), their calibration and the total spent. */
+  readonly hostCosts?: HostCostsReport;
+  /** Dirty tracking mode and its exits (src/mmu/pml.ts). */
+  readonly dirtyTracking?: DirtyTrackingReport;
+}
+
+export interface HostCostsReport {
+  readonly wpfaultNs: number;
+  readonly slowfaultNs: number;
+  readonly pmlfullNs: number;
+  readonly tlbflushNs: number;
+  readonly calibration: string;
+  /** Host cost spent by every thread over the run, seconds. */
+  readonly spentSeconds: number;
+  /** Remote TLB flushes issued (each costs tlbflushNs). */
+  readonly tlbFlushes: number;
+}
+
+export interface DirtyTrackingReport {
+  readonly mode: 'pml' | 'wrprot';
+  /** Guest writes logged by PML without a fault. */
+  readonly pmlWrites: number;
+  /** PML-full VM exits (one per 512 logged writes per vCPU, less the buffers flushed at other exits). */
+  readonly pmlFullExits: number;
+}
+
+/**
+ * Evidence of a corrupted MMU besides the invariant checker's own list: a walk read a freed
+ * table (poison reads), a translation disagreed with the backing, a written page's dirty mark
+ * never reached the bitmap. Each is an invariant violation: the run fails (exit 1) and the
+ * report names it. Empty = none.
+ */
+export function corruptionFound(r: Report): string[] {
+  const out: string[] = [];
+  if (r.invariants.poisonReads > 0) out.push(`${r.invariants.poisonReads} poison read(s)`);
+  if (r.invariants.xlateErrors > 0) out.push(`${r.invariants.xlateErrors} translation error(s)`);
+  if (r.dirtyLog.lostDirty > 0) out.push(`${r.dirtyLog.lostDirty} lost dirty page(s)`);
+  return out;
 }

@@ -66,7 +66,7 @@ function splitOnce(c: RestartReadsCase, design: string): { splits: number; resta
   const vm = attachVm(shared, 0);
   try {
     const out = createAccessResult();
-    for (let gfn = DEFAULT_FIRST_GFN; gfn < DEFAULT_FIRST_GFN + c.pages; gfn += span) guestAccess(vm, gfn, true, out);
+    for (let gfn = DEFAULT_FIRST_GFN; gfn < DEFAULT_FIRST_GFN + c.pages; gfn += span) guestAccess(vm, gfn, 'write', out);
     vm.vcpuCache.freeAll();
     const params = { ...(c.cacheCapacity !== undefined ? { cacheCapacity: c.cacheCapacity } : {}), ...(c.chunkPages !== undefined ? { chunkPages: c.chunkPages } : {}) };
     const d = createSplitAllocDesign(design, vm, params);
@@ -134,7 +134,7 @@ function main(argv: readonly string[]): number {
         levels: { type: 'string', default: '4,5' },
         backing: { type: 'string', default: 'anonymous_thp' },
         memory: { type: 'string', default: '1G' },
-        designs: { type: 'string', default: SPLIT_ALLOC_DESIGN_ORDER.filter((d) => d !== 'lazy').join(',') },
+        designs: { type: 'string', default: SPLIT_ALLOC_DESIGN_ORDER.filter((d) => d !== 'lazy' && d !== 'lazy-zap').join(',') },
         'cache-capacity': { type: 'string', default: '40' },
         'chunk-size': { type: 'string', default: '1G' },
       },

@@ -1,14 +1,10 @@
 /**
- * The split allocation designs the command line accepts (`--split-alloc`).
- *
- * The implementations live with the MMU (src/mmu/split_alloc.ts: `registerSplitAllocDesignImpl`,
- * `createSplitAllocDesign`); the accepted names are exactly the implemented ones, so a design
- * registered there (issue 5) is accepted here with no second list to keep in step. This file
- * only adds the one-line summaries --help and the report print.
+ * The split allocation designs the command line accepts (`--split-alloc`), read from the one
+ * registry (src/mmu/split_alloc.ts, filled by each design's file as split_alloc_designs.ts
+ * imports it): the accepted names are exactly the implemented ones, and the summaries --help and
+ * the report print are the ones each design registered. No second list to keep in step.
  */
-import { splitAllocDesignImplNames } from '../mmu/split_alloc.js';
-// Registers issue 5's designs (cache, nowait-retry, chunked-cache, blocking-under-lock, lazy).
-import { SPLIT_ALLOC_DESIGN_SUMMARIES } from '../mmu/split_alloc_designs.js';
+import { splitAllocDesignRegistrations } from '../mmu/split_alloc_designs.js';
 
 export interface SplitAllocDesignInfo {
   /** The --split-alloc value. */
@@ -19,20 +15,12 @@ export interface SplitAllocDesignInfo {
   readonly origin: string;
 }
 
-const infos = new Map<string, SplitAllocDesignInfo>();
-
-/** Add (or replace) a design's summary for --help. */
-export function describeSplitAllocDesign(info: SplitAllocDesignInfo): void {
-  infos.set(info.name, Object.freeze({ ...info }));
-}
-
-/** Names --split-alloc accepts: every implemented design. */
+/** Names --split-alloc accepts: every implemented design, in compare order. */
 export function splitAllocDesignNames(): string[] {
-  return splitAllocDesignImplNames();
+  return splitAllocDesignRegistrations().map((r) => r.name);
 }
 
 export function splitAllocDesignInfo(name: string): SplitAllocDesignInfo | undefined {
-  return infos.get(name);
+  const r = splitAllocDesignRegistrations().find((x) => x.name === name);
+  return r === undefined ? undefined : { name: r.name, summary: r.summary, origin: r.origin };
 }
-
-for (const info of SPLIT_ALLOC_DESIGN_SUMMARIES) describeSplitAllocDesign(info);

@@ -1,30 +1,44 @@
 /**
- * The page allocator model: PtPool plus memory pressure, seeded per worker.
+ * The page allocator model: PtPool plus host memory pressure, seeded per worker.
  *
  * KVM allocates TDP page tables with two kinds of GFP flags, and the eager-split debate is about
- * their difference (kvm-eager-split.md §1.5, §6):
- *   - GFP_NOWAIT (allocNowait): no direct reclaim, never sleeps, so it is legal under mmu_lock and
- *     inside RCU. It fails when free memory is below the zone watermark, and it can take a long
- *     tail of CPU time (zone-lock contention, per-cpu list refill). We model both: a failure below
- *     `watermark`, a small probability of failure above it, and a busy spin of real time.
- *   - GFP_KERNEL (allocBlocking): may enter direct reclaim and sleep. We model reclaim as a real
- *     wait drawn from a heavy-tailed lognormal, taken always below the watermark and with a small
- *     probability above it. Real time is spent (Atomics.wait on a private word for long waits, a
- *     busy spin for short ones) so that, done under mmu_lock, it shows in lock hold times exactly
- *     as a sleeping allocation in the kernel would. It fails (-1, ENOMEM) only when the pool is
- *     truly exhausted.
+ * their difference (kvm-eager-split.md §1.4, §1.5, §6). The two differ ONLY in
+ * __GFP_DIRECT_RECLAIM: both first try the free lists (get_page_from_freelist); GFP_NOWAIT gives up
+ * where GFP_KERNEL goes on into direct reclaim. So one allocation is ONE draw from the host's
+ * state, and the same draw decides both flavours:
+ *   - the fast path fails (host below the low watermark, or per-cpu lists empty and the zone
+ *     fragmented): GFP_NOWAIT (allocNowait) returns -1; GFP_KERNEL (allocBlocking) reclaims, a real
+ *     wait drawn from a heavy-tailed lognormal, then succeeds;
+ *   - the fast path succeeds, rarely after a long tail (zone-lock contention, per-cpu list refill):
+ *     both flavours spend that busy time and succeed.
+ * Same seed, same call sequence: GFP_NOWAIT fails exactly where GFP_KERNEL reclaims.
  *
- * Determinism: each worker's allocator draws from its own Rng(seed + workerId) in call order, so
- * the pressure decisions of a run are reproducible from --seed (the real-time delays, and which
- * worker wins a race for the last table, are not).
+ * The host is an INPUT: `hostFree` (free memory as a fraction of host RAM) against `watermark`
+ * (the zone low watermark, same unit). The emulator's page-table pool is not the host: the
+ * splitter's own tables never move the host below its watermark. The pool matters only when it is
+ * truly empty, which is ENOMEM for both flavours.
  *
- * Counting: successful allocations by path and failures go into this worker's stat slot
- * (WORKER_STAT_ALLOC_NOWAIT / ALLOC_BLOCKING / ALLOC_FAILED).
+ * Two allocations per split: tdp_mmu_alloc_sp_for_split allocates the kvm_mmu_page header
+ * (kmem_cache_zalloc) and then the page table (get_zeroed_page), and kvm_mmu_memory_cache top-ups
+ * fill header and page caches alike. allocNowait/allocBlocking model that pair: two draws, header
+ * first; a failed page frees the header. Headers are counted in WS.spHeaderAllocs.
+ *
+ * Real time is spent (Atomics.wait on a private word for long waits, a busy spin for short ones)
+ * so that, done under mmu_lock, it shows in lock hold times exactly as a sleeping allocation in
+ * the kernel would.
+ *
+ * Determinism: each worker's allocator draws from its own Rng(seed + workerId), a fixed number of
+ * Rng steps per draw whatever the outcome, so the pressure decisions of a run are reproducible
+ * from --seed (the real-time delays, and which worker wins a race for the last table, are not).
+ *
+ * Counting into this worker's stat slot: successful sp allocations by flavour
+ * (WS.allocNowait / ALLOC_BLOCKING), failures (ALLOC_FAILED), headers
+ * (SP_HEADER_ALLOCS) and GFP_KERNEL allocations that reclaimed (RECLAIMS).
  */
 
-import type { WorkerStats } from '../vm.js';
+import type { WorkerStats } from '../stats/worker_slot.js';
 import { invalidOption } from '../errors.js';
-import { WORKER_STAT_ALLOC_BLOCKING, WORKER_STAT_ALLOC_FAILED, WORKER_STAT_ALLOC_NOWAIT } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import type { PtPool } from './pt_pool.js';
 import { Rng } from './rng.js';
 
@@ -33,18 +47,18 @@ export type PressureProfileName = 'none' | 'moderate' | 'heavy';
 export interface PressureParams {
   /** Profile name, or 'custom' when parsed from key=value pairs. */
   readonly name: string;
-  /** Fraction of pool capacity: below `watermark * capacity` free tables, GFP_NOWAIT fails and GFP_KERNEL reclaims. [0, 1). */
+  /** Host free memory, a fraction of host RAM [0, 1]: an input of the profile, not the pool's occupancy. */
+  readonly hostFree: number;
+  /** The zone low watermark, same unit [0, 1): with hostFree below it every fast path fails. */
   readonly watermark: number;
-  /** Probability that a GFP_NOWAIT allocation fails although free tables are above the watermark. [0, 1]. */
-  readonly nowaitFailP: number;
-  /** Probability that a (successful) GFP_NOWAIT allocation takes a long-tail latency. [0, 1]. */
-  readonly nowaitSlowP: number;
-  /** The long-tail latency is log-uniform in [nowaitSlowMinUs, nowaitSlowMaxUs] microseconds, busy CPU time. */
-  readonly nowaitSlowMinUs: number;
-  readonly nowaitSlowMaxUs: number;
-  /** Probability that a GFP_KERNEL allocation enters reclaim although free tables are above the watermark. [0, 1]. */
-  readonly reclaimP: number;
-  /** Reclaim latency: lognormal with this median (us) ... */
+  /** Probability that the fast path fails although the host is above the watermark [0, 1]. */
+  readonly failP: number;
+  /** Probability that a successful fast path takes a long-tail latency [0, 1]. */
+  readonly slowP: number;
+  /** The long-tail latency is log-uniform in [slowMinUs, slowMaxUs] microseconds, busy CPU time. */
+  readonly slowMinUs: number;
+  readonly slowMaxUs: number;
+  /** Reclaim latency (GFP_KERNEL after a failed fast path): lognormal with this median (us) ... */
   readonly reclaimP50Us: number;
   /** ... and this sigma of ln(latency) (1.0: p99 is about 10x the median; heavy tail) ... */
   readonly reclaimSigma: number;
@@ -55,39 +69,40 @@ export interface PressureParams {
 }
 
 /**
- * The named profiles.
+ * The named profiles, each with its calibration.
  *
- * none: an idealised allocator. No injected latency, no failures other than a truly empty pool
- *   (watermark 0). The baseline against which every pressure effect is measured; satisfies the
- *   published anchor trivially (no allocation over 20 us, none failed).
+ * none: an idealised allocator and host. No injected latency, no failures other than a truly
+ *   empty pool. The baseline against which every pressure effect is measured.
  *
  * moderate: a healthy production host, calibrated on the published anchor (v1 cover letter of the
- *   5.18 series, §1.5): "Across 40 runs of dirty_log_perf_test using 1GiB HugeTLB with 96 vCPUs
- *   there were only 4 allocations that took longer than 20 microseconds and the longest was 60
- *   microseconds. None of the GFP_NOWAIT allocations failed." Each run split 96 GiB of 1G pages
- *   to 4K: 96 x 513 = 49,248 tables, so 40 runs made about 1.97 million GFP_NOWAIT allocations,
- *   4 of them over 20 us: nowaitSlowP = 4 / 1.97e6 = 2e-6, latency in [20, 60] us, nowaitFailP 0.
- *   The watermark (1% of the pool) is only reached if the pool is nearly full, which the anchor's
- *   runs never were: "none failed". Reclaim on the GFP_KERNEL path is rare (1e-4) and short
- *   (median 50 us, sigma 1): a host with free memory rarely reclaims directly.
+ *   5.18 series, kvm-eager-split.md §1.5): "Across 40 runs of dirty_log_perf_test using 1GiB
+ *   HugeTLB with 96 vCPUs there were only 4 allocations that took longer than 20 microseconds and
+ *   the longest was 60 microseconds. None of the GFP_NOWAIT allocations failed." Each run split
+ *   96 GiB of 1G pages to 4K: 96 x 513 = 49,248 sp allocations, each two draws (header and page),
+ *   so 40 runs made 1.97 M sp allocations and 3.94 M draws. 4 slow ones: slowP = 4 / 3.94e6 = 1e-6
+ *   per draw, log-uniform in [20, 60] us. "None failed": failP = 1e-7, at which 3.94 M draws see no
+ *   failure with probability 0.67 (e^-0.39); a healthy host still reclaims, very rarely, on the
+ *   GFP_KERNEL path (median 50 us, sigma 1). Host 30 % free, well above a 1 % watermark.
  *
  * heavy: a host under intense memory pressure, the "cry-for-help" migration David Matlack wants
- *   reclaim to run on the splitting thread for (§6, Apr 2024): the watermark is 5% of the pool so
- *   GFP_NOWAIT fails for the last 5% of tables; above it, 0.2% of GFP_NOWAIT calls fail anyway
- *   (fragmentation, per-cpu lists drained) so the fallback path runs all the time; 1% take a tail
- *   of 20-500 us; GFP_KERNEL reclaims 5% of the time with a median of 200 us and sigma 1.2
- *   (p99 about 3 ms), clamped at 20 ms. These are order-of-magnitude choices, not measurements:
- *   direct reclaim of a few pages typically costs 100s of us, and the tail runs to milliseconds.
+ *   reclaim to run on the splitting thread for (§6, Apr 2024): free memory just above the low
+ *   watermark (6 % against 5 %: kswapd is running), the fast path fails for 5 % of draws
+ *   (per-cpu lists drained, fragmentation), so GFP_NOWAIT fails and GFP_KERNEL reclaims on 5 % of
+ *   draws, about one split in ten; 1 % of successful fast paths take a tail of 20-500 us; reclaim
+ *   has a median of 200 us and sigma 1.2 (p99 about 3 ms), clamped at 20 ms. These are
+ *   order-of-magnitude choices, not measurements: direct reclaim of a few pages typically costs
+ *   100s of us, and the tail runs to milliseconds. `hostFree` below `watermark` (e.g.
+ *   'heavy,hostFree=0.04') gives the extreme: every draw fails its fast path.
  */
 export const PRESSURE_PROFILES: Readonly<Record<PressureProfileName, PressureParams>> = Object.freeze({
   none: Object.freeze({
     name: 'none',
+    hostFree: 1,
     watermark: 0,
-    nowaitFailP: 0,
-    nowaitSlowP: 0,
-    nowaitSlowMinUs: 0,
-    nowaitSlowMaxUs: 0,
-    reclaimP: 0,
+    failP: 0,
+    slowP: 0,
+    slowMinUs: 0,
+    slowMaxUs: 0,
     reclaimP50Us: 0,
     reclaimSigma: 0,
     reclaimMaxUs: 0,
@@ -95,12 +110,12 @@ export const PRESSURE_PROFILES: Readonly<Record<PressureProfileName, PressurePar
   }),
   moderate: Object.freeze({
     name: 'moderate',
+    hostFree: 0.3,
     watermark: 0.01,
-    nowaitFailP: 0,
-    nowaitSlowP: 2e-6,
-    nowaitSlowMinUs: 20,
-    nowaitSlowMaxUs: 60,
-    reclaimP: 1e-4,
+    failP: 1e-7,
+    slowP: 1e-6,
+    slowMinUs: 20,
+    slowMaxUs: 60,
     reclaimP50Us: 50,
     reclaimSigma: 1.0,
     reclaimMaxUs: 2000,
@@ -108,12 +123,12 @@ export const PRESSURE_PROFILES: Readonly<Record<PressureProfileName, PressurePar
   }),
   heavy: Object.freeze({
     name: 'heavy',
+    hostFree: 0.06,
     watermark: 0.05,
-    nowaitFailP: 0.002,
-    nowaitSlowP: 0.01,
-    nowaitSlowMinUs: 20,
-    nowaitSlowMaxUs: 500,
-    reclaimP: 0.05,
+    failP: 0.05,
+    slowP: 0.01,
+    slowMinUs: 20,
+    slowMaxUs: 500,
     reclaimP50Us: 200,
     reclaimSigma: 1.2,
     reclaimMaxUs: 20000,
@@ -122,12 +137,12 @@ export const PRESSURE_PROFILES: Readonly<Record<PressureProfileName, PressurePar
 });
 
 const NUMERIC_KEYS = [
+  'hostFree',
   'watermark',
-  'nowaitFailP',
-  'nowaitSlowP',
-  'nowaitSlowMinUs',
-  'nowaitSlowMaxUs',
-  'reclaimP',
+  'failP',
+  'slowP',
+  'slowMinUs',
+  'slowMaxUs',
   'reclaimP50Us',
   'reclaimSigma',
   'reclaimMaxUs',
@@ -142,8 +157,8 @@ function isProfileName(s: string): s is PressureProfileName {
 /**
  * Parse a --pressure value: a profile name ('none' | 'moderate' | 'heavy'), or comma-separated
  * key=value pairs optionally starting with a profile name to modify
- * ('heavy,watermark=0.1', 'watermark=0.05,nowaitFailP=0.01,reclaimP50Us=300'); keys not given
- * come from the named profile, or from 'none'. Throws ERR_INVALID_OPTION naming --pressure.
+ * ('heavy,hostFree=0.04', 'failP=0.01,reclaimP50Us=300'); keys not given come from the named
+ * profile, or from 'none'. Throws ERR_INVALID_OPTION naming --pressure.
  */
 export function parsePressure(spec: string): PressureParams {
   const s = spec.trim();
@@ -183,69 +198,95 @@ export function validatePressure(p: PressureParams): void {
   const bad = (why: string): never => {
     throw invalidOption('--pressure', why);
   };
+  if (!(p.hostFree >= 0 && p.hostFree <= 1)) bad(`hostFree=${p.hostFree} must be a fraction in [0, 1]`);
   if (!(p.watermark >= 0 && p.watermark < 1)) bad(`watermark=${p.watermark} must be in [0, 1)`);
-  for (const k of ['nowaitFailP', 'nowaitSlowP', 'reclaimP'] as const) {
+  for (const k of ['failP', 'slowP'] as const) {
     if (!(p[k] >= 0 && p[k] <= 1)) bad(`${k}=${p[k]} must be a probability in [0, 1]`);
   }
-  for (const k of ['nowaitSlowMinUs', 'nowaitSlowMaxUs', 'reclaimP50Us', 'reclaimSigma', 'reclaimMaxUs', 'timeScale'] as const) {
+  for (const k of ['slowMinUs', 'slowMaxUs', 'reclaimP50Us', 'reclaimSigma', 'reclaimMaxUs', 'timeScale'] as const) {
     if (!(p[k] >= 0)) bad(`${k}=${p[k]} must be >= 0`);
   }
-  if (p.nowaitSlowMinUs > p.nowaitSlowMaxUs) bad(`nowaitSlowMinUs=${p.nowaitSlowMinUs} exceeds nowaitSlowMaxUs=${p.nowaitSlowMaxUs}`);
+  if (p.slowMinUs > p.slowMaxUs) bad(`slowMinUs=${p.slowMinUs} exceeds slowMaxUs=${p.slowMaxUs}`);
   if (p.reclaimP50Us > p.reclaimMaxUs) bad(`reclaimP50Us=${p.reclaimP50Us} exceeds reclaimMaxUs=${p.reclaimMaxUs}`);
-  if (p.nowaitSlowP > 0 && p.nowaitSlowMinUs <= 0) bad('nowaitSlowMinUs must be > 0 when nowaitSlowP > 0');
+  if (p.slowP > 0 && p.slowMinUs <= 0) bad('slowMinUs must be > 0 when slowP > 0');
 }
 
 /** Waits at least this long use Atomics.wait (the thread sleeps, as reclaim does); shorter ones spin. */
 const SLEEP_THRESHOLD_US = 100;
 
+/** Why an allocation failed (or 'ok'): the host below its watermark, a transient fast-path failure, an empty pool. */
 export type AllocReason = 'ok' | 'watermark' | 'transient' | 'exhausted';
 
 /** How the last call went (for tests and the emulator's traces). */
 export interface AllocOutcome {
   readonly path: 'nowait' | 'blocking';
   readonly table: number;
-  /** Injected delay drawn for this call, microseconds (before timeScale). */
+  /** Injected delay of this call (slow fast paths plus reclaims), microseconds before timeScale. */
   readonly delayUs: number;
   readonly reason: AllocReason;
+  /** Draws of this call whose fast path failed and that reclaimed (GFP_KERNEL only). */
+  readonly reclaims: number;
 }
 
 /**
  * The pressure model's draws, separate from the pool so they can be tested (and their
  * distributions checked against the published anchor) without allocating anything.
- * Every draw consumes the Rng in a fixed order, so equal seeds give equal decision streams.
+ * One draw per allocation; each draw takes exactly four Rng steps whatever its outcome, so equal
+ * seeds give equal decision streams whichever flavours the caller asks for. The draw's result is
+ * left in fields (no object per draw: this is on the split's hot path).
  */
 export class PressureModel {
   readonly params: PressureParams;
   readonly #rng: Rng;
+  /** Nothing can ever fail or be slow: draws are skipped (they would all say "fast, ok"). */
+  readonly #inert: boolean;
+  readonly #belowWatermark: boolean;
+  /** Result of the last draw: the fast path failed ('watermark' | 'transient') or not ('ok'). */
+  reason: 'ok' | 'watermark' | 'transient' = 'ok';
+  /** Last draw, fast path ok: its busy latency (us; 0 most of the time). */
+  slowUs = 0;
+  /** Last draw, fast path failed: what direct reclaim would cost a GFP_KERNEL caller (us). */
+  reclaimUs = 0;
 
   constructor(params: PressureParams, seed: number) {
     validatePressure(params);
     this.params = params;
     this.#rng = new Rng(seed);
+    this.#belowWatermark = params.hostFree < params.watermark;
+    this.#inert = !this.#belowWatermark && params.failP === 0 && params.slowP === 0;
   }
 
   /**
-   * GFP_NOWAIT decision with `free` tables free and a watermark of `watermarkTables`:
-   * 'watermark' (fail), 'transient' (fail), or 'ok' with a busy delay (0 most of the time).
+   * One draw: 'watermark' or 'transient' when the fast path fails (GFP_NOWAIT fails, GFP_KERNEL
+   * reclaims `reclaimUs`); 'ok' when it succeeds after `slowUs` of busy time.
    */
-  nowait(free: number, watermarkTables: number): { reason: 'ok' | 'watermark' | 'transient'; delayUs: number } {
+  draw(): 'ok' | 'watermark' | 'transient' {
+    this.slowUs = 0;
+    this.reclaimUs = 0;
+    if (this.#inert) {
+      this.reason = 'ok';
+      return 'ok';
+    }
     const p = this.params;
-    if (watermarkTables > 0 && free < watermarkTables) return { reason: 'watermark', delayUs: 0 };
-    if (this.#rng.chance(p.nowaitFailP)) return { reason: 'transient', delayUs: 0 };
-    if (!this.#rng.chance(p.nowaitSlowP)) return { reason: 'ok', delayUs: 0 };
-    // Log-uniform: as many draws per octave near the minimum as near the maximum.
-    const lo = Math.log(p.nowaitSlowMinUs);
-    const hi = Math.log(p.nowaitSlowMaxUs);
-    return { reason: 'ok', delayUs: Math.exp(lo + (hi - lo) * this.#rng.nextFloat()) };
-  }
-
-  /** GFP_KERNEL reclaim delay (us): always drawn below the watermark, else with probability reclaimP; 0 = no reclaim. */
-  reclaim(belowWatermark: boolean): number {
-    const p = this.params;
-    if (!belowWatermark && !this.#rng.chance(p.reclaimP)) return 0;
-    if (p.reclaimP50Us <= 0) return 0;
-    // Lognormal: median reclaimP50Us, ln-sigma reclaimSigma; clamped so one draw cannot stall a run.
-    return Math.min(p.reclaimMaxUs, p.reclaimP50Us * Math.exp(p.reclaimSigma * this.#rng.nextNormal()));
+    const rng = this.#rng;
+    const u = rng.nextFloat();
+    const v = rng.nextFloat();
+    const z = rng.nextNormal();
+    if (this.#belowWatermark || u < p.failP) {
+      this.reason = this.#belowWatermark ? 'watermark' : 'transient';
+      // Lognormal: median reclaimP50Us, ln-sigma reclaimSigma; clamped so one draw cannot stall a run.
+      this.reclaimUs = p.reclaimP50Us > 0 ? Math.min(p.reclaimMaxUs, p.reclaimP50Us * Math.exp(p.reclaimSigma * z)) : 0;
+      return this.reason;
+    }
+    this.reason = 'ok';
+    // The tail band sits right above the failure band of u, so the two never overlap.
+    if (u < p.failP + p.slowP) {
+      // Log-uniform: as many draws per octave near the minimum as near the maximum.
+      const lo = Math.log(p.slowMinUs);
+      const hi = Math.log(p.slowMaxUs);
+      this.slowUs = Math.exp(lo + (hi - lo) * v);
+    }
+    return 'ok';
   }
 }
 
@@ -256,7 +297,12 @@ export class PageAllocator {
   readonly #stats: WorkerStats;
   /** Private word for Atomics.wait (nobody ever notifies it: the wait always times out). */
   readonly #sleepWord = new Int32Array(new SharedArrayBuffer(4));
-  #last: AllocOutcome = { path: 'nowait', table: -1, delayUs: 0, reason: 'ok' };
+  // The last call's outcome, in fields (read through `last`, which builds an object: tests only).
+  #lastPath: 'nowait' | 'blocking' = 'nowait';
+  #lastTable = -1;
+  #lastDelayUs = 0;
+  #lastReason: AllocReason = 'ok';
+  #lastReclaims = 0;
 
   constructor(pool: PtPool, params: PressureParams, seed: number, stats: WorkerStats) {
     this.pool = pool;
@@ -267,44 +313,64 @@ export class PageAllocator {
 
   /** The outcome of the most recent allocNowait/allocBlocking call. */
   get last(): AllocOutcome {
-    return this.#last;
-  }
-
-  /** Free tables below which GFP_NOWAIT fails and GFP_KERNEL reclaims. */
-  get watermarkTables(): number {
-    return Math.ceil(this.params.watermark * this.pool.capacity);
+    return { path: this.#lastPath, table: this.#lastTable, delayUs: this.#lastDelayUs, reason: this.#lastReason, reclaims: this.#lastReclaims };
   }
 
   /**
-   * GFP_NOWAIT: returns a table (zeroed, IN_USE) or -1. Fails below the watermark, with
-   * probability nowaitFailP above it, or when the pool is empty. A success may busy-spin a
+   * GFP_NOWAIT for one sp (header, then page table): returns a table (zeroed, IN_USE) or -1.
+   * Fails when either draw's fast path fails (the header is then freed, as
+   * __tdp_mmu_alloc_sp_for_split does) or when the pool is empty. A success may busy-spin a
    * long-tail latency (real CPU time; never sleeps, so it is legal under mmu_lock and RCU).
    */
   allocNowait(): number {
-    const d = this.model.nowait(this.pool.freeCount(), this.watermarkTables);
-    if (d.reason !== 'ok') return this.#fail('nowait', d.reason);
-    if (d.delayUs > 0) spinUs(d.delayUs * this.params.timeScale);
+    const m = this.model;
+    this.#lastPath = 'nowait';
+    this.#lastReclaims = 0;
+    const header = m.draw();
+    let delayUs = m.slowUs;
+    // The page's draw is taken even when the header failed (the kernel would not try the page),
+    // so both flavours consume the stream two draws per call and stay in step.
+    const page = m.draw();
+    if (header !== 'ok') return this.#fail(header, 0);
+    this.#stats.add(WS.spHeaderAllocs, 1);
+    if (page !== 'ok') return this.#fail(page, delayUs);
+    delayUs += m.slowUs;
+    if (delayUs > 0) spinUs(delayUs * this.params.timeScale);
     const t = this.pool.allocRaw();
-    if (t < 0) return this.#fail('nowait', 'exhausted', d.delayUs);
-    this.#stats.add(WORKER_STAT_ALLOC_NOWAIT, 1);
-    this.#last = { path: 'nowait', table: t, delayUs: d.delayUs, reason: 'ok' };
+    if (t < 0) return this.#fail('exhausted', delayUs);
+    this.#stats.add(WS.allocNowait, 1);
+    this.#ok(t, delayUs);
     return t;
   }
 
   /**
-   * GFP_KERNEL: returns a table (zeroed, IN_USE) or -1 only when the pool is truly empty (ENOMEM).
-   * Below the watermark, or with probability reclaimP, first waits out a reclaim latency drawn from
-   * a lognormal (real time: sleeps via Atomics.wait when long). May sleep: in KVM this is called
-   * with mmu_lock dropped; a design that calls it under the lock pays the wait as hold time.
+   * GFP_KERNEL for one sp (header, then page table): returns a table (zeroed, IN_USE) or -1 only
+   * when the pool is truly empty (ENOMEM). Each of the two draws whose fast path fails waits out a
+   * reclaim latency (real time: sleeps via Atomics.wait when long), counted in RECLAIMS. May sleep:
+   * in KVM this is called with mmu_lock dropped; a design that calls it under the lock pays the
+   * wait as hold time.
    */
   allocBlocking(): number {
-    const wm = this.watermarkTables;
-    const delayUs = this.model.reclaim(wm > 0 && this.pool.freeCount() < wm);
+    const m = this.model;
+    this.#lastPath = 'blocking';
+    let reclaims = 0;
+    let delayUs = 0;
+    for (let i = 0; i < 2; i++) {
+      if (m.draw() !== 'ok') {
+        reclaims++;
+        delayUs += m.reclaimUs;
+      } else {
+        delayUs += m.slowUs;
+      }
+    }
+    this.#lastReclaims = reclaims;
+    if (reclaims > 0) this.#stats.add(WS.reclaims, reclaims);
+    this.#stats.add(WS.spHeaderAllocs, 1);
     if (delayUs > 0) this.#wait(delayUs * this.params.timeScale);
     const t = this.pool.allocRaw();
-    if (t < 0) return this.#fail('blocking', 'exhausted', delayUs);
-    this.#stats.add(WORKER_STAT_ALLOC_BLOCKING, 1);
-    this.#last = { path: 'blocking', table: t, delayUs, reason: 'ok' };
+    if (t < 0) return this.#fail('exhausted', delayUs);
+    this.#stats.add(WS.allocBlocking, 1);
+    this.#ok(t, delayUs);
     return t;
   }
 
@@ -313,9 +379,17 @@ export class PageAllocator {
     this.pool.freeUnpublished(t);
   }
 
-  #fail(path: 'nowait' | 'blocking', reason: Exclude<AllocReason, 'ok'>, delayUs = 0): number {
-    this.#stats.add(WORKER_STAT_ALLOC_FAILED, 1);
-    this.#last = { path, table: -1, delayUs, reason };
+  #ok(t: number, delayUs: number): void {
+    this.#lastTable = t;
+    this.#lastDelayUs = delayUs;
+    this.#lastReason = 'ok';
+  }
+
+  #fail(reason: Exclude<AllocReason, 'ok'>, delayUs: number): number {
+    this.#stats.add(WS.allocFailed, 1);
+    this.#lastTable = -1;
+    this.#lastDelayUs = delayUs;
+    this.#lastReason = reason;
     return -1;
   }
 

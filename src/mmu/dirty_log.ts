@@ -9,11 +9,19 @@
  * Each function takes the locks it needs itself (they are ioctls); none may be called with
  * mmu_lock or RCU held. Each returns the durations of its pieces (ms) as the emulator reports them.
  *
- * Dirty tracking is by write protection (spte.ts). The guarantee (dirty_log_test's): every write
- * a vCPU completes while the slot logs dirty pages is reported by the harvest in progress or the
- * next one. Writable SPTEs are the only way to write without faulting, and each one's pages carry
- * their dirty bit until a harvest clears the bit; that harvest then write-protects them before it
- * returns (so a write in between is covered by the harvest itself).
+ * Dirty tracking is the VM's `dirtyTrack` (kvm-faults-and-dirty-tracking.md §1):
+ *   wrprot  write protection (AMD, or PML off): 4K leaves lose W, the first write per pass takes
+ *           the lockless fast fault, which marks the page;
+ *   pml     Intel PML: 4K leaves lose D (huge leaves still lose W), a write sets D in the hardware
+ *           walk and is logged in the vCPU's PML buffer, flushed into the bitmap at VM exits;
+ *           GET first kicks every vCPU so that each flushes (pml.ts).
+ * The guarantee (dirty_log_test's): every write a vCPU completes while the slot logs dirty pages
+ * is reported by the harvest in progress or the next one. Writing without a fault needs a
+ * writable SPTE; with wrprot each one's pages carry their dirty bit until a harvest clears the bit
+ * and write-protects them before it returns; with pml a write through a writable SPTE whose D is
+ * clear is logged, and one whose D is set has its page's bit set (or in a PML buffer) until a
+ * harvest clears the bit and then D. Harvests that changed SPTEs end with a remote TLB flush
+ * after mmu_lock is released (host_costs.ts: only its cost is modelled).
  */
 import type { Vm } from '../vm.js';
 import { invalidArg } from '../errors.js';
@@ -22,11 +30,13 @@ import { splitLockShared } from './split_alloc_designs.js';
 import type { ReschedOptions } from './mmu_resched.js';
 import { splitHugePagesYieldSafe } from './tdp_mmu_split.js';
 import type { SplitResult } from './tdp_mmu_split.js';
-import { wrprotGfnRangeYieldSafe, wrprotMaskedLocked } from './tdp_mmu_wrprot.js';
+import { clearDirtyGfnRangeYieldSafe, clearDirtyMaskedLocked, wrprotGfnRangeYieldSafe, wrprotMaskedLocked } from './tdp_mmu_wrprot.js';
+import { syncDirtyLogKick, usesPml } from './pml.js';
+import { flushRemoteTlbs } from './host_costs.js';
 import { recoverHugePagesYieldSafe } from './tdp_mmu_zap.js';
 import { reclaimFreedTables } from './tdp_mmu.js';
 import { SLOT_FLAG_INITIALLY_SET, SLOT_FLAG_LOG_DIRTY, setSlotFlags, slotFlags } from './slot_flags.js';
-import { PG_LEVEL_4K } from './spte.js';
+import { PG_LEVEL_2M, PG_LEVEL_4K } from './spte.js';
 
 export interface DirtyLogSplitOptions extends ReschedOptions {
   /** kvm.eager_page_split. */
@@ -49,10 +59,12 @@ export interface EnableDirtyLogResult {
   readonly ms: number;
   /** Eager splitting under the read lock (0 if not done). */
   readonly splitMs: number;
-  /** Write protection of the slot under the read lock (0 if not done). */
+  /** Write protection (and, with PML, clearing D) of the slot under the read lock (0 if not done). */
   readonly wrprotMs: number;
   readonly split: SplitResult | null;
   readonly wrprotected: number;
+  /** Leaves whose D bit was cleared (PML only; 0 with wrprot). */
+  readonly dirtyCleared: number;
 }
 
 function slotRange(vm: Vm, slot: number): [number, number] {
@@ -69,7 +81,10 @@ function slotRange(vm: Vm, slot: number): [number, number] {
  *      synchronize_srcu on a memslot update guarantees;
  *   3. initially-set: done (kvm_mmu_slot_apply_flags returns early);
  *   4. eager split: split every huge page of the slot under mmu_lock for READ (best effort);
- *   5. write-protect every leaf of the slot under mmu_lock for READ (no flush needed: §1.8).
+ *   5. wrprot: write-protect every leaf of the slot under mmu_lock for READ;
+ *      pml: clear D on every leaf (kvm_mmu_slot_leaf_clear_dirty), then write-protect the leaves
+ *      of 2M and above (kvm_mmu_slot_remove_write_access(PG_LEVEL_2M)), both under the read lock;
+ *   6. one remote TLB flush if any SPTE changed, after the lock (the split itself needs none: §1.8).
  */
 export function enableDirtyLogging(vm: Vm, slot: number, opts: EnableDirtyLogOptions): EnableDirtyLogResult {
   const t0 = performance.now();
@@ -87,7 +102,7 @@ export function enableDirtyLogging(vm: Vm, slot: number, opts: EnableDirtyLogOpt
   }
   setSlotFlags(vm, slot, SLOT_FLAG_LOG_DIRTY | (opts.initiallySet ? SLOT_FLAG_INITIALLY_SET : 0));
   vm.rcu.synchronize();
-  if (opts.initiallySet) return { ms: performance.now() - t0, splitMs: 0, wrprotMs: 0, split: null, wrprotected: 0 };
+  if (opts.initiallySet) return { ms: performance.now() - t0, splitMs: 0, wrprotMs: 0, split: null, wrprotected: 0, dirtyCleared: 0 };
 
   let split: SplitResult | null = null;
   let splitMs = 0;
@@ -108,11 +123,17 @@ export function enableDirtyLogging(vm: Vm, slot: number, opts: EnableDirtyLogOpt
     splitMs = performance.now() - s0;
   }
   const w0 = performance.now();
+  let dirtyCleared = 0;
   vm.mmuLock.readLock();
-  const wr = wrprotGfnRangeYieldSafe(vm, start, end, { shared: true, minLevel: PG_LEVEL_4K, ...reschedOf(opts) });
+  if (usesPml(vm)) {
+    dirtyCleared = clearDirtyGfnRangeYieldSafe(vm, start, end, { shared: true, minLevel: PG_LEVEL_4K, ...reschedOf(opts) }).changed;
+  }
+  const minLevel = usesPml(vm) ? PG_LEVEL_2M : PG_LEVEL_4K;
+  const wr = wrprotGfnRangeYieldSafe(vm, start, end, { shared: true, minLevel, ...reschedOf(opts) });
   vm.mmuLock.readUnlock();
+  if (wr.changed + dirtyCleared > 0) flushRemoteTlbs(vm);
   const wrprotMs = performance.now() - w0;
-  return { ms: performance.now() - t0, splitMs, wrprotMs, split, wrprotected: wr.changed };
+  return { ms: performance.now() - t0, splitMs, wrprotMs, split, wrprotected: wr.changed, dirtyCleared };
 }
 
 function reschedOf(o: ReschedOptions): ReschedOptions {
@@ -126,7 +147,7 @@ export interface GetDirtyLogResult {
   readonly ms: number;
   /** Pages reported dirty. */
   readonly dirtyPages: number;
-  /** SPTEs write-protected (0 with manual protect). */
+  /** SPTEs write-protected, or with PML whose D was cleared (0 with manual protect). */
   readonly wrprotected: number;
 }
 
@@ -138,16 +159,20 @@ function popcount(x: number): number {
 
 /**
  * KVM_GET_DIRTY_LOG into `out` (at least as many Int32 words as the slot's bitmap; page p is bit
- * p & 31 of word p >> 5). With manual protect it only copies the bitmap. Without it
- * (kvm_get_dirty_log_protect), under mmu_lock for WRITE, per 64-page word: fetch-and-clear the
- * bits (Atomics.exchange), copy them out, and write-protect those pages before the lock is
- * released, so that their next write faults and sets the bit again.
+ * p & 31 of word p >> 5). First, with PML, kick every vCPU and wait until each flushed its PML
+ * buffer (kvm_arch_sync_dirty_log; no lock). With manual protect it then only copies the bitmap.
+ * Without it (kvm_get_dirty_log_protect), under mmu_lock for WRITE, per 64-page word: fetch-and-
+ * clear the bits (Atomics.exchange), copy them out, and write-protect those pages (wrprot) or
+ * clear their D bits (pml) before the lock is released, so that their next write faults or is
+ * logged and sets the bit again; one remote TLB flush after the unlock if any SPTE changed.
  */
 export function getDirtyLog(vm: Vm, slot: number, out: Int32Array, opts: { readonly manualProtect: boolean }): GetDirtyLogResult {
   const t0 = performance.now();
   const [start] = slotRange(vm, slot);
   const bitmap = vm.dirtyBitmap(slot);
   if (out.length < bitmap.length) throw invalidArg('getDirtyLog', `out has ${out.length} words, the slot's bitmap ${bitmap.length}`);
+  syncDirtyLogKick(vm);
+  const pml = usesPml(vm);
   let dirty = 0;
   if (opts.manualProtect) {
     for (let w = 0; w < bitmap.length; w++) {
@@ -168,9 +193,10 @@ export function getDirtyLog(vm: Vm, slot: number, out: Int32Array, opts: { reado
     if (w + 1 < out.length) out[w + 1] = hi;
     if ((lo | hi) === 0) continue;
     dirty += popcount(lo) + popcount(hi);
-    wrprotected += wrprotMaskedLocked(vm, start + w * 32, lo, hi);
+    wrprotected += pml ? clearDirtyMaskedLocked(vm, start + w * 32, lo, hi) : wrprotMaskedLocked(vm, start + w * 32, lo, hi);
   }
   vm.mmuLock.writeUnlock();
+  if (wrprotected > 0) flushRemoteTlbs(vm);
   return { ms: performance.now() - t0, dirtyPages: dirty, wrprotected };
 }
 
@@ -180,6 +206,7 @@ export interface ClearDirtyLogResult {
   readonly splitMs: number;
   /** Pages whose bit was set and is now cleared. */
   readonly cleared: number;
+  /** SPTEs write-protected, or with PML whose D was cleared. */
   readonly wrprotected: number;
   /** Merged split counters (zeros if nothing was split). */
   readonly split: SplitTotals;
@@ -195,7 +222,9 @@ export interface ClearDirtyLogResult {
  *   2. with initially-set and eager splitting: split the huge pages overlapping
  *      [first set bit, last set bit + 1) under the write lock (shared=false; the design may drop
  *      the write lock to allocate, as 6.11 does);
- *   3. write-protect the masked pages (huge leaves overlapping them whole).
+ *   3. write-protect the masked pages (wrprot), or clear their D bits (pml); huge leaves
+ *      overlapping them are write-protected whole in both modes.
+ * One remote TLB flush after the unlock if any SPTE changed.
  */
 export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int32Array, opts: DirtyLogSplitOptions): ClearDirtyLogResult {
   const t0 = performance.now();
@@ -208,6 +237,7 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
   }
   const bitmap = vm.dirtyBitmap(slot);
   const splitting = opts.eagerSplit && (slotFlags(vm, slot) & SLOT_FLAG_INITIALLY_SET) !== 0;
+  const pml = usesPml(vm);
   const totals = { ok: true, hugePagesSplit: 0, restarts: 0, yields: 0, lockDrops: 0, spteReads: 0, allocUnderLock: 0, ms: 0 };
   let splitEnomem = false;
   let cleared = 0;
@@ -242,9 +272,10 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
       totals.ms += r.ms;
       if (!r.ok) splitEnomem = true;
     }
-    wrprotected += wrprotMaskedLocked(vm, base, lo, hi);
+    wrprotected += pml ? clearDirtyMaskedLocked(vm, base, lo, hi) : wrprotMaskedLocked(vm, base, lo, hi);
   }
   vm.mmuLock.writeUnlock();
+  if (wrprotected > 0) flushRemoteTlbs(vm);
   return { ms: performance.now() - t0, splitMs: totals.ms, cleared, wrprotected, split: totals, splitEnomem };
 }
 

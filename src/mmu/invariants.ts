@@ -2,9 +2,10 @@
  * The invariant checker: a full, independent walk of the tree (plain recursion, not TdpIter)
  * that checks everything the MMU promises, for tests and for the end of an emulation run.
  *
- * Run it only when the MMU is quiescent: no vCPU, splitter or zapper running, and every worker's
- * RCU callbacks drained (Vm.detach() or rcu.barrier() on each thread that freed tables), or
- * the pool accounting check reports the tables still waiting.
+ * Run it only when the MMU is quiescent: no vCPU, splitter or zapper running, every vCPU out of
+ * guest code (its PML buffer flushed), and every worker's RCU callbacks drained (Vm.detach() or
+ * rcu.barrier() on each thread that freed tables), or the pool accounting check reports the
+ * tables still waiting.
  *
  * Checked:
  *   - translation: every present leaf maps the pfn the backing gives its gfn (pfn aligned to the
@@ -13,8 +14,12 @@
  *     above 1G is a leaf;
  *   - no table reachable twice, every reachable table is IN_USE in the pool, child indices in range;
  *   - no FROZEN_SPTE or POISON_SPTE reachable, no other stray non-present value;
- *   - dirty logging: in a slot that logs dirty pages, every page under a writable leaf has its
- *     dirty bit set (otherwise a write through that SPTE would be lost);
+ *   - dirty logging: in a slot that logs dirty pages, a write that will not be seen must already
+ *     be in the log. With write protection (dirtyTrack 'wrprot'): every page under a writable leaf
+ *     has its dirty bit set (a write through that SPTE does not fault, so nothing else marks it).
+ *     With PML: every page under a writable leaf whose D bit is set has its dirty bit set, once
+ *     every vCPU's PML buffer is flushed (a write with D clear is logged by PML; a write-protected
+ *     leaf, e.g. a huge page keeping a stale D, faults on its next write and is marked then);
  *   - pool accounting balances (reachable tables == in use; the pool's own audit);
  *   - page statistics (pages_4k/2m/1g) equal the leaves counted in the tree.
  * Violations carry gfn, level and SPTE values (hex); the list is capped (the count is not).
@@ -30,6 +35,7 @@ import {
   POISON_SPTE,
   PT_ENTRIES,
   SHADOW_NONPRESENT_VALUE,
+  isDirty,
   isLargeSpte,
   isShadowPresent,
   isWritable,
@@ -93,6 +99,7 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
   const leaves = [0, 0, 0, 0];
   let tables = 0;
   const logging = vm.config.memslots.map((_s, i) => !opts.skipDirtyCheck && slotLogsDirty(vm, i));
+  const pml = vm.config.dirtyTrack === 'pml';
 
   const visitTable = (table: number, level: number, baseGfn: number): void => {
     tables++;
@@ -151,10 +158,11 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
       report({ kind: 'outside-memslot', message: `leaf [0x${gfn.toString(16)}, +${span}) is not inside one memslot`, gfn, level, spte: spteHex(spte), table });
       return;
     }
-    if (logging[slot] === true && isWritable(spte)) {
+    if (logging[slot] === true && isWritable(spte) && (!pml || isDirty(spte))) {
       for (let g = gfn; g < gfn + span; g++) {
         if (!isPageDirty(vm, slot, g)) {
-          report({ kind: 'lost-dirty', message: 'a writable SPTE in a dirty-logged slot maps a page whose dirty bit is clear', gfn: g, level, spte: spteHex(spte), table });
+          const what = pml ? 'a writable SPTE with D set' : 'a writable SPTE';
+          report({ kind: 'lost-dirty', message: `${what} in a dirty-logged slot maps a page whose dirty bit is clear`, gfn: g, level, spte: spteHex(spte), table });
           break;
         }
       }

@@ -7,14 +7,14 @@
  * Single-threaded by design (one per vCPU, or per splitter): plain fields, no atomics. The pool
  * counts cached tables as `inCaches` (PtPool.markCached / markUncached).
  *
- * Counting into the owner's stat slot: pop() adds WORKER_STAT_ALLOC_FROM_CACHE, freeAll() adds
- * WORKER_STAT_LEFTOVER_FREED; the allocations made by topup are counted by PageAllocator
+ * Counting into the owner's stat slot: pop() adds WS.allocFromCache, freeAll() adds
+ * WS.leftoverFreed; the allocations made by topup are counted by PageAllocator
  * (ALLOC_BLOCKING / ALLOC_FAILED). Callers must not count these again.
  */
 
 import { invalidArg, invariantViolation } from '../errors.js';
-import { WORKER_STAT_ALLOC_FROM_CACHE, WORKER_STAT_LEFTOVER_FREED } from '../layout.js';
-import type { WorkerStats } from '../vm.js';
+import { WS } from '../stats/worker_stats.js';
+import type { WorkerStats } from '../stats/worker_slot.js';
 import type { PageAllocator } from './allocator.js';
 
 /** KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE on x86. */
@@ -84,7 +84,7 @@ export class MmuMemoryCache {
     }
     const t = this.#objects[--this.#nobjs]!;
     this.alloc.pool.markUncached(t);
-    this.#stats?.add(WORKER_STAT_ALLOC_FROM_CACHE, 1);
+    this.#stats?.add(WS.allocFromCache, 1);
     return t;
   }
 
@@ -97,7 +97,7 @@ export class MmuMemoryCache {
       pool.markUncached(t);
       pool.freeUnpublished(t);
     }
-    if (n > 0 && this.#countLeftovers) this.#stats?.add(WORKER_STAT_LEFTOVER_FREED, n);
+    if (n > 0 && this.#countLeftovers) this.#stats?.add(WS.leftoverFreed, n);
     return n;
   }
 }

@@ -7,8 +7,9 @@
  * an RCU read side is forbidden; reclaim can even call back into KVM's MMU notifiers and deadlock).
  * The emulator can, and shows the price: every reclaim latency becomes mmu_lock hold time, which
  * under the CLEAR path's write lock is vCPU stall time. Never drops the lock, never restarts to
- * allocate; each allocation counts as WORKER_STAT_ALLOC_UNDER_LOCK.
+ * allocate; each allocation counts as WS.allocUnderLock.
  */
+import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitCtx } from './split_alloc.js';
 
 export const blockingUnderLock: SplitAllocDesign = Object.freeze({
@@ -22,4 +23,12 @@ export const blockingUnderLock: SplitAllocDesign = Object.freeze({
   end(ctx: SplitCtx, leftover: number): void {
     if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
   },
+});
+
+registerSplitAllocDesign({
+  name: blockingUnderLock.name,
+  summary: 'blocking allocation (with reclaim) while holding mmu_lock; never drops it (the kernel cannot)',
+  origin: 'hypothetical',
+  compareOrder: 40,
+  create: () => blockingUnderLock,
 });

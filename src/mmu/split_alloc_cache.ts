@@ -10,13 +10,17 @@
  *   4. pop one table for the huge SPTE found there.
  * The leftovers are freed when the ioctl's split work ends (endIoctl: the RFC tore its caches down
  * after every memslot split, Sean's "pile of unused objects it needs to free"), counted as
- * WORKER_STAT_LEFTOVER_FREED. Within one ioctl the cache carries over between split calls: the
+ * WS.leftoverFreed. Within one ioctl the cache carries over between split calls: the
  * enable path makes one call per memslot, but CLEAR_DIRTY_LOG makes one per 64-page bitmap word,
  * and refilling 40 tables to use one per word would only measure waste (the shadow-MMU series made
  * the same choice: "Re-use split cache across calls to CLEAR_DIRTY_LOG").
  *
  * Counting rule (what the tests check): with T tables needed, capacity C and no failures,
  * refills = lock drops = restarts-to-allocate = ceil(T / C), and leftovers = refills * C - T.
+ *
+ * The RFC flushed remote TLBs on every lock drop; we do not (the flush is not needed, §1.8) but
+ * count the flushes it would have made (WS.rfcDropTlbFlushes: one per refill drop and
+ * one per cond_resched yield).
  *
  * Difference from the RFC, on purpose: the RFC also topped the cache up once BEFORE taking
  * mmu_lock. Here the caller already holds the lock when the walk begins (every design gets the
@@ -27,6 +31,8 @@
  */
 import type { Vm } from '../vm.js';
 import { MmuMemoryCache, DEFAULT_CACHE_CAPACITY } from './mmu_cache.js';
+import { WS } from '../stats/worker_stats.js';
+import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitAllocParams, SplitCtx } from './split_alloc.js';
 
 export const CACHE_DESIGN_NAME = 'cache';
@@ -47,6 +53,9 @@ export class CacheSplitDesign implements SplitAllocDesign {
   allocSp(ctx: SplitCtx): number {
     if (this.cache.nobjs === 0) {
       ctx.dropLocks();
+      // The RFC flushed remote TLBs whenever it dropped mmu_lock; v1 stopped (§1.8: split SPTEs
+      // keep W and D, so nothing needs flushing before the ioctl ends). Counted, not spent.
+      ctx.vm.stats.add(WS.rfcDropTlbFlushes, 1);
       const ok = this.cache.topup(1);
       ctx.retakeLocks();
       this.refills++;
@@ -57,6 +66,8 @@ export class CacheSplitDesign implements SplitAllocDesign {
   }
 
   end(ctx: SplitCtx, leftover: number): void {
+    // The RFC's cond_resched yields flushed too (flush=true; v1 passed false).
+    if (ctx.yields > 0) ctx.vm.stats.add(WS.rfcDropTlbFlushes, ctx.yields);
     // A table popped but not used (nothing left to split after the restart) was never published.
     if (leftover >= 0) ctx.vm.pool.freeUnpublished(leftover);
   }
@@ -74,3 +85,11 @@ export class CacheSplitDesign implements SplitAllocDesign {
 export function createCacheDesign(vm: Vm, params: SplitAllocParams): SplitAllocDesign {
   return new CacheSplitDesign(vm, params.cacheCapacity ?? DEFAULT_CACHE_CAPACITY);
 }
+
+registerSplitAllocDesign({
+  name: CACHE_DESIGN_NAME,
+  summary: 'pop from a cache filled outside mmu_lock (--cache-capacity); when dry drop the lock, refill, restart',
+  origin: 'RFC, Nov 2021',
+  compareOrder: 10,
+  create: createCacheDesign,
+});

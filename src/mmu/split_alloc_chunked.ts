@@ -11,7 +11,10 @@
  *      all or nothing; failing to get them all is ENOMEM even if this chunk needs fewer: the
  *      "thermal shock" Marc Zyngier objected to, and Sean's false-positive OOM),
  *   3. retakes the write lock.
- * Inside a chunk the walk only pops (an empty cache is "a guaranteed KVM bug": it throws).
+ * Inside a chunk the walk only pops (an empty cache is "a guaranteed KVM bug": it throws) and
+ * never yields: kvm_pgtable_stage2_split has no cond_resched. Between chunks the lock is dropped
+ * when the cache is short (a top-up, counted as a lock drop) or, with a full cache, when
+ * need_resched() || rwlock_needbreak() (a yield).
  *
  * Capacity = kvm_mmu_split_nr_page_tables(chunk) = ceil(chunk / 1G) + ceil(chunk / 2M):
  * 2 for a 2M chunk, 513 for a 1G chunk (one table for the 1G page, 512 for its 2M children).
@@ -28,6 +31,7 @@
 import type { Vm } from '../vm.js';
 import { invalidArg, invariantViolation } from '../errors.js';
 import { MmuMemoryCache } from './mmu_cache.js';
+import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitAllocParams, SplitCtx } from './split_alloc.js';
 import { PG_LEVEL_1G, PG_LEVEL_2M, pagesPerHpage } from './spte.js';
 
@@ -85,7 +89,11 @@ export class ChunkedCacheSplitDesign implements SplitAllocDesign {
     if (want > cap) {
       throw invariantViolation('chunked-cache: a chunk needs more tables than the cache holds (chunk not aligned?)', { start, end, want, cap });
     }
-    if (this.cache.nobjs >= cap) return true;
+    if (this.cache.nobjs >= cap) {
+      // A full cache: drop only to reschedule (need_resched() || rwlock_needbreak()).
+      if (ctx.shouldYield()) ctx.yieldLocks();
+      return true;
+    }
     ctx.dropLocks();
     const ok = this.cache.topup(cap);
     ctx.retakeLocks();
@@ -111,3 +119,11 @@ export class ChunkedCacheSplitDesign implements SplitAllocDesign {
 export function createChunkedCacheDesign(vm: Vm, params: SplitAllocParams): SplitAllocDesign {
   return new ChunkedCacheSplitDesign(vm, params.chunkPages ?? DEFAULT_CHUNK_PAGES);
 }
+
+registerSplitAllocDesign({
+  name: CHUNKED_CACHE_DESIGN_NAME,
+  summary: 'mmu_lock for write; before each --chunk-size chunk top a cache up outside the lock (513 tables per 1G)',
+  origin: 'arm64, Linux 6.5+',
+  compareOrder: 30,
+  create: createChunkedCacheDesign,
+});

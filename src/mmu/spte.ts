@@ -26,10 +26,11 @@
  *   - FROZEN_SPTE and POISON_SPTE have no R/W/X and no A/D bits (as KVM requires of FROZEN_SPTE).
  * Remember to update this comment when a bit moves.
  *
- * Dirty tracking mode: WRITE PROTECTION (as KVM without PML). Enabling dirty logging clears W
- * (keeping MMU-writable), the first write takes the lockless fast fault that sets W and D again and
- * marks the page in the slot's dirty bitmap. D is maintained (set with W) so that clear-dirty can be
- * offered, but the dirty log never relies on it.
+ * Dirty tracking (the VM's dirtyTrack, dirty_log.ts): with WRITE PROTECTION (KVM without PML)
+ * enabling dirty logging clears W (keeping MMU-writable), and the first write takes the lockless
+ * fast fault that sets W and D again and marks the page in the slot's dirty bitmap; D is set with
+ * W and never relied on. With PML (pml.ts) 4K leaves keep W and lose D: the hardware walk sets D
+ * on the next write and logs the gfn, so D is what the dirty log relies on.
  *
  * Performance note: BigInt arithmetic allocates in V8 unless TurboFan can keep it in a register;
  * hot paths use the precomputed constants and offset tables here rather than building BigInts.
@@ -93,7 +94,7 @@ export const SPTE_X_MASK = 1n << 2n;
 export const SPTE_LARGE_MASK = 1n << 7n;
 /** Accessed (VMX_EPT_ACCESS_BIT). Set at creation (we do not model access tracking / aging). */
 export const SPTE_A_MASK = 1n << 8n;
-/** Dirty (VMX_EPT_DIRTY_BIT). Set together with W when a write fault makes the SPTE writable. */
+/** Dirty (VMX_EPT_DIRTY_BIT). Set with W when a write fault makes the SPTE writable, or by the hardware walk on a write (PML). */
 export const SPTE_D_MASK = 1n << 9n;
 /** MMU-present (SPTE_MMU_PRESENT_MASK): KVM's software present bit; isShadowPresent tests only this. */
 export const SPTE_MMU_PRESENT_MASK = 1n << 11n;

@@ -23,14 +23,16 @@
  */
 import type { Vm } from '../vm.js';
 import { invariantViolation } from '../errors.js';
-import { WORKER_STAT_TABLES_ALLOCATED, WORKER_STAT_ZAPPED_TABLES } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import type { TdpIter } from './tdp_iter.js';
 import { updatePageStats } from './page_stats.js';
+import { flushRemoteTlbs } from './host_costs.js';
 import {
   FROZEN_SPTE,
   PG_LEVEL_4K,
   PT_ENTRIES,
   SHADOW_NONPRESENT_VALUE,
+  SPTE_D_MASK,
   SPTE_LARGE_MASK,
   SPTE_MMU_PRESENT_MASK,
   SPTE_MMU_WRITABLE_MASK,
@@ -52,10 +54,16 @@ function isLeaf(spte: bigint, level: number): boolean {
 
 /**
  * spte_has_volatile_bits: can the SPTE change outside mmu_lock? Yes when it is a write-protected,
- * MMU-writable leaf: the lockless fast fault may set W and D on it at any moment.
+ * MMU-writable leaf (the lockless fast fault may set W and D on it at any moment), or a writable
+ * leaf whose D bit is clear (the hardware walk sets D on the next write: guest_access.ts, PML).
  */
 function hasVolatileBits(spte: bigint): boolean {
-  return (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_MMU_WRITABLE_MASK);
+  return (
+    (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_MMU_WRITABLE_MASK) ||
+    // MMU-writable marks a leaf: non-leaf SPTEs carry W but never D, and must not count here.
+    (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_D_MASK | SPTE_MMU_WRITABLE_MASK)) ===
+      (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)
+  );
 }
 
 /**
@@ -65,7 +73,7 @@ function hasVolatileBits(spte: bigint): boolean {
  * read poison or a reused table, which is what the stress test must catch.
  */
 export function freeTableAfterGracePeriod(vm: Vm, table: number): void {
-  vm.stats.add(WORKER_STAT_ZAPPED_TABLES, 1);
+  vm.stats.add(WS.zappedTables, 1);
   vm.pool.freeAfterGracePeriod(table, vm.rcu);
 }
 
@@ -153,12 +161,14 @@ export function setSpteAtomic(vm: Vm, it: TdpIter, newSpte: bigint): boolean {
  * tdp_mmu_zap_spte_atomic, mmu_lock held for READ, inside RCU:
  *   1. cmpxchg old -> FROZEN_SPTE: from here no other thread installs anything here (faults see
  *      FROZEN and retry; setSpteAtomic callers fail their cmpxchg);
- *   2. (KVM flushes the TLB for the range here; we model no TLB);
+ *   2. KVM flushes the TLB for the range here; we model no TLB, so only with `flushCost` the
+ *      remote flush's host cost is paid here, while the SPTE is frozen (the fault path's zap,
+ *      where other vCPUs faulting on the region spin on FROZEN meanwhile);
  *   3. store SHADOW_NONPRESENT_VALUE (nobody else writes a frozen SPTE, so a store suffices);
  *   4. process old -> non-present: stats, and teardown of a child table (shared mode).
  * Returns false on a lost race with it.oldSpte refreshed.
  */
-export function zapSpteAtomic(vm: Vm, it: TdpIter): boolean {
+export function zapSpteAtomic(vm: Vm, it: TdpIter, flushCost = false): boolean {
   vm.mmuLock.assertHeldRead();
   vm.rcu.assertInReadSide();
   const old = it.oldSpte;
@@ -170,6 +180,7 @@ export function zapSpteAtomic(vm: Vm, it: TdpIter): boolean {
     it.oldSpte = cur;
     return false;
   }
+  if (flushCost) flushRemoteTlbs(vm);
   Atomics.store(vm.spt, it.sptIndex, SHADOW_NONPRESENT_VALUE);
   it.oldSpte = SHADOW_NONPRESENT_VALUE;
   handleChangedSpte(vm, it.gfn, old, SHADOW_NONPRESENT_VALUE, it.level, true);
@@ -194,7 +205,7 @@ export function linkSp(vm: Vm, it: TdpIter, table: number, shared: boolean): boo
     it.oldSpte = spte;
     handleChangedSpte(vm, it.gfn, old, spte, it.level, false);
   }
-  vm.stats.add(WORKER_STAT_TABLES_ALLOCATED, 1);
+  vm.stats.add(WS.tablesAllocated, 1);
   return true;
 }
 

@@ -8,14 +8,21 @@
  *     dirty bitmap. This is why, after eager splitting, x86 dirty-logging write faults never touch
  *     mmu_lock.
  *   - kvmTdpMmuMapAtomic: mmu_lock held for read, inside RCU. Walk toward the gfn, link missing
- *     tables (from the vCPU's pre-filled MmuMemoryCache), split a huge SPTE above the goal level on
- *     the way (6.2's split-on-fault, e.g. a write to a huge page of a dirty-logged slot), and
- *     install the leaf with cmpxchg. Lost races and frozen SPTEs return 'retry', never throw.
+ *     tables (from the vCPU's pre-filled MmuMemoryCache), deal with a huge SPTE above the goal
+ *     level on the way (e.g. a write to a huge page of a dirty-logged slot), and install the leaf
+ *     with cmpxchg. Lost races and frozen SPTEs return 'retry', never throw. The huge SPTE is
+ *     handled as the VM's `hugePageFault` says (kvm-faults-and-dirty-tracking.md §2):
+ *       'split' (6.2+, c4b33d28ea51): split it into a table from the vCPU cache; the children
+ *               inherit its bits, so sibling reads hit and sibling writes take the fast fault;
+ *       'zap'   (before 6.2): zap it (frozen, remote TLB flush, non-present), link an EMPTY table
+ *               from the vCPU cache and map only the faulting 4K page: every other page of the
+ *               region is now non-present and takes its own slow fault on its next access.
  *
  * Which pages are writable: a write fault installs W|D; a read fault installs a read-only but
  * MMU-writable leaf, so that the first write takes the fast path (and, when the slot logs dirty
- * pages, marks the page). A writable SPTE in a dirty-logged slot therefore always has its page's
- * dirty bit set, or a harvest that cleared the bit has not yet write-protected it.
+ * pages, marks the page). With write protection a writable SPTE in a dirty-logged slot therefore
+ * always has its page's dirty bit set, or a harvest that cleared the bit has not yet
+ * write-protected it; with PML the same holds of a writable SPTE whose D bit is set.
  *
  * Memslot flags are read INSIDE the RCU read-side section that also covers the SPTE update, so
  * enableDirtyLogging's rcu.synchronize() after setting LOG_DIRTY waits out every fault that may
@@ -23,11 +30,12 @@
  */
 import type { Vm } from '../vm.js';
 import type { TdpIter } from './tdp_iter.js';
-import { WORKER_STAT_POISON_READS } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { invariantViolation } from '../errors.js';
-import { linkSp, setSpteAtomic } from './tdp_mmu.js';
+import { linkSp, setSpteAtomic, zapSpteAtomic } from './tdp_mmu.js';
 import { splitHugePage } from './tdp_mmu_split.js';
 import { markPageDirty, slotLogsDirty } from './slot_flags.js';
+import type { AccessKind } from './guest_access.js';
 import {
   FROZEN_SPTE,
   PG_LEVEL_4K,
@@ -133,7 +141,7 @@ export function fastPageFaultRcu(vm: Vm, slot: number, gfn: number): FastFaultRe
     const level = walkGfn(spt, vm.root, vm.rootLevel, gfn);
     reads += walkOut.reads;
     const spte = walkOutSpte[0]!;
-    if (walkOut.poison) vm.stats.add(WORKER_STAT_POISON_READS, 1); // a use-after-free (emulator detector)
+    if (walkOut.poison) vm.stats.add(WS.poisonReads, 1); // a use-after-free (emulator detector)
     if ((spte & SPTE_W_MASK) !== 0n && (spte & SPTE_MMU_PRESENT_MASK) !== 0n) {
       walkOut.reads = reads;
       return 'spurious';
@@ -159,20 +167,23 @@ export function fastPageFaultRcu(vm: Vm, slot: number, gfn: number): FastFaultRe
 export type MapResult = 'fixed' | 'spurious' | 'retry';
 
 /**
- * kvm_tdp_mmu_map for a `isWrite` access to `gfn` of `slot`. Lock context: mmu_lock held for
+ * kvm_tdp_mmu_map for an access of `kind` to `gfn` of `slot`. Lock context: mmu_lock held for
  * read and RCU read side (asserted in debug mode); the vCPU cache must hold enough tables for
  * every level below the root (topped up before taking the lock). Per visited SPTE:
  *   1. FROZEN: someone is zapping it: 'retry';
  *   2. at the goal level: install the leaf (or make a write-protected leaf writable);
  *   3. present non-leaf: step down;
  *   4. otherwise a table is needed: pop one from the cache, then split the huge SPTE into it
- *      (split on fault) or link it as an empty table; a lost cmpxchg frees the unpublished table
- *      at once and returns 'retry'.
+ *      (split on fault), or zap the huge SPTE first ('zap': a lost race returns 'retry' before the
+ *      pop) and link it as an empty table; a lost cmpxchg frees the unpublished table at once and
+ *      returns 'retry'.
  * `it` is the vCPU's iterator (its spteReads grow).
  */
-export function kvmTdpMmuMapAtomic(vm: Vm, it: TdpIter, slot: number, gfn: number, isWrite: boolean): MapResult {
+export function kvmTdpMmuMapAtomic(vm: Vm, it: TdpIter, slot: number, gfn: number, kind: AccessKind): MapResult {
   vm.mmuLock.assertHeldRead();
   vm.rcu.assertInReadSide();
+  const isWrite = kind === 'write';
+  const zapHuge = vm.config.hugePageFault === 'zap';
   const logging = slotLogsDirty(vm, slot);
   const goal = maxMappingLevel(vm, slot, gfn, logging);
   for (it.start(vm.root, vm.rootLevel, goal, gfn); it.valid && it.gfn < gfn + 1; it.next()) {
@@ -180,12 +191,17 @@ export function kvmTdpMmuMapAtomic(vm: Vm, it: TdpIter, slot: number, gfn: numbe
     if (old === FROZEN_SPTE) return 'retry';
     if (old === POISON_SPTE) {
       // Emulator-only detector: this walk reached a freed table (a use-after-free; see spte.ts).
-      vm.stats.add(WORKER_STAT_POISON_READS, 1);
+      vm.stats.add(WS.poisonReads, 1);
       return 'retry';
     }
     if (it.level === goal) return mapTargetLevel(vm, it, slot, gfn, isWrite, logging);
-    const present = (old & SPTE_MMU_PRESENT_MASK) !== 0n;
+    let present = (old & SPTE_MMU_PRESENT_MASK) !== 0n;
     if (present && (old & SPTE_LARGE_MASK) === 0n) continue;
+    if (present && zapHuge) {
+      // tdp_mmu_zap_spte_atomic: frozen, flushed, non-present; then link an empty table below.
+      if (!zapSpteAtomic(vm, it, true)) return 'retry';
+      present = false;
+    }
     const sp = vm.vcpuCache.pop();
     const ok = present ? splitHugePage(vm, it, sp, true) : linkSp(vm, it, sp, true);
     if (!ok) {

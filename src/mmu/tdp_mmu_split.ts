@@ -11,16 +11,7 @@
  */
 import type { Vm } from '../vm.js';
 import { invariantViolation } from '../errors.js';
-import {
-  WORKER_STAT_HUGE_PAGES_SPLIT,
-  WORKER_STAT_LOCK_DROPS,
-  WORKER_STAT_ALLOC_UNDER_LOCK,
-  WORKER_STAT_RESTARTS,
-  WORKER_STAT_SPLIT_ENOMEM,
-  WORKER_STAT_SPTE_READS,
-  WORKER_STAT_WALKS,
-  WORKER_STAT_YIELDS,
-} from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { TdpIter } from './tdp_iter.js';
 import { linkSp } from './tdp_mmu.js';
 import { updatePageStats } from './page_stats.js';
@@ -58,7 +49,7 @@ function spt32Of(spt: BigInt64Array): Int32Array {
  *      each offset lands in zero PFN bits of the low word: we write 32-bit halves, no BigInt math;
  *   2. link the table: cmpxchg under the read lock (`shared`), a store under the write lock;
  *   3. page stats: +512 at childLevel (the huge leaf's -1 comes from handleChangedSpte), and one
- *      WORKER_STAT_HUGE_PAGES_SPLIT (whether eager or on fault).
+ *      WS.hugePagesSplit (whether eager or on fault).
  * No TLB flush (§1.6). Returns false only in shared mode on a lost race: it.oldSpte is then
  * refreshed and `table` still belongs to the caller (never published, so it can be freed or reused).
  */
@@ -88,7 +79,7 @@ export function splitHugePage(vm: Vm, it: TdpIter, table: number, shared: boolea
   if (!linkSp(vm, it, table, shared)) return false;
   updatePageStats(vm, childLevel, PT_ENTRIES);
   // Counted here, not by the walk, so that splits on fault (the lazy design) are counted too.
-  vm.stats.add(WORKER_STAT_HUGE_PAGES_SPLIT, 1);
+  vm.stats.add(WS.hugePagesSplit, 1);
   return true;
 }
 
@@ -138,6 +129,12 @@ class SplitCtxImpl extends MmuLockHolder implements SplitCtx {
     this.acquire();
   }
 
+  yieldLocks(): void {
+    this.release();
+    this.acquire();
+    this.yields++;
+  }
+
   countAllocUnderLock(): void {
     this.allocUnderLock++;
   }
@@ -170,7 +167,8 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
   let sp = -1;
 
   design.begin(ctx);
-  const chunk = design.chunkPages !== undefined && design.chunkPages > 0 ? design.chunkPages : end - start;
+  const chunked = design.chunkPages !== undefined && design.chunkPages > 0;
+  const chunk = chunked ? design.chunkPages : end - start;
   // Chunks are cut on the chunk grid (arm64's stage2_range_addr_end), so an unaligned start does
   // not make one chunk straddle two grid chunks and need more tables than beginChunk provided.
   const chunkEnd = (c: number): number =>
@@ -184,7 +182,8 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
     walks++;
     walk: for (it.start(vm.root, vm.rootLevel, targetLevel + 1, c); it.valid && it.gfn < cEnd; it.next()) {
       for (;;) {
-        if (ctx.condResched(it)) continue walk;
+        // Chunked designs (arm64) never yield inside a chunk; they drop between chunks.
+        if (!chunked && ctx.condResched(it)) continue walk;
         if (!isPresentLarge(it.oldSpte)) continue walk;
         if (sp < 0) {
           ctx.lockDropped = false;
@@ -211,13 +210,13 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
   design.end(ctx, sp);
 
   const st = vm.stats;
-  st.add(WORKER_STAT_RESTARTS, it.restarts);
-  st.add(WORKER_STAT_YIELDS, ctx.yields);
-  st.add(WORKER_STAT_LOCK_DROPS, ctx.lockDrops);
-  st.add(WORKER_STAT_SPTE_READS, it.spteReads);
-  st.add(WORKER_STAT_WALKS, walks);
-  st.add(WORKER_STAT_ALLOC_UNDER_LOCK, ctx.allocUnderLock);
-  if (enomem) st.add(WORKER_STAT_SPLIT_ENOMEM, 1);
+  st.add(WS.restarts, it.restarts);
+  st.add(WS.yields, ctx.yields);
+  st.add(WS.lockDrops, ctx.lockDrops);
+  st.add(WS.spteReads, it.spteReads);
+  st.add(WS.walks, walks);
+  st.add(WS.allocUnderLock, ctx.allocUnderLock);
+  if (enomem) st.add(WS.splitEnomem, 1);
   const base = {
     hugePagesSplit: split,
     restarts: it.restarts,

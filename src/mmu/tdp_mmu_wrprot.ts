@@ -2,16 +2,17 @@
  * Write protection and dirty-bit clearing over ranges (KVM `wrprot_gfn_range`,
  * `clear_dirty_gfn_range`, `clear_dirty_pt_masked`): what dirty logging does to the SPTEs.
  *
- * We track dirty pages by WRITE PROTECTION (spte.ts): clearing W makes the next write fault, and
- * the fault that sets W again marks the page in the dirty bitmap. Clearing D is offered too
- * (the PML-style mode), but the dirty log never relies on D.
+ * Two dirty-tracking modes (the VM's dirtyTrack): WRITE PROTECTION clears W, so the next write
+ * faults and the fault that sets W again marks the page in the dirty bitmap; PML (pml.ts) clears
+ * D on 4K leaves, so the next write sets D in the hardware walk and is logged without a fault
+ * (huge leaves are write-protected in both modes).
  *
  * Lock contexts: the range walkers run under the read lock (cmpxchg, retry in place on a lost
  * race) or the write lock (stores); the masked variant runs under the write lock, as
  * kvm_get_dirty_log_protect and KVM_CLEAR_DIRTY_LOG hold it.
  */
 import type { Vm } from '../vm.js';
-import { WORKER_STAT_RESTARTS, WORKER_STAT_SPTE_READS, WORKER_STAT_WALKS, WORKER_STAT_YIELDS } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { TdpIter } from './tdp_iter.js';
 import { setSpte, setSpteAtomic } from './tdp_mmu.js';
 import { MmuLockHolder } from './mmu_resched.js';
@@ -58,10 +59,10 @@ function clearLeafBitYieldSafe(vm: Vm, start: number, end: number, opts: RangeOp
     }
   }
   holder.rcuUnlock();
-  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
-  vm.stats.add(WORKER_STAT_RESTARTS, it.restarts);
-  vm.stats.add(WORKER_STAT_YIELDS, holder.yields);
-  vm.stats.add(WORKER_STAT_WALKS, 1);
+  vm.stats.add(WS.spteReads, it.spteReads);
+  vm.stats.add(WS.restarts, it.restarts);
+  vm.stats.add(WS.yields, holder.yields);
+  vm.stats.add(WS.walks, 1);
   return { changed, yields: holder.yields, spteReads: it.spteReads };
 }
 
@@ -78,13 +79,27 @@ export function clearDirtyGfnRangeYieldSafe(vm: Vm, start: number, end: number, 
 /**
  * Write-protect the pages of one 64-page bitmap word: `baseGfn` is the gfn of the word's bit 0,
  * `lo`/`hi` its two Int32 halves (pages 0-31 and 32-63). Lock context: mmu_lock held for WRITE
- * (get/clear dirty log), no RCU. As kvm_arch_mmu_enable_log_dirty_pt_masked does:
+ * (get/clear dirty log), no RCU. As kvm_arch_mmu_enable_log_dirty_pt_masked does without PML:
  *   1. a huge leaf overlapping the masked range is write-protected whole
  *      (kvm_mmu_slot_gfn_write_protect at 2M and up: it had not been split);
  *   2. each 4K leaf whose bit is in the mask gets W cleared (clear_dirty_pt_masked, wrprot mode).
  * No yielding: one word is at most 64 pages. Returns SPTEs changed.
  */
 export function wrprotMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: number): number {
+  return enableLogDirtyMaskedLocked(vm, baseGfn, lo, hi, SPTE_W_MASK);
+}
+
+/**
+ * The PML flavour of wrprotMaskedLocked (kvm_mmu_clear_dirty_pt_masked): huge leaves overlapping
+ * the masked range are still write-protected whole, but each masked 4K leaf gets D cleared instead
+ * of W, so its next write is logged by PML without a fault. Same lock context. Returns SPTEs changed.
+ */
+export function clearDirtyMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: number): number {
+  return enableLogDirtyMaskedLocked(vm, baseGfn, lo, hi, SPTE_D_MASK);
+}
+
+/** Both masked variants: W on huge leaves, `bit4k` (W or D) on the masked 4K leaves. */
+function enableLogDirtyMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: number, bit4k: bigint): number {
   vm.mmuLock.assertHeldWrite();
   if ((lo | hi) === 0) return 0;
   const first = lo !== 0 ? 31 - Math.clz32(lo & -lo) : 32 + 31 - Math.clz32(hi & -hi);
@@ -94,19 +109,22 @@ export function wrprotMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: numb
   vm.rcu.readLock();
   for (it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, baseGfn + first); it.valid && it.gfn < baseGfn + last + 1; it.next()) {
     const old = it.oldSpte;
-    if ((old & SPTE_MMU_PRESENT_MASK) === 0n || (old & SPTE_W_MASK) === 0n) continue;
+    if ((old & SPTE_MMU_PRESENT_MASK) === 0n) continue;
+    let bit = SPTE_W_MASK;
     if (it.level !== PG_LEVEL_4K) {
       if ((old & SPTE_LARGE_MASK) === 0n) continue;
     } else {
       const p = it.gfn - baseGfn;
       const word = p < 32 ? lo : hi;
       if ((word & (1 << (p & 31))) === 0) continue;
+      bit = bit4k;
     }
-    setSpte(vm, it, old & ~SPTE_W_MASK);
+    if ((old & bit) === 0n) continue;
+    setSpte(vm, it, old & ~bit);
     changed++;
   }
   vm.rcu.readUnlock();
-  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
-  vm.stats.add(WORKER_STAT_WALKS, 1);
+  vm.stats.add(WS.spteReads, it.spteReads);
+  vm.stats.add(WS.walks, 1);
   return changed;
 }

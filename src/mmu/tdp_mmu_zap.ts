@@ -14,7 +14,7 @@
  * functions poll ripe callbacks before returning, and a long-lived zapper must keep polling.
  */
 import type { Vm } from '../vm.js';
-import { WORKER_STAT_RESTARTS, WORKER_STAT_SPTE_READS, WORKER_STAT_WALKS, WORKER_STAT_YIELDS } from '../layout.js';
+import { WS } from '../stats/worker_stats.js';
 import { TdpIter } from './tdp_iter.js';
 import { setSpte, zapSpteAtomic } from './tdp_mmu.js';
 import { MmuLockHolder } from './mmu_resched.js';
@@ -36,10 +36,10 @@ export interface ZapResult {
 }
 
 function finish(vm: Vm, it: TdpIter, holder: MmuLockHolder, zapped: number): ZapResult {
-  vm.stats.add(WORKER_STAT_SPTE_READS, it.spteReads);
-  vm.stats.add(WORKER_STAT_RESTARTS, it.restarts);
-  vm.stats.add(WORKER_STAT_YIELDS, holder.yields);
-  vm.stats.add(WORKER_STAT_WALKS, 1);
+  vm.stats.add(WS.spteReads, it.spteReads);
+  vm.stats.add(WS.restarts, it.restarts);
+  vm.stats.add(WS.yields, holder.yields);
+  vm.stats.add(WS.walks, 1);
   // Outside the read-side section now: run the frees whose grace period has already passed.
   vm.rcu.pollCallbacks();
   return { zapped, yields: holder.yields, restarts: it.restarts, spteReads: it.spteReads };

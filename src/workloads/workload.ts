@@ -1,0 +1,79 @@
+/**
+ * Guest workloads: what each vCPU's guest code does, as a registered strategy (like the split
+ * allocation designs). The vCPU thread (workers/vcpu.worker.ts) owns everything around it (the
+ * pass protocol, the dirty-log oracle, timing); a workload only says, access by access, which gfn
+ * it touches and how ('read', 'write' or 'exec').
+ *
+ * Hot-loop contract: the vCPU calls `beginPass` once per pass, then `next(i, out)` for
+ * i = 0 .. n-1, and `next` fills the vCPU's one reusable `out` object. One workload instance per
+ * vCPU thread, so the call site stays monomorphic, and nothing is allocated per access.
+ *
+ * Adding a workload: one file exporting a WorkloadDefinition, plus one line in WORKLOADS below.
+ */
+import type { AccessKind } from '../mmu/guest_access.js';
+import { memstress } from './memstress.js';
+
+/** The vCPU pass kinds (control.ts PASS_*): populate touches every page once; dirty is the workload's pass. */
+export type PassKind = 'populate' | 'dirty';
+
+/** One access, filled by Workload.next into the vCPU's reusable object. */
+export interface WorkloadAccess {
+  gfn: number;
+  kind: AccessKind;
+}
+
+export function createWorkloadAccess(): WorkloadAccess {
+  return { gfn: 0, kind: 'read' };
+}
+
+/** What a workload instance is built from: the vCPU and its region plus the selftest's knobs. */
+export interface WorkloadParams {
+  readonly vcpuId: number;
+  /** The vCPU's own region: `npages` 4K pages from `firstGfn` (memstress partitions memory). */
+  readonly region: { readonly firstGfn: number; readonly npages: number };
+  /** -w: percentage of accesses that are writes. */
+  readonly writePercent: number;
+  /** -a: random page order. */
+  readonly randomAccess: boolean;
+  /** -r: the run's seed (each workload derives its per-vCPU stream from it). */
+  readonly seed: number;
+}
+
+export interface Workload {
+  /** Start a pass of `pass` kind; returns the accesses it makes. */
+  beginPass(pass: PassKind): number;
+  /** Access `i` of the current pass, into `out`. */
+  next(i: number, out: WorkloadAccess): void;
+}
+
+export interface WorkloadDefinition {
+  /** The --workload name. */
+  readonly name: string;
+  /** One line for --help and reports. */
+  readonly summary: string;
+  create(params: WorkloadParams): Workload;
+}
+
+/** Every workload, in --help order. Register a new one here (one line). */
+const WORKLOADS: readonly WorkloadDefinition[] = [memstress];
+
+const byName = new Map<string, WorkloadDefinition>(WORKLOADS.map((w) => [w.name, w]));
+if (byName.size !== WORKLOADS.length) throw new Error('workloads: duplicate name');
+
+/** The default workload: dirty_log_perf_test's guest. */
+export const DEFAULT_WORKLOAD = memstress.name;
+
+export function workloadNames(): string[] {
+  return [...byName.keys()];
+}
+
+export function workloadDefinition(name: string): WorkloadDefinition | undefined {
+  return byName.get(name);
+}
+
+/** A workload instance for one vCPU; throws for an unknown name (options.ts checks names first). */
+export function createWorkload(name: string, params: WorkloadParams): Workload {
+  const def = byName.get(name);
+  if (def === undefined) throw new Error(`unknown workload ${JSON.stringify(name)}; expected one of ${workloadNames().join(', ')}`);
+  return def.create(params);
+}

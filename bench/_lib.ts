@@ -17,10 +17,7 @@ export interface BatchedTask {
 }
 
 /** Median nanoseconds per operation for each task, measured in one tinybench run. */
-export async function medianNsPerOp(
-  tasks: readonly BatchedTask[],
-  opts: { inner?: number; timeMs?: number } = {},
-): Promise<Map<string, number>> {
+export async function medianNsPerOp(tasks: readonly BatchedTask[], opts: { inner?: number; timeMs?: number } = {}): Promise<Map<string, number>> {
   const inner = opts.inner ?? 10_000;
   const bench = new Bench({ time: opts.timeMs ?? 500, warmupTime: 100 });
   for (const t of tasks) {

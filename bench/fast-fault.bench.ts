@@ -26,10 +26,7 @@ import { median, printRatioTable } from './_lib.js';
 const GFNS = 16384;
 const ROUNDS = 31;
 
-const vm = attachVm(
-  createVm({ levels: 4, memslots: layoutMemslots(GFNS, 1), backingLevel: 1, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1 }),
-  0,
-);
+const vm = attachVm(createVm({ levels: 4, memslots: layoutMemslots(GFNS, 1), backingLevel: 1, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1 }), 0);
 const slot = vm.config.memslots[0]!;
 const out = createAccessResult();
 for (let g = slot.baseGfn; g < slot.baseGfn + GFNS; g++) guestAccess(vm, g, 'write', out);

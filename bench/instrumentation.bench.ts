@@ -154,8 +154,19 @@ const dropResults = await medianNsPerOp(
 teardown();
 const dropFloor = dropResults.get('floor')!;
 printRatioTable('1. uncontended drop + retake + root re-walk (4-level, to 2M: 5 SPTE reads), median ns', [
-  { figure: 'drop + retake + re-walk, mmu_lock timing on', value: dropResults.get('timing on')!, floorName: '2 lock ops + RCU exit/entry + 5 reads', floor: dropFloor, target: 2 },
-  { figure: 'drop + retake + re-walk, mmu_lock timing off', value: dropResults.get('timing off')!, floorName: '2 lock ops + RCU exit/entry + 5 reads', floor: dropFloor },
+  {
+    figure: 'drop + retake + re-walk, mmu_lock timing on',
+    value: dropResults.get('timing on')!,
+    floorName: '2 lock ops + RCU exit/entry + 5 reads',
+    floor: dropFloor,
+    target: 2,
+  },
+  {
+    figure: 'drop + retake + re-walk, mmu_lock timing off',
+    value: dropResults.get('timing off')!,
+    floorName: '2 lock ops + RCU exit/entry + 5 reads',
+    floor: dropFloor,
+  },
 ]);
 
 // ---- 2 and 3. whole splits, interleaved rounds -----------------------------------------------
@@ -217,8 +228,20 @@ printRatioTable(`3. drop-always vs nowait-retry, uncontended, no pressure (media
   { figure: 'drop-always', value: mDrop, floorName: 'nowait-retry', floor: mNowait, unit },
 ]);
 console.table([
-  { design: 'drop-always', [`median (${unit})`]: round(mDrop), [`min`]: round(Math.min(...drop)), [`max`]: round(Math.max(...drop)), spread: round(spread(drop)) },
-  { design: 'nowait-retry', [`median (${unit})`]: round(mNowait), [`min`]: round(Math.min(...nowait)), [`max`]: round(Math.max(...nowait)), spread: round(spread(nowait)) },
+  {
+    design: 'drop-always',
+    [`median (${unit})`]: round(mDrop),
+    [`min`]: round(Math.min(...drop)),
+    [`max`]: round(Math.max(...drop)),
+    spread: round(spread(drop)),
+  },
+  {
+    design: 'nowait-retry',
+    [`median (${unit})`]: round(mNowait),
+    [`min`]: round(Math.min(...nowait)),
+    [`max`]: round(Math.max(...nowait)),
+    spread: round(spread(nowait)),
+  },
 ]);
 const diff = Math.abs(mDrop - mNowait);
 console.log(

@@ -105,7 +105,7 @@ for (const levels of [4, 5] as const) {
     measuredKibPerGib = perGib(used, a.pages);
     notes.push(
       `D: RSS grew ${(a.rssGrowth / MiB).toFixed(1)} MiB while building guest A (4-level) for ${((used * 4096) / MiB).toFixed(1)} MiB of tables; ` +
-        `the pool reserved ${((a.vm.shared.spt.byteLength) / MiB).toFixed(1)} MiB (committed on touch).`,
+        `the pool reserved ${(a.vm.shared.spt.byteLength / MiB).toFixed(1)} MiB (committed on touch).`,
     );
   }
   a.vm.detach();

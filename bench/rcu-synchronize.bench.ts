@@ -127,7 +127,7 @@ const fast: BatchedTask[] = [
     afterAll: stopAll,
   },
   {
-    name: 'floor: see a busy worker\'s next store',
+    name: "floor: see a busy worker's next store",
     body: tickBody,
     beforeAll: () => spawn(['ticker']),
     afterAll: stopAll,

@@ -96,7 +96,9 @@ async function measure(workers: number): Promise<ModeResult[]> {
     for (const [k, m] of MODES.entries()) {
       const res = runRound(m, ROUND_MS);
       samples[k]!.push(res.ns);
-      res.ops.forEach((o, i) => (perThread[k]![i]! += o));
+      res.ops.forEach((o, i) => {
+        perThread[k]![i]! += o;
+      });
     }
   }
   Atomics.store(v, GO, -1);

@@ -126,6 +126,6 @@ printRatioTable(`split cost per 4K SPTE produced (${HUGE_PAGES} x 2M -> 4K, medi
   { figure: 'C. drop-always (alloc + lock drop + restart per split)', value: median(c), floorName: 'store 512 SPTEs / 512', floor },
 ]);
 console.log(
-  `per huge page: A ${(median(a) * PT_ENTRIES / 1000).toFixed(2)} us, C ${(median(c) * PT_ENTRIES / 1000).toFixed(2)} us ` +
-    `(drop-always adds ${((median(c) - median(a)) * PT_ENTRIES / 1000).toFixed(2)} us per split: allocation, lock drop, restart walk)`,
+  `per huge page: A ${((median(a) * PT_ENTRIES) / 1000).toFixed(2)} us, C ${((median(c) * PT_ENTRIES) / 1000).toFixed(2)} us ` +
+    `(drop-always adds ${(((median(c) - median(a)) * PT_ENTRIES) / 1000).toFixed(2)} us per split: allocation, lock drop, restart walk)`,
 );

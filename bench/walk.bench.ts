@@ -26,10 +26,7 @@ const ROUNDS = 21;
 const RESTARTS = 20000;
 
 function build(levels: 4 | 5): Vm {
-  const vm = attachVm(
-    createVm({ levels, memslots: layoutMemslots(GFNS, 1), backingLevel: 1, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1 }),
-    0,
-  );
+  const vm = attachVm(createVm({ levels, memslots: layoutMemslots(GFNS, 1), backingLevel: 1, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1 }), 0);
   const s = vm.config.memslots[0]!;
   const out = createAccessResult();
   for (let g = s.baseGfn; g < s.baseGfn + GFNS; g++) guestAccess(vm, g, 'read', out);
@@ -92,7 +89,10 @@ function round(vm: Vm, it: TdpIter, gfns: Float64Array): { ns: number[]; readsPe
 // Both depths are measured in every round, alternately, so machine noise hits them alike.
 const vms = { 4: build(4), 5: build(5) } as const;
 const samples: Record<4 | 5, number[][]> = { 4: [[], [], [], [], []], 5: [[], [], [], [], []] };
-const reads: Record<4 | 5, { readsPerVisit: number; restartReads: number }> = { 4: { readsPerVisit: 0, restartReads: 0 }, 5: { readsPerVisit: 0, restartReads: 0 } };
+const reads: Record<4 | 5, { readsPerVisit: number; restartReads: number }> = {
+  4: { readsPerVisit: 0, restartReads: 0 },
+  5: { readsPerVisit: 0, restartReads: 0 },
+};
 const iters = { 4: new TdpIter(vms[4].spt), 5: new TdpIter(vms[5].spt) } as const;
 const gfnsOf = (vm: Vm): Float64Array => {
   const g = new Float64Array(RESTARTS);
@@ -105,7 +105,10 @@ for (let r = 0; r < ROUNDS + 5; r++) {
   for (const levels of [4, 5] as const) {
     const x = round(vms[levels], iters[levels], gfns[levels]);
     reads[levels] = { readsPerVisit: x.readsPerVisit, restartReads: x.restartReads };
-    if (r >= 5) x.ns.forEach((v, i) => samples[levels][i]!.push(v));
+    if (r >= 5)
+      x.ns.forEach((v, i) => {
+        samples[levels][i]!.push(v);
+      });
   }
 }
 
@@ -124,9 +127,19 @@ for (const levels of [4, 5] as const) {
   };
   figs[levels] = fg;
   rows.push(
-    { figure: `${levels}-level: iterator walk to 4K, per SPTE visited`, value: fg.walk4k, floorName: `${fg.walk4kReadsPerVisit.toFixed(2)} SPTE loads`, floor: fg.floorRead * fg.walk4kReadsPerVisit },
+    {
+      figure: `${levels}-level: iterator walk to 4K, per SPTE visited`,
+      value: fg.walk4k,
+      floorName: `${fg.walk4kReadsPerVisit.toFixed(2)} SPTE loads`,
+      floor: fg.floorRead * fg.walk4kReadsPerVisit,
+    },
     { figure: `${levels}-level: iterator walk to 2M, per SPTE visited`, value: fg.walk2m, floorName: '1 SPTE load', floor: fg.floorRead },
-    { figure: `${levels}-level: one restart from the root to 4K`, value: fg.restart, floorName: `${fg.restartReads.toFixed(0)} SPTE loads`, floor: fg.floorRead * fg.restartReads },
+    {
+      figure: `${levels}-level: one restart from the root to 4K`,
+      value: fg.restart,
+      floorName: `${fg.restartReads.toFixed(0)} SPTE loads`,
+      floor: fg.floorRead * fg.restartReads,
+    },
     { figure: `${levels}-level: walkGfn lookup (hardware walk)`, value: fg.lookup, floorName: `${levels} SPTE loads`, floor: fg.floorRead * levels },
   );
 }

@@ -21,7 +21,7 @@ export interface CliOptions {
   /** Kill the child (SIGKILL) after this long; the result then has signal SIGKILL. */
   readonly timeoutMs?: number;
   /** Called with the child once its stdout has printed `waitFor` (e.g. to send SIGINT). */
-  readonly onOutput?: { readonly waitFor: RegExp; readonly then: (child: ReturnType<typeof spawn>) => void };
+  readonly onOutput?: { readonly waitFor: RegExp; readonly onMatch: (child: ReturnType<typeof spawn>) => void };
 }
 
 export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
@@ -38,7 +38,7 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<
       stdout += d;
       if (!triggered && opts.onOutput !== undefined && opts.onOutput.waitFor.test(stdout)) {
         triggered = true;
-        opts.onOutput.then(child);
+        opts.onOutput.onMatch(child);
       }
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -52,7 +52,7 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<
 }
 
 /** Any JSON value, for reading reports in tests. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary report JSON by key, checked by their assertions
 export type Json = any;
 
 /** Run with `--json <tmp>` and return the parsed report too (null if the file was not written). */

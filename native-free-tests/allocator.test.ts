@@ -42,7 +42,10 @@ test('none: GFP_NOWAIT never fails until the pool is truly empty; one header per
   t.is(fails.length, 1);
   t.is(fails[0]!.reason, 'exhausted');
   t.is(out.length - 1, vm.pool.capacity - 1, 'every table but the root was handed out');
-  t.true(out.every((o) => o.delayUs === 0), 'no injected latency');
+  t.true(
+    out.every((o) => o.delayUs === 0),
+    'no injected latency',
+  );
   t.is(vm.stats.get(WS.allocNowait), vm.pool.capacity - 1);
   t.is(vm.stats.get(WS.allocFailed), 1);
   // The failed call got its header before finding the pool empty.
@@ -198,7 +201,21 @@ test('parsePressure: names, modifiers, and errors that name --pressure', (t) => 
   t.is(d.failP, 0.01);
   t.is(d.reclaimP50Us, 300);
   t.is(d.slowP, 0, 'unspecified keys come from none');
-  for (const bad of ['', 'huge', 'watermark', 'watermark=abc', 'watermark=1', 'hostFree=1.5', 'failP=1.5', 'bogus=1', 'nowaitFailP=0.1', 'reclaimP50Us=-1', 'slowMinUs=10,slowMaxUs=5', 'watermark=0.1,heavy', 'reclaimP50Us=5000']) {
+  for (const bad of [
+    '',
+    'huge',
+    'watermark',
+    'watermark=abc',
+    'watermark=1',
+    'hostFree=1.5',
+    'failP=1.5',
+    'bogus=1',
+    'nowaitFailP=0.1',
+    'reclaimP50Us=-1',
+    'slowMinUs=10,slowMaxUs=5',
+    'watermark=0.1,heavy',
+    'reclaimP50Us=5000',
+  ]) {
     const err = t.throws(() => parsePressure(bad), undefined, bad);
     t.is(errorCode(err), 'ERR_INVALID_OPTION', bad);
     t.regex(err?.message ?? '', /^--pressure: /, bad);

@@ -123,7 +123,18 @@ function report(s: ReportSpec): Report {
   return {
     config: { splitAlloc: s.design, levels: s.levels ?? 4, pressure: s.pressure ?? 'none', vcpus: 2, backing: 'anonymous_thp', seed: 1 },
     phases,
-    iterations: [{ iteration: 1, dirtyMemorySeconds: 1, getDirtyLogSeconds: 0.001, clearDirtyLogSeconds: s.splitSeconds, dirtyPages: 0, pagesWritten: 0, expectedDirtyPages: null, dirtyPagesOk: null }],
+    iterations: [
+      {
+        iteration: 1,
+        dirtyMemorySeconds: 1,
+        getDirtyLogSeconds: 0.001,
+        clearDirtyLogSeconds: s.splitSeconds,
+        dirtyPages: 0,
+        pagesWritten: 0,
+        expectedDirtyPages: null,
+        dirtyPagesOk: null,
+      },
+    ],
     totals: { populateSeconds: 1, enableSeconds: 0.001, disableSeconds: 0.01, getDirtyLogSeconds: 0.001, clearDirtyLogSeconds: s.splitSeconds, wallSeconds: 5 },
     split: {
       ...ZERO_COUNTERS,
@@ -147,11 +158,14 @@ function report(s: ReportSpec): Report {
 test('a sweep expands to the product of its lists, the design varying fastest', (t) => {
   const runs = expandSweep({ 'split-alloc': 'drop-always,cache', 'cache-capacity': '1,8,40', levels: '4,5', seed: '3' });
   t.is(runs.length, 2 * 3 * 2);
-  t.deepEqual(runs.slice(0, 3).map((r) => r.swept), [
-    { levels: '4', 'cache-capacity': '1', 'split-alloc': 'drop-always' },
-    { levels: '4', 'cache-capacity': '1', 'split-alloc': 'cache' },
-    { levels: '4', 'cache-capacity': '8', 'split-alloc': 'drop-always' },
-  ]);
+  t.deepEqual(
+    runs.slice(0, 3).map((r) => r.swept),
+    [
+      { levels: '4', 'cache-capacity': '1', 'split-alloc': 'drop-always' },
+      { levels: '4', 'cache-capacity': '1', 'split-alloc': 'cache' },
+      { levels: '4', 'cache-capacity': '8', 'split-alloc': 'drop-always' },
+    ],
+  );
   t.is(runs[11]!.raw['levels'], '5');
   t.is(runs[11]!.raw['seed'], '3', 'unswept options pass through');
   t.is(new Set(runs.map((r) => JSON.stringify(r.swept))).size, 12, 'every combination once');
@@ -159,11 +173,17 @@ test('a sweep expands to the product of its lists, the design varying fastest', 
 
 test('--compare sweeps every design (drop-always first) unless --split-alloc names some', (t) => {
   const all = expandSweep({ vcpus: '32' }, { compareDesigns: SPLIT_ALLOC_DESIGN_ORDER });
-  t.deepEqual(all.map((r) => r.raw['split-alloc']), [...SPLIT_ALLOC_DESIGN_ORDER]);
+  t.deepEqual(
+    all.map((r) => r.raw['split-alloc']),
+    [...SPLIT_ALLOC_DESIGN_ORDER],
+  );
   t.deepEqual(all[0]!.swept, { 'split-alloc': 'drop-always' }, 'a single-valued vcpus is not a swept column');
   const some = expandSweep({ 'split-alloc': 'cache,drop-always', vcpus: '2,4' }, { compareDesigns: SPLIT_ALLOC_DESIGN_ORDER });
   t.is(some.length, 4);
-  t.deepEqual(some.map((r) => r.raw['split-alloc']), ['cache', 'drop-always', 'cache', 'drop-always']);
+  t.deepEqual(
+    some.map((r) => r.raw['split-alloc']),
+    ['cache', 'drop-always', 'cache', 'drop-always'],
+  );
 });
 
 test('--pressure lists: names split on commas, a custom spec is one item, ";" separates specs', (t) => {
@@ -192,7 +212,10 @@ test('runSweep resolves every combination before running the first', async (t) =
   await t.throwsAsync(runSweep(runs, driver), { message: /--vcpus/ });
   t.is(ran, 0, 'nothing ran');
   const ok = await runSweep(expandSweep({ vcpus: '1,2' }), driver);
-  t.deepEqual(ok.map((r) => r.config), [1, 2]);
+  t.deepEqual(
+    ok.map((r) => r.config),
+    [1, 2],
+  );
   t.is(ran, 2);
 });
 
@@ -221,7 +244,7 @@ test('compareRow: split-phase times, counts over the splitter ops, extra reads f
   t.is(compareRow(report({ design: 'nowait-retry', splitSeconds: 1, split: 64, restarts: 0 })).extraReadsPerSplit, 0);
 });
 
-test('compareRow: a poison read, a translation error or a lost dirty page makes the run\'s invariants VIOLATED', (t) => {
+test("compareRow: a poison read, a translation error or a lost dirty page makes the run's invariants VIOLATED", (t) => {
   const clean = report({ design: 'drop-always', splitSeconds: 0.5, split: 64, restarts: 64 });
   t.true(compareRow(clean).invariantsOk, 'control: the clean report passes');
   t.false(compareRow({ ...clean, invariants: { ...clean.invariants, poisonReads: 1 } }).invariantsOk);
@@ -260,7 +283,10 @@ test('verdicts compare within the same values of the other swept options', (t) =
     { design: 'cache', levels: 5, splitSeconds: 0.2, split: 8, restarts: 1 },
   ];
   const rows = rowsOf(specs, (s) => ({ levels: String(s.levels) }));
-  t.deepEqual(rows.map((r) => r.label), ['drop-always L=4', 'cache L=4', 'drop-always L=5', 'cache L=5']);
+  t.deepEqual(
+    rows.map((r) => r.label),
+    ['drop-always L=4', 'cache L=4', 'drop-always L=5', 'cache L=5'],
+  );
   const v = verdictLines(rows);
   t.regex(v[1]!, /^cache L=4: split took 100\.0 % longer than drop-always/);
   t.regex(v[3]!, /^cache L=5: split took 50\.0 % shorter than drop-always/);
@@ -329,7 +355,10 @@ test('end to end: a small sweep prints one table row and one verdict per run and
     t.regex(r.stdout, /^cache L=5: split took [\d.]+ % (longer|shorter) than drop-always/m);
     const lines = readFileSync(csv, 'utf8').trimEnd().split('\r\n');
     t.is(lines.length, 1 + labels.length);
-    t.deepEqual(lines.slice(1).map((l) => l.split(',')[1]), labels);
+    t.deepEqual(
+      lines.slice(1).map((l) => l.split(',')[1]),
+      labels,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -50,7 +50,11 @@ for (const args of CASES) {
 }
 
 test('bad --dirty-track, --host-costs or --workload: exit 2 with one line', async (t) => {
-  for (const bad of [['--dirty-track', 'ept'], ['--host-costs', 'wpfault=x'], ['--workload', 'nope']]) {
+  for (const bad of [
+    ['--dirty-track', 'ept'],
+    ['--host-costs', 'wpfault=x'],
+    ['--workload', 'nope'],
+  ]) {
     const r = await runCli([...BASE, ...bad], { timeoutMs: 30_000 });
     t.is(r.code, 2, bad.join(' '));
     t.is(r.stderr.trim().split('\n').length, 1, r.stderr);

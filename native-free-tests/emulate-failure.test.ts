@@ -79,7 +79,7 @@ test.serial('Ctrl-C stops every worker and exits 130', async (t) => {
   // Long enough (1,000 iterations) that it is still running when the signal arrives.
   const r = await runCli(['-v', '4', '-b', '64M', '-i', '1000'], {
     timeoutMs: 30_000,
-    onOutput: { waitFor: /^emulate: /m, then: (child) => setTimeout(() => child.kill('SIGINT'), 500) },
+    onOutput: { waitFor: /^emulate: /m, onMatch: (child) => setTimeout(() => child.kill('SIGINT'), 500) },
   });
   t.is(r.signal, null, 'exited by itself');
   t.is(r.code, 130, r.stderr);

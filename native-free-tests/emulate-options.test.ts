@@ -5,14 +5,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { resolveRunConfig } from '../src/emulate/config.js';
-import {
-  DEFAULTS,
-  helpText,
-  OPTION_SPECS,
-  parseCommandLine,
-  parseSize,
-  resolveOptions,
-} from '../src/emulate/options.js';
+import { DEFAULTS, helpText, OPTION_SPECS, parseCommandLine, parseSize, resolveOptions } from '../src/emulate/options.js';
 import type { EmulateOptions } from '../src/emulate/options.js';
 import { errorCode } from '../src/errors.js';
 
@@ -33,7 +26,7 @@ function optionError(argv: string[]): { code: string | undefined; message: strin
   throw new Error(`expected ${argv.join(' ')} to be refused`);
 }
 
-test('defaults are the selftest\'s, except -s anonymous_thp and a modest -b', (t) => {
+test("defaults are the selftest's, except -s anonymous_thp and a modest -b", (t) => {
   const o = opts();
   t.is(o.vcpus, 1);
   t.is(o.iterations, 2);
@@ -54,8 +47,23 @@ test('defaults are the selftest\'s, except -s anonymous_thp and a modest -b', (t
 test('short and long flags set the same options', (t) => {
   const a = opts('-v', '3', '-b', '10M', '-i', '4', '-s', 'anonymous', '-w', '50', '-a', '-g', '-e', '-x', '2', '-r', '7');
   const b = opts(
-    '--vcpus', '3', '--memory-per-vcpu', '10M', '--iterations', '4', '--backing', 'anonymous', '--write-percent', '50',
-    '--random-access', '--no-manual-protect', '--evil', '--memslots', '2', '--seed', '7',
+    '--vcpus',
+    '3',
+    '--memory-per-vcpu',
+    '10M',
+    '--iterations',
+    '4',
+    '--backing',
+    'anonymous',
+    '--write-percent',
+    '50',
+    '--random-access',
+    '--no-manual-protect',
+    '--evil',
+    '--memslots',
+    '2',
+    '--seed',
+    '7',
   );
   t.deepEqual(a, b);
   t.is(a.vcpus, 3);

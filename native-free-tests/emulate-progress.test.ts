@@ -8,7 +8,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function fakeStream(): { write(s: string): boolean; columns: number; out: string[] } {
   const out: string[] = [];
-  return { out, columns: 80, write: (s: string) => (out.push(s), true) };
+  return {
+    out,
+    columns: 80,
+    write: (s: string) => {
+      out.push(s);
+      return true;
+    },
+  };
 }
 
 test('progress prints the phase and elapsed time after its delay, then erases the line', async (t) => {

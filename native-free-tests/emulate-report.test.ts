@@ -11,7 +11,7 @@ import type { PhaseRecord } from '../src/emulate/report_build.js';
 import { missingRequiredKeys, REQUIRED_KEYS, reportToJson } from '../src/emulate/report_json.js';
 import { Histogram } from '../src/stats/histogram.js';
 
-test('times print as the selftest\'s %ld.%.9lds', (t) => {
+test("times print as the selftest's %ld.%.9lds", (t) => {
   t.is(formatSelftestSeconds(1.546904175), '1.546904175s');
   t.is(formatSelftestSeconds(0.001683739), '0.001683739s');
   t.is(formatSelftestSeconds(0), '0.000000000s');
@@ -38,7 +38,16 @@ function synthetic(): ReturnType<typeof buildReport> {
   const cfg = resolveRunConfig(resolveOptions(c.raw), null, 2 ** 40);
   const pages = cfg.totalPages; // 2048
   const zero = { hugePagesSplit: 0, tablesAllocated: 0, spteReads: 0, lockDrops: 0 };
-  const rec = (name: string, kind: PhaseRecord['kind'], iteration: number | null, seconds: number, stats: Record<string, number>, splitter: Record<string, number>, p: [number, number, number], dirty: number | null = null): PhaseRecord => ({
+  const rec = (
+    name: string,
+    kind: PhaseRecord['kind'],
+    iteration: number | null,
+    seconds: number,
+    stats: Record<string, number>,
+    splitter: Record<string, number>,
+    p: [number, number, number],
+    dirty: number | null = null,
+  ): PhaseRecord => ({
     name,
     kind,
     iteration,

@@ -7,7 +7,16 @@ process.env['ATOMICS_LOCK_DEBUG'] = '1';
 process.env['RCU_DEBUG'] = '1';
 
 import test from 'ava';
-import { DEFAULT_HOST_COSTS, formatHostCosts, NO_HOST_COSTS, parseHostCosts, PMLFULL_NS, SLOWFAULT_NS, TLBFLUSH_NS, WPFAULT_NS } from '../src/mmu/host_costs.js';
+import {
+  DEFAULT_HOST_COSTS,
+  formatHostCosts,
+  NO_HOST_COSTS,
+  parseHostCosts,
+  PMLFULL_NS,
+  SLOWFAULT_NS,
+  TLBFLUSH_NS,
+  WPFAULT_NS,
+} from '../src/mmu/host_costs.js';
 import type { HostCosts } from '../src/mmu/host_costs.js';
 import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
 import type { DirtyTrackMode, Vm } from '../src/vm.js';
@@ -57,7 +66,17 @@ test('--host-costs grammar: none, default, partial lists keep the other defaults
 
 function makeVm(dirtyTrack: DirtyTrackMode, hostCosts: HostCosts, hugePageFault: 'split' | 'zap' = 'split'): Vm {
   return attachVm(
-    createVm({ levels: 4, memslots: layoutMemslots(2 * M, 1), backingLevel: 2, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1, dirtyTrack, hostCosts, hugePageFault }),
+    createVm({
+      levels: 4,
+      memslots: layoutMemslots(2 * M, 1),
+      backingLevel: 2,
+      workers: 1,
+      pressure: PRESSURE_PROFILES.none,
+      seed: 1,
+      dirtyTrack,
+      hostCosts,
+      hugePageFault,
+    }),
     0,
   );
 }

@@ -241,7 +241,11 @@ test.serial('control (b): freeing without a grace period is caught', async (t) =
     t.log(`run ${i}:\n${summary(o)}`);
     if (o.workerErrors.length > 0) t.log(`worker errors: ${o.workerErrors.join(' | ')}`);
     caught =
-      (o.stats['poisonReads'] ?? 0) + (o.stats['xlateErrors'] ?? 0) + o.lost + o.report.count + o.workerErrors.filter((e) => e.includes('ERR_INVARIANT')).length;
+      (o.stats['poisonReads'] ?? 0) +
+      (o.stats['xlateErrors'] ?? 0) +
+      o.lost +
+      o.report.count +
+      o.workerErrors.filter((e) => e.includes('ERR_INVARIANT')).length;
   }
   t.true(caught > 0, `the broken variant must be reported (within ${attempts} runs)`);
 });

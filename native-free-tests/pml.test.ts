@@ -130,7 +130,7 @@ test('GET kicks a vCPU on another thread: its writes are absent from the bitmap 
   const done = runAllConcurrently<PmlVcpuResult>(vcpuWorker, [task], { timeoutMs: 60_000 });
   // Wait (without blocking the event loop for long) until the vCPU made its writes.
   while (Atomics.load(ph, 0) !== 1) await new Promise((r) => setTimeout(r, 5));
-  for (const g of gfns) t.false(isPageDirty(vm, 0, g), 'in the vCPU\'s PML buffer only, not yet in the bitmap');
+  for (const g of gfns) t.false(isPageDirty(vm, 0, g), "in the vCPU's PML buffer only, not yet in the bitmap");
   const bm = new Int32Array(vm.dirtyBitmap(0).length);
   const g = getDirtyLog(vm, 0, bm, { manualProtect: true });
   t.is(g.dirtyPages, gfns.length, 'GET returns every write made before the kick');
@@ -248,6 +248,9 @@ test('no write lost with PML across harvest cycles; control: a flush that drops 
     vcpuExitGuest(vm);
     vm.rcu.barrier();
     const r = checkInvariants(vm);
-    t.true(r.violations.some((v) => v.kind === 'lost-dirty'), `the checker reports lost-dirty: ${formatViolations(r)}`);
+    t.true(
+      r.violations.some((v) => v.kind === 'lost-dirty'),
+      `the checker reports lost-dirty: ${formatViolations(r)}`,
+    );
   }
 });

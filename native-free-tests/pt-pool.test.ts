@@ -86,7 +86,7 @@ test('freeAfterGracePeriod keeps the table intact for readers, then poisons it; 
   t.false(vm.rcu.synchronize(50), 'the grace period cannot end while the reader is inside');
   vm.rcu.pollCallbacks();
   t.is(vm.pool.allocRaw(), -1, 'still not reusable');
-  t.true(tableIs(vm.spt, victim, 0x1234n), 'the reader still sees the old entries, not poison or a new owner\'s data');
+  t.true(tableIs(vm.spt, victim, 0x1234n), "the reader still sees the old entries, not poison or a new owner's data");
 
   other.rcu.readUnlock();
   t.true(vm.rcu.synchronize(5_000));

@@ -11,13 +11,7 @@ import test from 'ava';
 import { RcuDomain } from '../src/rcu/index.js';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { stressSeconds, stressTier } from './_tier.js';
-import {
-  PIPE_LEN,
-  initTorture,
-  tortureInt32s,
-  type TortureResult,
-  type TortureTask,
-} from './fixtures/rcu-torture.worker.js';
+import { PIPE_LEN, initTorture, tortureInt32s, type TortureResult, type TortureTask } from './fixtures/rcu-torture.worker.js';
 
 const worker = new URL('./fixtures/rcu-torture.worker.js', import.meta.url);
 
@@ -91,7 +85,20 @@ async function runTorture(unsafe: boolean, seconds: number, readers: number): Pr
       `barriers: ${sum((r) => r.barriers)} callbacks queued: ${stats.callbacksQueued} run: ${stats.callbacksRun}`,
     `rcu-torture: --- End of test: ${ok ? 'SUCCESS' : 'FAILURE'}`,
   ].join('\n');
-  return { text, pipe, batch, reads, versions: w.versions, gracePeriods: stats.gracePeriods, poisoned, torn, pipeViolations, batchViolations, lostCallbacks, ok };
+  return {
+    text,
+    pipe,
+    batch,
+    reads,
+    versions: w.versions,
+    gracePeriods: stats.gracePeriods,
+    poisoned,
+    torn,
+    pipeViolations,
+    batchViolations,
+    lostCallbacks,
+    ok,
+  };
 }
 
 const readers = stressTier() === 'short' ? 13 : 29;

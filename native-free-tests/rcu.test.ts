@@ -74,13 +74,22 @@ test('initialize/attach/registerReader check their arguments and name the primit
   bad(() => d.registerReader(0, { spinLimit: -1 }), /options.spinLimit/);
   t.false(d.isRegistered(0), 'a failed registration gives the slot back');
   const r = d.registerReader(0);
-  t.is(codeOf(() => d.registerReader(0)), 'ERR_RCU_SLOT_IN_USE');
+  t.is(
+    codeOf(() => d.registerReader(0)),
+    'ERR_RCU_SLOT_IN_USE',
+  );
   bad(() => r.callRcu(42 as unknown as () => void), /RcuReader.callRcu: fn must be a function/);
   bad(() => r.synchronize(-1), /RcuReader.synchronize: timeoutMs must be a non-negative number/);
   r.unregister();
   t.false(d.isRegistered(0));
-  t.is(codeOf(() => r.readLock()), 'ERR_RCU_OFFLINE');
-  t.is(codeOf(() => r.synchronize()), 'ERR_RCU_OFFLINE');
+  t.is(
+    codeOf(() => r.readLock()),
+    'ERR_RCU_OFFLINE',
+  );
+  t.is(
+    codeOf(() => r.synchronize()),
+    'ERR_RCU_OFFLINE',
+  );
   const again = d.registerReader(0); // the slot is reusable
   again.unregister();
 });
@@ -91,7 +100,10 @@ test('readLock nests; misuse inside or outside a section throws with a code', (t
   const { domain } = makeDomain();
   const r = domain.registerReader(0, { debug: true });
   t.false(r.isInReadSide());
-  t.is(codeOf(() => r.assertInReadSide()), 'ERR_LOCK_NOT_HELD');
+  t.is(
+    codeOf(() => r.assertInReadSide()),
+    'ERR_LOCK_NOT_HELD',
+  );
   r.readLock();
   r.readLock();
   r.readLock();
@@ -99,16 +111,37 @@ test('readLock nests; misuse inside or outside a section throws with a code', (t
   r.readUnlock();
   r.readUnlock();
   t.true(r.isInReadSide(), 'still inside after 2 of 3 unlocks');
-  t.is(codeOf(() => r.synchronize()), 'ERR_RCU_IN_READ_SIDE');
-  t.is(codeOf(() => r.barrier()), 'ERR_RCU_IN_READ_SIDE');
-  t.is(codeOf(() => r.quiescentState()), 'ERR_RCU_IN_READ_SIDE');
-  t.is(codeOf(() => r.offline()), 'ERR_RCU_IN_READ_SIDE');
-  t.is(codeOf(() => r.unregister()), 'ERR_RCU_IN_READ_SIDE');
+  t.is(
+    codeOf(() => r.synchronize()),
+    'ERR_RCU_IN_READ_SIDE',
+  );
+  t.is(
+    codeOf(() => r.barrier()),
+    'ERR_RCU_IN_READ_SIDE',
+  );
+  t.is(
+    codeOf(() => r.quiescentState()),
+    'ERR_RCU_IN_READ_SIDE',
+  );
+  t.is(
+    codeOf(() => r.offline()),
+    'ERR_RCU_IN_READ_SIDE',
+  );
+  t.is(
+    codeOf(() => r.unregister()),
+    'ERR_RCU_IN_READ_SIDE',
+  );
   r.readUnlock();
   t.false(r.isInReadSide());
-  t.is(codeOf(() => r.readUnlock()), 'ERR_RCU_UNBALANCED');
+  t.is(
+    codeOf(() => r.readUnlock()),
+    'ERR_RCU_UNBALANCED',
+  );
   r.offline();
-  t.is(codeOf(() => r.readLock()), 'ERR_RCU_OFFLINE');
+  t.is(
+    codeOf(() => r.readLock()),
+    'ERR_RCU_OFFLINE',
+  );
   t.false(r.isInReadSide(), 'a failed readLock leaves no section open');
   r.online();
   r.readLock();
@@ -125,11 +158,17 @@ test('assertInReadSide is a no-op unless debug; RCU_DEBUG=1 turns it on; QSBR on
   try {
     const loud = domain.registerReader(1);
     t.true(loud.debug);
-    t.is(codeOf(() => loud.assertInReadSide()), 'ERR_LOCK_NOT_HELD');
+    t.is(
+      codeOf(() => loud.assertInReadSide()),
+      'ERR_LOCK_NOT_HELD',
+    );
     const q = domain.registerReader(2, { mode: 'qsbr' });
     t.notThrows(() => q.assertInReadSide(), 'an online QSBR reader is always in a read-side section');
     q.offline();
-    t.is(codeOf(() => q.assertInReadSide()), 'ERR_LOCK_NOT_HELD');
+    t.is(
+      codeOf(() => q.assertInReadSide()),
+      'ERR_LOCK_NOT_HELD',
+    );
   } finally {
     if (prev === undefined) delete process.env['RCU_DEBUG'];
     else process.env['RCU_DEBUG'] = prev;
@@ -276,7 +315,7 @@ test('QSBR quiescentState runs ripe callbacks; sequences survive Int32 wrap-arou
   t.is(ran, 0, 'QSBR callbacks run from quiescentState/poll on their own thread');
   q.quiescentState();
   t.is(ran, 1);
-  t.is(domain.stats().gracePeriods, (domain.gpSeq() >>> 1));
+  t.is(domain.stats().gracePeriods, domain.gpSeq() >>> 1);
 });
 
 // ------------------------------------------------------------------ two workers, phase-sequenced
@@ -287,7 +326,10 @@ function phaseRun(scenario: PhaseTask['scenario'], unsafe = false): Promise<Phas
   RcuDomain.initialize(new Int32Array(rcuSab), 0, maxReaders);
   const phaseSab = new SharedArrayBuffer(PHASE_INT32S * 4);
   const common = { scenario, rcuSab, phaseSab, maxReaders, unsafe };
-  const tasks: PhaseTask[] = [{ role: 'reader', ...common }, { role: 'syncer', ...common }];
+  const tasks: PhaseTask[] = [
+    { role: 'reader', ...common },
+    { role: 'syncer', ...common },
+  ];
   return runAllConcurrently<PhaseResult>(phasesWorker, tasks, { timeoutMs: 30_000 });
 }
 

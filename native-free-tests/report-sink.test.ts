@@ -27,7 +27,10 @@ test.serial('the tick feed sees every phase of the run while it goes on, then en
   const seen = new Set(samples.map((s) => s.phase));
   for (const p of report.phases) t.true(seen.has(p.name), `a tick during ${p.name}`);
   t.true(samples.every((s) => s.iterations === 2));
-  t.true(samples.every((s, i) => i === 0 || s.elapsedMs >= samples[i - 1]!.elapsedMs), 'samples in time order');
+  t.true(
+    samples.every((s, i) => i === 0 || s.elapsedMs >= samples[i - 1]!.elapsedMs),
+    'samples in time order',
+  );
   const last = samples.at(-1)!;
   t.true(last.accesses > 0 && last.counters['accesses'] === last.accesses, 'live counters from the stat slots');
   t.true(samples.some((s) => s.hugePagesSplit > 0));
@@ -36,7 +39,19 @@ test.serial('the tick feed sees every phase of the run while it goes on, then en
   const dir = mkdtempSync(join(tmpdir(), 'report-sink-test-'));
   try {
     const out: string[] = [];
-    emitReport([textSink({ write: (s) => (out.push(s), true) }), jsonSink(join(dir, 'r.json')), csvSink(join(dir, 'r.csv'))], report);
+    emitReport(
+      [
+        textSink({
+          write: (s) => {
+            out.push(s);
+            return true;
+          },
+        }),
+        jsonSink(join(dir, 'r.json')),
+        csvSink(join(dir, 'r.csv')),
+      ],
+      report,
+    );
     t.true(out.join('').includes('== Invariants =='));
     t.is(JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')).split.hugePagesSplit, report.split.hugePagesSplit);
     t.is(readFileSync(join(dir, 'r.csv'), 'utf8').split('\r\n')[0], CSV_HEADER.join(','));

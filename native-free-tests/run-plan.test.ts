@@ -35,7 +35,13 @@ test('steps: the dirty_log_perf_test flow with manual-protect, without it (-g), 
     'iteration 2 clear',
     'disable',
   ]);
-  t.deepEqual(names(planRun({ ...BASE, manualProtect: false, iterations: 1 }).steps), ['populate', 'enable', 'iteration 1 dirty', 'iteration 1 get', 'disable']);
+  t.deepEqual(names(planRun({ ...BASE, manualProtect: false, iterations: 1 }).steps), [
+    'populate',
+    'enable',
+    'iteration 1 dirty',
+    'iteration 1 get',
+    'disable',
+  ]);
   t.deepEqual(names(planRun({ ...BASE, manualProtect: false, iterations: 1, vcpusRunDuringDisable: true }).steps), [
     'populate',
     'enable',

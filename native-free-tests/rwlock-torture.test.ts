@@ -51,11 +51,7 @@ function summarise(label: string, rs: readonly TortureResult[]): KindSummary {
   return { total, max, min, fail, starved, line };
 }
 
-async function runTorture(
-  lock: LockKind,
-  durationMs: number,
-  mix: TortureTask['mix'] = 'mixed',
-): Promise<{ results: TortureResult[]; view: Int32Array }> {
+async function runTorture(lock: LockKind, durationMs: number, mix: TortureTask['mix'] = 'mixed'): Promise<{ results: TortureResult[]; view: Int32Array }> {
   const sab = new SharedArrayBuffer(TORTURE_INT32S * 4);
   const view = new Int32Array(sab);
   if (lock === 'scalable') ScalableRwLock.initialize(view, LOCK_BASE, SCALABLE_MAX_READERS);
@@ -82,8 +78,14 @@ async function runTorture(
 }
 
 function report(t: ExecutionContext, name: string, results: readonly TortureResult[]): { w: KindSummary; r: KindSummary } {
-  const w = summarise('Writes', results.filter((x) => x.role === 'writer'));
-  const r = summarise('Reads ', results.filter((x) => x.role === 'reader'));
+  const w = summarise(
+    'Writes',
+    results.filter((x) => x.role === 'writer'),
+  );
+  const r = summarise(
+    'Reads ',
+    results.filter((x) => x.role === 'reader'),
+  );
   const maxReaders = Math.max(...results.map((x) => x.maxConcurrentReaders));
   const timeouts = results.reduce((a, x) => a + x.timeouts, 0);
   t.log(`${name}: ${WRITERS} writers + ${READERS} readers`);

@@ -24,15 +24,9 @@ import { splitHugePagesYieldSafe } from '../src/mmu/tdp_mmu_split.js';
 import type { SplitResult } from '../src/mmu/tdp_mmu_split.js';
 import { createSplitAllocDesign, splitAllocDesignImplNames } from '../src/mmu/split_alloc.js';
 import type { SplitAllocDesign, SplitAllocParams } from '../src/mmu/split_alloc.js';
-import {
-  endSplitIoctl,
-  releaseSplitAllocDesign,
-  SPLIT_ALLOC_DESIGN_ORDER,
-  splitIsEager,
-  splitLockShared,
-} from '../src/mmu/split_alloc_designs.js';
+import { endSplitIoctl, releaseSplitAllocDesign, SPLIT_ALLOC_DESIGN_ORDER, splitIsEager, splitLockShared } from '../src/mmu/split_alloc_designs.js';
 import { CacheSplitDesign } from '../src/mmu/split_alloc_cache.js';
-import { ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTables } from '../src/mmu/split_alloc_chunked.js';
+import { type ChunkedCacheSplitDesign, CHUNK_PAGES_1G, CHUNK_PAGES_2M, splitNrPageTables } from '../src/mmu/split_alloc_chunked.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { measureRestartReads } from '../src/emulate/restart_reads.js';
 import { setRunnable } from '../src/mmu/mmu_resched.js';
@@ -89,7 +83,8 @@ function mappedGuest(spec: GuestSpec): Guest {
   for (let i = 0; i < spec.hugePages; i++) guestAccess(vm, BASE + i * hugeSpan, 'write', out);
   vm.vcpuCache.freeAll();
   const ps = vm.pageStats();
-  if ((backingLevel === 2 ? ps.pages2m : ps.pages1g) !== spec.hugePages) throw new Error(`setup: expected ${spec.hugePages} huge pages, got ${JSON.stringify(ps)}`);
+  if ((backingLevel === 2 ? ps.pages2m : ps.pages1g) !== spec.hugePages)
+    throw new Error(`setup: expected ${spec.hugePages} huge pages, got ${JSON.stringify(ps)}`);
   if (spec.poolFree !== undefined && vm.poolAccounting().free !== spec.poolFree) {
     throw new Error(`setup: expected ${spec.poolFree} free tables, got ${JSON.stringify(vm.poolAccounting())}`);
   }
@@ -446,7 +441,10 @@ test('control: a cache design that leaks its leftovers is caught by the invarian
   t.deepEqual(g.vm.pageStats(), { pages4k: g.npages, pages2m: 0, pages1g: 0 }, 'the split itself is right');
   const inv = checkInvariants(g.vm);
   t.false(inv.ok, 'the leak must be reported');
-  t.true(inv.violations.some((v) => v.kind === 'pool-accounting'), formatViolations(inv));
+  t.true(
+    inv.violations.some((v) => v.kind === 'pool-accounting'),
+    formatViolations(inv),
+  );
 });
 
 // ---- memory traffic of restarts ----------------------------------------------------------------

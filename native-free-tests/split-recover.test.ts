@@ -211,7 +211,7 @@ test('zap a range under the read and the write lock, then refault', (t) => {
   vm.mmuLock.readLock();
   const z1 = zapGfnRangeYieldSafe(vm, s.baseGfn + 100, s.baseGfn + 3 * M, { shared: true });
   vm.mmuLock.readUnlock();
-  t.is(z1.zapped, (M - 100) + 2, '412 leaves of the first table, then two whole tables');
+  t.is(z1.zapped, M - 100 + 2, '412 leaves of the first table, then two whole tables');
   expectClean(t, vm, 'after shared zap');
   vm.mmuLock.writeLock();
   const z2 = zapGfnRangeYieldSafe(vm, s.baseGfn, s.baseGfn + 8 * M, { shared: false });
@@ -235,6 +235,9 @@ test('control (a): a split that drops one child mapping is caught by the checker
   vm.rcu.barrier();
   const r = checkInvariants(vm);
   t.false(r.ok, 'the checker must report the lost mappings');
-  t.true(r.violations.some((v) => v.kind === 'page-stats' && v.level === 1), formatViolations(r));
+  t.true(
+    r.violations.some((v) => v.kind === 'page-stats' && v.level === 1),
+    formatViolations(r),
+  );
   t.log(`control (a) reported ${r.count} violation(s): ${r.violations.map((v) => v.kind).join(', ')}`);
 });

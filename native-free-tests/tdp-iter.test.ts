@@ -104,7 +104,15 @@ function refWalk(spt: BigInt64Array, root: number, rootLevel: number, minLevel: 
   return { visits, readsAt, reads };
 }
 
-function iterWalk(it: TdpIter, root: number, rootLevel: number, minLevel: number, start: number, end: number, yieldAfter: readonly number[] = []): { visits: Visit[]; reads: number; yieldedGfns: number[] } {
+function iterWalk(
+  it: TdpIter,
+  root: number,
+  rootLevel: number,
+  minLevel: number,
+  start: number,
+  end: number,
+  yieldAfter: readonly number[] = [],
+): { visits: Visit[]; reads: number; yieldedGfns: number[] } {
   const visits: Visit[] = [];
   const yieldedGfns: number[] = [];
   const r0 = it.spteReads;
@@ -183,11 +191,7 @@ for (const rootLevel of [4, 5] as const) {
           t.deepEqual(got.yieldedGfns, [resumeAt], 'nextLastLevelGfn at the yield');
           t.is(it.yieldedGfn, resumeAt, 'yieldedGfn records the restart gfn');
           t.is(got.visits.length, expectVisits.length, `seed ${seed} yield after ${k}: visit count`);
-          t.deepEqual(
-            got.visits.map(fmt),
-            expectVisits.map(fmt),
-            `seed ${seed} yield after ${k}`,
-          );
+          t.deepEqual(got.visits.map(fmt), expectVisits.map(fmt), `seed ${seed} yield after ${k}`);
           t.is(got.reads, expectReads, `seed ${seed} yield after ${k}: SPTE reads`);
         }
         // Two yields in one walk.
@@ -228,7 +232,10 @@ test('a walk restricted to one 4K gfn reads root-to-leaf plus one', (t) => {
   spt[3 * PT_ENTRIES + (gfn & 511)] = makeLeafSpte(777, 1);
   const it = new TdpIter(spt);
   const got = iterWalk(it, 0, 4, 1, gfn, gfn + 1);
-  t.deepEqual(got.visits.map((v) => v.level), [4, 3, 2, 1]);
+  t.deepEqual(
+    got.visits.map((v) => v.level),
+    [4, 3, 2, 1],
+  );
   t.is(got.visits[3]!.gfn, gfn);
   t.is(got.reads, 4 + 3 + 1, '4 entries + 3 re-reads + the neighbour past end');
 });

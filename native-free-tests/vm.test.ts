@@ -1,12 +1,5 @@
 import test from 'ava';
-import {
-  attachVm,
-  BACKING_PFN_OFFSET,
-  checkFootprint,
-  createVm,
-  layoutMemslots,
-  vmFootprint,
-} from '../src/vm.js';
+import { attachVm, BACKING_PFN_OFFSET, checkFootprint, createVm, layoutMemslots, vmFootprint } from '../src/vm.js';
 import type { VmConfig } from '../src/vm.js';
 import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
 import { pagesPerHpage, PT_ENTRIES } from '../src/mmu/spte.js';
@@ -64,12 +57,24 @@ test('vmFootprint: a 1 TiB guest mapped at 4K fits in 24 GiB; 4 and 5 levels bot
     t.is(fp.idealTables, 524288 + 1024 + 2 + (levels === 5 ? 1 : 0) + 1);
     t.true(fp.bytes < 24 * GiB);
     t.true(fp.tables / fp.idealTables < 1.05);
-    t.notThrows(() => checkFootprint({ levels, memslots: layoutMemslots(1024 * GiB_PAGES, 1), backingLevel: 1, workers: 33, pressure: PRESSURE_PROFILES.none, seed: 1 }, 24 * GiB));
+    t.notThrows(() =>
+      checkFootprint(
+        { levels, memslots: layoutMemslots(1024 * GiB_PAGES, 1), backingLevel: 1, workers: 33, pressure: PRESSURE_PROFILES.none, seed: 1 },
+        24 * GiB,
+      ),
+    );
   }
 });
 
 test('checkFootprint refuses a guest that will not fit with ERR_TOO_BIG', (t) => {
-  const big: VmConfig = { levels: 4, memslots: layoutMemslots(16 * 1024 * GiB_PAGES, 4), backingLevel: 1, workers: 2, pressure: PRESSURE_PROFILES.none, seed: 1 };
+  const big: VmConfig = {
+    levels: 4,
+    memslots: layoutMemslots(16 * 1024 * GiB_PAGES, 4),
+    backingLevel: 1,
+    workers: 2,
+    pressure: PRESSURE_PROFILES.none,
+    seed: 1,
+  };
   const err = t.throws(() => checkFootprint(big, 24 * GiB));
   t.is(errorCode(err), 'ERR_TOO_BIG');
   t.regex(err?.message ?? '', /GiB/);
@@ -152,7 +157,21 @@ test('attach: a worker id is an RCU slot; detach frees it for the next phase', (
 });
 
 test('config checks: overlapping memslots, gfns past 2^36, bad levels', (t) => {
-  t.is(errorCode(t.throws(() => createVm(config({ memslots: [{ baseGfn: 0, npages: 100 }, { baseGfn: 50, npages: 10 }] })))), 'ERR_INVALID_ARG');
+  t.is(
+    errorCode(
+      t.throws(() =>
+        createVm(
+          config({
+            memslots: [
+              { baseGfn: 0, npages: 100 },
+              { baseGfn: 50, npages: 10 },
+            ],
+          }),
+        ),
+      ),
+    ),
+    'ERR_INVALID_ARG',
+  );
   t.is(errorCode(t.throws(() => createVm(config({ memslots: [{ baseGfn: 2 ** 36 - 5, npages: 10 }] })))), 'ERR_INVALID_ARG');
   t.is(errorCode(t.throws(() => createVm(config({ levels: 3 as 4 })))), 'ERR_INVALID_ARG');
   t.is(errorCode(t.throws(() => createVm(config({ workers: 0 })))), 'ERR_INVALID_ARG');

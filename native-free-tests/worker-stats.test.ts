@@ -25,16 +25,33 @@ async function runWithOutputs(env: Record<string, string>): Promise<{ code: numb
 
 test('the table: split rows in report order, the allocFailed row keeps its JSON key allocFailures', (t) => {
   t.is(STAT_ROWS.length, WORKER_STAT_ROWS.length, 'no test row without the hook');
-  t.deepEqual(
-    SPLIT_ROWS.map(jsonKeyOf),
-    ['hugePagesSplit', 'tablesAllocated', 'allocFromCache', 'allocNowait', 'allocBlocking', 'allocFailures', 'allocUnderLock', 'leftoverFreed', 'lockDrops', 'restarts', 'spteReads', 'yields', 'splitEnomem', 'spHeaderAllocs', 'reclaims', 'rfcDropTlbFlushes'],
-  );
+  t.deepEqual(SPLIT_ROWS.map(jsonKeyOf), [
+    'hugePagesSplit',
+    'tablesAllocated',
+    'allocFromCache',
+    'allocNowait',
+    'allocBlocking',
+    'allocFailures',
+    'allocUnderLock',
+    'leftoverFreed',
+    'lockDrops',
+    'restarts',
+    'spteReads',
+    'yields',
+    'splitEnomem',
+    'spHeaderAllocs',
+    'reclaims',
+    'rfcDropTlbFlushes',
+  ]);
   const after: Record<string, number> = { allocFailed: 5, spteReads: 12 };
   const d = splitCounterDeltas(after, { spteReads: 2 }) as unknown as Record<string, number>;
   t.is(d['allocFailures'], 5);
   t.is(d['spteReads'], 10);
   t.false('allocFailed' in d);
-  t.is(WS.allocFailed, WORKER_STAT_ROWS.findIndex((r) => r.key === 'allocFailed'));
+  t.is(
+    WS.allocFailed,
+    WORKER_STAT_ROWS.findIndex((r) => r.key === 'allocFailed'),
+  );
   t.is(snakeCase('allocFailures'), 'alloc_failures');
 });
 

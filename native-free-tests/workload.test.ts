@@ -4,7 +4,8 @@
  * the hot-loop contract (one reusable out object), and --workload on the command line.
  */
 import test from 'ava';
-import { createWorkload, createWorkloadAccess, DEFAULT_WORKLOAD, workloadDefinition, workloadNames } from '../src/workloads/workload.js';
+import { createWorkload, DEFAULT_WORKLOAD, workloadDefinition, workloadNames } from '../src/workloads/registry.js';
+import { createWorkloadAccess } from '../src/workloads/workload.js';
 import type { WorkloadParams } from '../src/workloads/workload.js';
 import { Rng } from '../src/mmu/rng.js';
 import { parseCommandLine, resolveOptions } from '../src/emulate/options.js';

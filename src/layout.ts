@@ -258,8 +258,8 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
     ['page_stats', l.pageStatsBase, PAGE_STATS_INT32S],
     ['worker_stats', l.workerStatsBase, l.workers * WORKER_STAT_SLOT_INT32S],
   ];
-  l.dirtyBases.forEach((b, i) => r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]));
-  l.memslotCtrlBases.forEach((b, i) => r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]));
+  for (const [i, b] of l.dirtyBases.entries()) r.push([`dirty[${i}]`, b, l.dirtyWords[i]!]);
+  for (const [i, b] of l.memslotCtrlBases.entries()) r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]);
   r.push(['pml_kick', l.pmlKickBase, pmlKickInt32s(l.workers)]);
   r.push(['sched', l.schedBase, SCHED_INT32S]);
   return r;

@@ -106,11 +106,7 @@ export class TaskPool {
 }
 
 /** One-shot: a pool for exactly these tasks, destroyed afterwards. */
-export async function runAllConcurrently<R>(
-  filename: URL | string,
-  tasks: readonly unknown[],
-  opts: RunAllOptions = {},
-): Promise<R[]> {
+export async function runAllConcurrently<R>(filename: URL | string, tasks: readonly unknown[], opts: RunAllOptions = {}): Promise<R[]> {
   const pool = new TaskPool(filename, tasks.length, opts.env);
   try {
     return await pool.runAll<R>(tasks, opts);

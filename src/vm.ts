@@ -141,7 +141,8 @@ export function checkVmConfig(config: VmConfig): void {
   if (config.cacheCapacity !== undefined && (!Number.isInteger(config.cacheCapacity) || config.cacheCapacity < 1)) {
     bad(`cacheCapacity ${config.cacheCapacity} must be a positive integer`);
   }
-  if (config.hostCores !== undefined && (!Number.isInteger(config.hostCores) || config.hostCores < 1)) bad(`hostCores ${config.hostCores} must be a positive integer`);
+  if (config.hostCores !== undefined && (!Number.isInteger(config.hostCores) || config.hostCores < 1))
+    bad(`hostCores ${config.hostCores} must be a positive integer`);
   if (config.poolTables !== undefined && (!Number.isInteger(config.poolTables) || config.poolTables < 1 || config.poolTables >= 2 ** 31 - 1)) {
     bad(`poolTables ${config.poolTables} must be a positive integer below 2^31-1`);
   }
@@ -157,8 +158,10 @@ export function checkVmConfig(config: VmConfig): void {
     if (s.baseGfn < end) bad(`memslot at gfn ${s.baseGfn} overlaps the previous one (ends at ${end})`);
     end = s.baseGfn + s.npages;
   }
-  if (config.dirtyTrack !== undefined && config.dirtyTrack !== 'pml' && config.dirtyTrack !== 'wrprot') bad(`dirtyTrack ${String(config.dirtyTrack)} must be pml or wrprot`);
-  if (config.hugePageFault !== undefined && config.hugePageFault !== 'split' && config.hugePageFault !== 'zap') bad(`hugePageFault ${String(config.hugePageFault)} must be split or zap`);
+  if (config.dirtyTrack !== undefined && config.dirtyTrack !== 'pml' && config.dirtyTrack !== 'wrprot')
+    bad(`dirtyTrack ${String(config.dirtyTrack)} must be pml or wrprot`);
+  if (config.hugePageFault !== undefined && config.hugePageFault !== 'split' && config.hugePageFault !== 'zap')
+    bad(`hugePageFault ${String(config.hugePageFault)} must be split or zap`);
   validatePressure(config.pressure);
 }
 

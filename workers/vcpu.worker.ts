@@ -18,7 +18,8 @@
 import { Histogram } from '../src/stats/histogram.js';
 import { attachVm } from '../src/vm.js';
 import type { Vm } from '../src/vm.js';
-import { createWorkload, createWorkloadAccess } from '../src/workloads/workload.js';
+import { createWorkload } from '../src/workloads/registry.js';
+import { createWorkloadAccess } from '../src/workloads/workload.js';
 import type { Workload } from '../src/workloads/workload.js';
 import {
   Control,

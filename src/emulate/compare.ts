@@ -261,7 +261,22 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
     ]),
   );
   const t2 = table(
-    ['run', 'lock hold p99', 'hold max', 'rd wait p99', 'drops', 'restarts', 'yields', 'extra reads/split', 'alloc under lock', 'alloc fail', 'leftovers', 'split (eager/vCPU)', 'ENOMEM', 'invariants'],
+    [
+      'run',
+      'lock hold p99',
+      'hold max',
+      'rd wait p99',
+      'drops',
+      'restarts',
+      'yields',
+      'extra reads/split',
+      'alloc under lock',
+      'alloc fail',
+      'leftovers',
+      'split (eager/vCPU)',
+      'ENOMEM',
+      'invariants',
+    ],
     rows.map((r) => [
       r.label,
       r.holdP99Ns === null ? '-' : `${formatNs(r.holdP99Ns)} (${r.holdMode === 'write' ? 'w' : 'r'})`,
@@ -301,7 +316,11 @@ function spreadNote(a: number | null, b: number | null): string {
 
 /** The key a run is compared within: every swept value except the design. */
 function groupKey(r: CompareRow): string {
-  return JSON.stringify(Object.entries(r.swept).filter(([k]) => k !== 'split-alloc').sort());
+  return JSON.stringify(
+    Object.entries(r.swept)
+      .filter(([k]) => k !== 'split-alloc')
+      .sort(),
+  );
 }
 
 /**
@@ -321,8 +340,8 @@ export function verdictLines(rows: readonly CompareRow[]): string[] {
       p99 === null && baseP99 === null
         ? 'vCPU impact not measured (no vCPU faulted during splitting: --steady or --compare keeps vCPUs running)'
         : p99 === null || baseP99 === null
-        ? `vCPU fault p99 not comparable (${p99 === null ? 'no vCPU faults during its split' : formatNs(p99)} vs ${baseP99 === null ? 'none' : formatNs(baseP99)})`
-        : `vCPU fault p99 changed by ${pct(changePct(p99, baseP99))} (${formatNs(p99)} vs ${formatNs(baseP99)}${spreadNote(r.faultP99SpreadPct, base.faultP99SpreadPct)})`;
+          ? `vCPU fault p99 not comparable (${p99 === null ? 'no vCPU faults during its split' : formatNs(p99)} vs ${baseP99 === null ? 'none' : formatNs(baseP99)})`
+          : `vCPU fault p99 changed by ${pct(changePct(p99, baseP99))} (${formatNs(p99)} vs ${formatNs(baseP99)}${spreadNote(r.faultP99SpreadPct, base.faultP99SpreadPct)})`;
     if (r.splitBySplitter === 0) {
       return `${r.label}: no eager split (vCPU faults split ${formatCount(r.splitByVcpus)} huge pages); ${faultPart}`;
     }

@@ -18,7 +18,7 @@
  * guest too big; 3 stuck; 130 interrupted.
  */
 import { formatHostCosts, HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
-import { errorCode, EmulatorError, invalidOption } from '../errors.js';
+import { errorCode, type EmulatorError, invalidOption } from '../errors.js';
 import { SPLIT_ALLOC_DESIGN_ORDER } from '../mmu/split_alloc_designs.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
@@ -32,7 +32,7 @@ import type { RawValues } from './options.js';
 import { Progress } from './progress.js';
 import { runEmulation } from './run.js';
 import { expandSweep, isSweep, runSweep } from './sweep.js';
-import type { SweepResult } from './sweep.js';
+import type { SweepResult, SweepRun } from './sweep.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -55,7 +55,7 @@ export interface ManyRunsIo {
 /** The raw values every run shares, with --compare's implications applied. */
 function baseRaw(raw: RawValues): RawValues {
   if (raw['json'] !== undefined) {
-    throw invalidOption('--json', 'writes one run\'s report; with --compare or a sweep use --csv FILE (one row per run)');
+    throw invalidOption('--json', "writes one run's report; with --compare or a sweep use --csv FILE (one row per run)");
   }
   return raw['compare'] === true ? { ...raw, steady: true } : raw;
 }
@@ -65,7 +65,7 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
   let results: SweepResult<RunConfig>[];
   const quiet = raw['quiet'] === true;
   const csv = typeof raw['csv'] === 'string' ? raw['csv'] : undefined;
-  let runs;
+  let runs: SweepRun[] = [];
   let configs: RunConfig[] = [];
   let repeat = 1;
   try {
@@ -105,7 +105,9 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
           progress.stop();
           if (!quiet) {
             const row = compareRow(report, swept[index], labels[index]);
-            io.stderr.write(`emulate: run ${index + 1}/${total} ${labels[index]}: split ${row.splitterSeconds.toFixed(4)} s, wall ${report.totals.wallSeconds.toFixed(1)} s, invariants ${row.invariantsOk ? 'ok' : 'VIOLATED'}\n`);
+            io.stderr.write(
+              `emulate: run ${index + 1}/${total} ${labels[index]}: split ${row.splitterSeconds.toFixed(4)} s, wall ${report.totals.wallSeconds.toFixed(1)} s, invariants ${row.invariantsOk ? 'ok' : 'VIOLATED'}\n`,
+            );
           }
           return report;
         } finally {
@@ -133,7 +135,9 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
     repeat > 1
       ? `medians of ${repeat} runs each, with the run-to-run spread ((max - min) / median) of split time and fault p99`
       : 'one run each: with --repeat N the verdicts give medians and the run-to-run spread, the measure of noise here';
-  io.stdout.write(`${repeat > 1 ? `Medians of ${repeat} runs per row\n` : ''}${formatCompareTables(shown).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; ${how})\n`);
+  io.stdout.write(
+    `${repeat > 1 ? `Medians of ${repeat} runs per row\n` : ''}${formatCompareTables(shown).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; ${how})\n`,
+  );
   io.stdout.write(`${verdictLines(shown).join('\n')}\n`);
   const o0 = configs[0]!.options;
   io.stdout.write(`Dirty tracking ${o0.dirtyTrack}; host costs ${formatHostCosts(o0.hostCosts)} (${HOST_COSTS_CALIBRATION})\n`);

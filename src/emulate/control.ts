@@ -165,9 +165,11 @@ export class Control {
  * block the event loop. Resolves 'ok' on notify, 'not-equal' at once, 'timed-out' after timeoutMs.
  */
 export function waitAsync(view: Int32Array, index: number, value: number, timeoutMs: number): Promise<'ok' | 'not-equal' | 'timed-out'> {
-  const wa = (Atomics as unknown as {
-    waitAsync(v: Int32Array, i: number, x: number, t: number): { async: boolean; value: 'ok' | 'not-equal' | 'timed-out' | Promise<'ok' | 'timed-out'> };
-  }).waitAsync(view, index, value, timeoutMs);
+  const wa = (
+    Atomics as unknown as {
+      waitAsync(v: Int32Array, i: number, x: number, t: number): { async: boolean; value: 'ok' | 'not-equal' | 'timed-out' | Promise<'ok' | 'timed-out'> };
+    }
+  ).waitAsync(view, index, value, timeoutMs);
   return wa.async ? (wa.value as Promise<'ok' | 'timed-out'>) : Promise.resolve(wa.value as 'not-equal' | 'timed-out');
 }
 

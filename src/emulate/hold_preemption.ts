@@ -12,23 +12,7 @@ import { HOLD_CLASSIFY_MIN_NS, PREEMPTED_CPU_FRACTION } from '../mmu/hold_cpu.js
 import { OP_CHECK } from './control.js';
 import type { SplitterOpSample } from './messages.js';
 import { summarize } from './report_model.js';
-import type { LatencySummary } from './report_model.js';
-
-export interface HoldPreemption {
-  /** Holds long enough to tell (>= minClassifiedNs wall) and, of those, preempted ones. */
-  readonly classified: number;
-  readonly preempted: number;
-  readonly minClassifiedNs: number;
-  readonly preemptedCpuFraction: number;
-  /** Wall and on-CPU seconds of the preempted holds. */
-  readonly preemptedWallSeconds: number;
-  readonly preemptedCpuSeconds: number;
-  /** The splitter's hold times without the preempted holds (with them: split.splitterReadHoldNs / WriteHoldNs). */
-  readonly readHoldNotPreemptedNs: LatencySummary;
-  readonly writeHoldNotPreemptedNs: LatencySummary;
-  /** /proc/thread-self/schedstat reads the measurement made (its own cost, about 2.6 us each). */
-  readonly cpuReads: number;
-}
+import type { HoldPreemption, LatencySummary } from './report_model.js';
 
 /** Over the splitter's dirty-log ops (not the final invariant check); null if no op carried the figures. */
 export function summarizeHoldPreemption(samples: readonly SplitterOpSample[]): HoldPreemption | null {

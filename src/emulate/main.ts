@@ -16,6 +16,7 @@ import { errorCode, EmulatorError } from '../errors.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
 import type { RunConfig } from './config.js';
 import { parseFaultInjection } from './messages.js';
+import type { FaultInjection } from './messages.js';
 import { formatBytes, formatSize, helpText, parseCommandLine, resolveOptions } from './options.js';
 import { Progress } from './progress.js';
 import { corruptionFound } from './report_model.js';
@@ -50,7 +51,7 @@ function configure(argv: readonly string[]): RunConfig | number | { readonly man
     const options = resolveOptions(cmd.raw);
     if (options.json !== undefined) checkOutputPath('--json', options.json);
     if (options.csv !== undefined) checkOutputPath('--csv', options.csv);
-    let faultInject;
+    let faultInject: FaultInjection | null;
     try {
       faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);
     } catch (err) {

@@ -21,19 +21,18 @@ import { DEFAULT_CACHE_CAPACITY } from '../mmu/mmu_cache.js';
 import { DEFAULT_RESCHED_MS } from '../mmu/mmu_resched.js';
 import { DEFAULT_HOST_COSTS, parseHostCosts } from '../mmu/host_costs.js';
 import type { HostCosts } from '../mmu/host_costs.js';
-import { DEFAULT_WORKLOAD, workloadDefinition, workloadNames } from '../workloads/workload.js';
+import { DEFAULT_WORKLOAD, workloadDefinition, workloadNames } from '../workloads/registry.js';
 import type { DirtyTrackMode } from '../vm.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
 
 /** Page size, in bytes, of each backing source (selftests' test_util.c names). */
-export const BACKINGS: Readonly<Record<BackingName, { readonly level: 1 | 2 | 3; readonly pageBytes: number }>> =
-  Object.freeze({
-    anonymous: { level: 1, pageBytes: 4096 },
-    anonymous_thp: { level: 2, pageBytes: 2 * 1024 * 1024 },
-    anonymous_hugetlb_2mb: { level: 2, pageBytes: 2 * 1024 * 1024 },
-    anonymous_hugetlb_1gb: { level: 3, pageBytes: 1024 * 1024 * 1024 },
-  });
+export const BACKINGS: Readonly<Record<BackingName, { readonly level: 1 | 2 | 3; readonly pageBytes: number }>> = Object.freeze({
+  anonymous: { level: 1, pageBytes: 4096 },
+  anonymous_thp: { level: 2, pageBytes: 2 * 1024 * 1024 },
+  anonymous_hugetlb_2mb: { level: 2, pageBytes: 2 * 1024 * 1024 },
+  anonymous_hugetlb_1gb: { level: 3, pageBytes: 1024 * 1024 * 1024 },
+});
 
 /** The guest page size: memstress strides over guest pages, 4 KiB on x86. */
 export const GUEST_PAGE_BYTES = 4096;
@@ -194,7 +193,12 @@ export function parseSize(label: string, raw: string): number {
 
 /** Bytes as the user would write them: 64M, 3G, 1536K. */
 export function formatSize(bytes: number): string {
-  for (const [suffix, unit] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) {
+  for (const [suffix, unit] of [
+    ['T', 2 ** 40],
+    ['G', 2 ** 30],
+    ['M', 2 ** 20],
+    ['K', 2 ** 10],
+  ] as const) {
     if (bytes >= unit && bytes % unit === 0) return `${bytes / unit}${suffix}`;
   }
   return `${bytes}`;
@@ -305,7 +309,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     short: 'b',
     type: 'string',
     arg: 'SIZE',
-    help: 'guest memory each vCPU dirties, e.g. 10M, 3G (page tables are emulated, guest data is not stored; ' +
+    help:
+      'guest memory each vCPU dirties, e.g. 10M, 3G (page tables are emulated, guest data is not stored; ' +
       'every 4K access is emulated, 3-17 M accesses/s on 2 cores: --vcpus 32 takes ~6 s)',
     shownDefault: mib(DEFAULTS.memoryPerVcpuBytes),
   },
@@ -315,23 +320,37 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     short: 's',
     type: 'string',
     arg: 'SRC',
-    help: 'backing source: anonymous (4K), anonymous_thp and anonymous_hugetlb_2mb (2M), anonymous_hugetlb_1gb (1G); ' +
-      'the selftest defaults to anonymous',
+    help: 'backing source: anonymous (4K), anonymous_thp and anonymous_hugetlb_2mb (2M), anonymous_hugetlb_1gb (1G); ' + 'the selftest defaults to anonymous',
     shownDefault: DEFAULTS.backing,
   },
-  { long: 'write-percent', short: 'w', type: 'string', arg: 'PCT', help: 'percentage of accesses that are writes, 0..100', shownDefault: `${DEFAULTS.writePercent}` },
+  {
+    long: 'write-percent',
+    short: 'w',
+    type: 'string',
+    arg: 'PCT',
+    help: 'percentage of accesses that are writes, 0..100',
+    shownDefault: `${DEFAULTS.writePercent}`,
+  },
   { long: 'random-access', short: 'a', type: 'boolean', help: 'access pages in random order instead of sequentially', shownDefault: 'off' },
   {
     long: 'no-manual-protect',
     short: 'g',
     type: 'boolean',
-    help: 'do not use MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET: GET_DIRTY_LOG clears, and eager splitting ' +
+    help:
+      'do not use MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET: GET_DIRTY_LOG clears, and eager splitting ' +
       'happens when dirty logging is enabled (mmu_lock for read) instead of in each CLEAR (mmu_lock for write)',
     shownDefault: 'manual-protect on',
   },
   { long: 'evil', short: 'e', type: 'boolean', help: 'keep vCPUs running while dirty logging is disabled', shownDefault: 'off' },
   { long: 'memslots', short: 'x', type: 'string', arg: 'N', help: 'split the guest memory into N memslots', shownDefault: `${DEFAULTS.memslots}` },
-  { long: 'seed', short: 'r', type: 'string', arg: 'N', help: 'random seed (access order, write choice, allocator pressure)', shownDefault: `${DEFAULTS.seed}` },
+  {
+    long: 'seed',
+    short: 'r',
+    type: 'string',
+    arg: 'N',
+    help: 'random seed (access order, write choice, allocator pressure)',
+    shownDefault: `${DEFAULTS.seed}`,
+  },
   { long: 'levels', type: 'string', arg: '4|5', help: 'TDP paging levels (4-level or 5-level root)', shownDefault: `${DEFAULTS.levels}` },
   { long: 'eager-split', type: 'string', arg: 'on|off', help: 'eager page splitting (kvm.eager_page_split); off = split on write fault', shownDefault: 'on' },
   {
@@ -346,14 +365,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'cache-capacity',
     type: 'string',
     arg: 'N',
-    help: 'tables in the cache design\'s kvm_mmu_memory_cache (KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE)',
+    help: "tables in the cache design's kvm_mmu_memory_cache (KVM_ARCH_NR_OBJS_PER_MEMORY_CACHE)",
     shownDefault: `${DEFAULTS.cacheCapacity}`,
   },
   {
     long: 'chunk-size',
     type: 'string',
     arg: 'SIZE',
-    help: 'chunked-cache\'s chunk (KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE): 2M or 1G; the cache holds ceil(chunk/1G)+ceil(chunk/2M) tables',
+    help: "chunked-cache's chunk (KVM_CAP_ARM_EAGER_SPLIT_CHUNK_SIZE): 2M or 1G; the cache holds ceil(chunk/1G)+ceil(chunk/2M) tables",
     shownDefault: formatSize(DEFAULTS.chunkPages * GUEST_PAGE_BYTES),
   },
   {
@@ -372,7 +391,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'compare',
     type: 'boolean',
-    help: 'run every design (or the --split-alloc list) one after another on the same configuration and seed, ' +
+    help:
+      'run every design (or the --split-alloc list) one after another on the same configuration and seed, ' +
       'with the steady workload, and print them side by side with a verdict against drop-always',
     shownDefault: 'off',
   },
@@ -387,7 +407,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'steady',
     type: 'boolean',
-    help: 'steady workload: vCPUs run the whole time; report their fault latency and throughput before, ' +
+    help:
+      'steady workload: vCPUs run the whole time; report their fault latency and throughput before, ' +
       'during and after splitting (with more vCPUs than cores they also take CPU time from the splitter)',
     shownDefault: 'off',
   },
@@ -418,7 +439,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'dirty-track',
     type: 'string',
     arg: 'pml|wrprot',
-    help: 'dirty tracking: pml (Intel PML: writes to writable 4K pages set D and are logged without a fault, ' +
+    help:
+      'dirty tracking: pml (Intel PML: writes to writable 4K pages set D and are logged without a fault, ' +
       'huge pages write-protected) or wrprot (write protection: every first write per pass faults, as on AMD or with PML off)',
     shownDefault: DEFAULTS.dirtyTrack,
   },
@@ -426,7 +448,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     long: 'host-costs',
     type: 'string',
     arg: 'SPEC',
-    help: 'host costs spent as real time: none, or wpfault=NS,slowfault=NS,pmlfull=NS,tlbflush=NS ' +
+    help:
+      'host costs spent as real time: none, or wpfault=NS,slowfault=NS,pmlfull=NS,tlbflush=NS ' +
       '(VM exit/entry of a lockless WP fault, of a slow fault, a PML-full exit, a remote TLB flush; see src/mmu/host_costs.ts)',
     shownDefault: `wpfault=${DEFAULT_HOST_COSTS.wpfaultNs},slowfault=${DEFAULT_HOST_COSTS.slowfaultNs},pmlfull=${DEFAULT_HOST_COSTS.pmlfullNs},tlbflush=${DEFAULT_HOST_COSTS.tlbflushNs}`,
   },
@@ -470,9 +493,7 @@ export const OPTION_PARSERS = {
 /** The raw parseArgs values, keyed by long option name. */
 export type RawValues = Readonly<Record<string, string | boolean | undefined>>;
 
-export type CommandLine =
-  | { readonly kind: 'help' }
-  | { readonly kind: 'run'; readonly raw: RawValues };
+export type CommandLine = { readonly kind: 'help' } | { readonly kind: 'run'; readonly raw: RawValues };
 
 /**
  * Parse argv strictly. Throws ERR_INVALID_OPTION with a one-line message naming the option for
@@ -584,8 +605,8 @@ export function helpText(): string {
     '',
     "Runs KVM's dirty_log_perf_test flow on an emulated TDP MMU: one worker thread per vCPU plus a",
     'splitter thread (the ioctls: enable/GET/CLEAR/disable dirty logging, with eager page splitting),',
-    'all on one SharedArrayBuffer. Prints the selftest\'s timing lines, then fault latency, mmu_lock,',
-    'splitter, RCU and page statistics, and the invariant checker\'s verdict.',
+    "all on one SharedArrayBuffer. Prints the selftest's timing lines, then fault latency, mmu_lock,",
+    "splitter, RCU and page statistics, and the invariant checker's verdict.",
     '',
     'Options:',
   ];

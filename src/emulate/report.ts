@@ -148,7 +148,10 @@ function lockByPhaseTable(r: Report): string[] {
 function splitterLines(r: Report): string[] {
   const s = r.split;
   const kv: [string, string][] = [
-    ['huge pages split', `${formatCount(s.hugePagesSplit)} (2M->4K ${formatCount(s.splits2mTo4k)}, 1G->2M ${formatCount(s.splits1gTo2m)}; by the splitter ${formatCount(s.splitterHugePagesSplit)}, on vCPU faults ${formatCount(s.splitByVcpus)})`],
+    [
+      'huge pages split',
+      `${formatCount(s.hugePagesSplit)} (2M->4K ${formatCount(s.splits2mTo4k)}, 1G->2M ${formatCount(s.splits1gTo2m)}; by the splitter ${formatCount(s.splitterHugePagesSplit)}, on vCPU faults ${formatCount(s.splitByVcpus)})`,
+    ],
     [
       'splitter split time',
       `${s.splitterSplitSeconds.toFixed(6)} s in the split walk for ${formatCount(s.sptes4kProduced)} 4K SPTEs ` +
@@ -282,8 +285,16 @@ export function formatReport(r: Report): string {
   out.push(...section('RCU, pool, pages'));
   out.push(
     ...kvLines([
-      ['RCU', `${formatCount(r.rcu.gracePeriods)} grace periods, ${formatCount(r.rcu.deferredFrees)} deferred frees run (${formatCount(r.rcu.callbacksQueued)} queued)`],
-      ['pool', Object.entries(r.pool).map(([k, v]) => `${k} ${formatCount(v)}`).join(', ')],
+      [
+        'RCU',
+        `${formatCount(r.rcu.gracePeriods)} grace periods, ${formatCount(r.rcu.deferredFrees)} deferred frees run (${formatCount(r.rcu.callbacksQueued)} queued)`,
+      ],
+      [
+        'pool',
+        Object.entries(r.pool)
+          .map(([k, v]) => `${k} ${formatCount(v)}`)
+          .join(', '),
+      ],
       ['pages (final)', `4k ${formatCount(r.pages['4k'])}, 2m ${formatCount(r.pages['2m'])}, 1g ${formatCount(r.pages['1g'])}`],
     ]),
   );

@@ -15,17 +15,7 @@ import { OP_CHECK } from './control.js';
 import type { SplitterResult, TimingData, VcpuResult } from './messages.js';
 import { REPORT_SCHEMA_VERSION, summarize } from './report_model.js';
 import { summarizeHoldPreemption } from './hold_preemption.js';
-import type {
-  IterationReport,
-  LatencySummary,
-  LockTimes,
-  PageCounts,
-  PhaseKind,
-  PhaseReport,
-  Report,
-  SteadyWindow,
-  VcpuPhaseReport,
-} from './report_model.js';
+import type { IterationReport, LatencySummary, LockTimes, PageCounts, PhaseKind, PhaseReport, Report, SteadyWindow, VcpuPhaseReport } from './report_model.js';
 
 /** What the orchestrator records per phase: counters and page stats AFTER the phase. */
 export interface PhaseRecord {
@@ -124,10 +114,12 @@ export function buildReport(input: BuildInput): Report {
   const nPhases = input.phases.length;
 
   // Worker samples by phase id.
-  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[] }[] = Array.from(
-    { length: nPhases },
-    () => ({ accesses: 0, writes: 0, pagesWritten: 0, timing: [] }),
-  );
+  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[] }[] = Array.from({ length: nPhases }, () => ({
+    accesses: 0,
+    writes: 0,
+    pagesWritten: 0,
+    timing: [],
+  }));
   const vcpuRan = new Array<boolean>(nPhases).fill(false);
   for (const r of input.vcpuResults) {
     for (const s of r.samples) {

@@ -6,9 +6,25 @@
  */
 import type { Histogram, Percentiles } from '../stats/histogram.js';
 import type { SplitCounters } from '../stats/worker_stats.js';
-import type { HoldPreemption } from './hold_preemption.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
+
+/** How many of the splitter's mmu_lock holds the host preempted (computed by hold_preemption.ts). */
+export interface HoldPreemption {
+  /** Holds long enough to tell (>= minClassifiedNs wall) and, of those, preempted ones. */
+  readonly classified: number;
+  readonly preempted: number;
+  readonly minClassifiedNs: number;
+  readonly preemptedCpuFraction: number;
+  /** Wall and on-CPU seconds of the preempted holds. */
+  readonly preemptedWallSeconds: number;
+  readonly preemptedCpuSeconds: number;
+  /** The splitter's hold times without the preempted holds (with them: split.splitterReadHoldNs / WriteHoldNs). */
+  readonly readHoldNotPreemptedNs: LatencySummary;
+  readonly writeHoldNotPreemptedNs: LatencySummary;
+  /** /proc/thread-self/schedstat reads the measurement made (its own cost, about 2.6 us each). */
+  readonly cpuReads: number;
+}
 
 /** Percentiles of a latency histogram, rounded to whole ns (all 0 when count is 0). */
 export type LatencySummary = Percentiles;

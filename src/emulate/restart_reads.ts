@@ -68,7 +68,10 @@ function splitOnce(c: RestartReadsCase, design: string): { splits: number; resta
     const out = createAccessResult();
     for (let gfn = DEFAULT_FIRST_GFN; gfn < DEFAULT_FIRST_GFN + c.pages; gfn += span) guestAccess(vm, gfn, 'write', out);
     vm.vcpuCache.freeAll();
-    const params = { ...(c.cacheCapacity !== undefined ? { cacheCapacity: c.cacheCapacity } : {}), ...(c.chunkPages !== undefined ? { chunkPages: c.chunkPages } : {}) };
+    const params = {
+      ...(c.cacheCapacity !== undefined ? { cacheCapacity: c.cacheCapacity } : {}),
+      ...(c.chunkPages !== undefined ? { chunkPages: c.chunkPages } : {}),
+    };
     const d = createSplitAllocDesign(design, vm, params);
     if (d === undefined || !splitIsEager(d)) throw invalidOption('--designs', `${design} is not an eager split design`);
     const sh = splitLockShared(d, true);
@@ -109,9 +112,22 @@ export function measureRestartReads(c: RestartReadsCase): RestartReadsResult {
 
 export function formatRestartReads(results: readonly RestartReadsResult[]): string[] {
   return table(
-    ['design', 'levels', 'splits', 'lock drops', 'restarts', 'walks', 'SPTE reads', 'no-restart reads', 'extra reads', 'extra/split', 'model (restarts x depth)'],
+    [
+      'design',
+      'levels',
+      'splits',
+      'lock drops',
+      'restarts',
+      'walks',
+      'SPTE reads',
+      'no-restart reads',
+      'extra reads',
+      'extra/split',
+      'model (restarts x depth)',
+    ],
     results.map((r) => [
-      r.design + (r.design === 'cache' ? ` (cap ${r.cacheCapacity ?? 40})` : r.design === 'chunked-cache' ? ` (${r.chunkPages === 512 ? '2M' : '1G'} chunks)` : ''),
+      r.design +
+        (r.design === 'cache' ? ` (cap ${r.cacheCapacity ?? 40})` : r.design === 'chunked-cache' ? ` (${r.chunkPages === 512 ? '2M' : '1G'} chunks)` : ''),
       String(r.levels),
       formatCount(r.splits),
       formatCount(r.lockDrops),
@@ -144,8 +160,10 @@ function main(argv: readonly string[]): number {
       if (s.trim() !== '4' && s.trim() !== '5') throw invalidOption('--levels', `expected 4 or 5, got ${s}`);
       return Number(s) as 4 | 5;
     });
-    const backingLevel = values.backing === 'anonymous_hugetlb_1gb' ? 3 : values.backing === 'anonymous_thp' || values.backing === 'anonymous_hugetlb_2mb' ? 2 : undefined;
-    if (backingLevel === undefined) throw invalidOption('--backing', `expected a huge backing (anonymous_thp, anonymous_hugetlb_2mb, anonymous_hugetlb_1gb), got ${values.backing}`);
+    const backingLevel =
+      values.backing === 'anonymous_hugetlb_1gb' ? 3 : values.backing === 'anonymous_thp' || values.backing === 'anonymous_hugetlb_2mb' ? 2 : undefined;
+    if (backingLevel === undefined)
+      throw invalidOption('--backing', `expected a huge backing (anonymous_thp, anonymous_hugetlb_2mb, anonymous_hugetlb_1gb), got ${values.backing}`);
     const pages = parseSize('--memory', values.memory) / 4096;
     if (pages % pagesPerHpage(backingLevel) !== 0) throw invalidOption('--memory', 'must be a whole number of backing pages');
     const chunkPages = chunkSizeToPages(parseSize('--chunk-size', values['chunk-size']));

@@ -36,13 +36,23 @@ import { FAULT_CACHE_MIN } from './mmu_cache.js';
 import { TdpIter } from './tdp_iter.js';
 import { reclaimFreedTables } from './tdp_mmu.js';
 import { fastPageFaultRcu, kvmTdpMmuMapAtomic, walkGfn, walkOut, walkOutSpte } from './tdp_mmu_fault.js';
-import { PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, SPTE_D_MASK, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_MMU_WRITABLE_MASK, SPTE_W_MASK, spteHex } from './spte.js';
+import {
+  PG_LEVEL_4K,
+  SHADOW_NONPRESENT_VALUE,
+  SPTE_D_MASK,
+  SPTE_LARGE_MASK,
+  SPTE_MMU_PRESENT_MASK,
+  SPTE_MMU_WRITABLE_MASK,
+  SPTE_W_MASK,
+  spteHex,
+} from './spte.js';
 import { pmlFlush, pmlLogWrite } from './pml.js';
 import { payHostCost } from './host_costs.js';
 import { slotLogsDirty } from './slot_flags.js';
 
-/** What the guest instruction does to the page. */
-export type AccessKind = 'read' | 'write' | 'exec';
+import type { AccessKind } from './access_kind.js';
+
+export type { AccessKind };
 
 /** How an access was satisfied: no fault, only lockless fast faults, or at least one slow fault. */
 export type FaultOutcome = 'hit' | 'fast' | 'slow';
@@ -126,12 +136,7 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     if (spte === SHADOW_NONPRESENT_VALUE) stats.add(WS.firstTouchFaults, 1);
     const slot = vm.slotOf(gfn);
     if (slot < 0) throw new EmulatorError('ERR_INVALID_ARG', `guestAccess: gfn 0x${gfn.toString(16)} is outside every memslot`);
-    if (
-      leaf &&
-      isWrite &&
-      level === PG_LEVEL_4K &&
-      (spte & SPTE_MMU_WRITABLE_MASK) !== 0n
-    ) {
+    if (leaf && isWrite && level === PG_LEVEL_4K && (spte & SPTE_MMU_WRITABLE_MASK) !== 0n) {
       rcu.readLock();
       const r = fastPageFaultRcu(vm, slot, gfn);
       rcu.readUnlock();

@@ -49,7 +49,7 @@
  * contention, which the emulator must produce itself: they are not used.
  */
 import { invalidOption } from '../errors.js';
-import type { Vm } from '../vm.js';
+import type { WorkerStats } from '../stats/worker_slot.js';
 import { WS } from '../stats/worker_stats.js';
 
 export interface HostCosts {
@@ -133,8 +133,14 @@ export function spendNs(ns: number): void {
   }
 }
 
+/** What pays a cost: a thread's Vm handle (its stat slot and the VM's configured costs). */
+export interface CostPayer {
+  readonly stats: WorkerStats;
+  readonly config: { readonly hostCosts?: HostCosts | undefined };
+}
+
 /** Spend `ns` on this thread and count it (WS.hostCostNs). */
-export function payHostCost(vm: Vm, ns: number): void {
+export function payHostCost(vm: CostPayer, ns: number): void {
   if (ns <= 0) return;
   spendNs(ns);
   vm.stats.add(WS.hostCostNs, ns);
@@ -144,7 +150,7 @@ export function payHostCost(vm: Vm, ns: number): void {
  * kvm_flush_remote_tlbs (or its memslot/range variants): we model no TLB, so the flush itself is
  * nothing but its cost, paid by the flushing thread, and a count.
  */
-export function flushRemoteTlbs(vm: Vm): void {
+export function flushRemoteTlbs(vm: CostPayer): void {
   vm.stats.add(WS.tlbFlushes, 1);
   payHostCost(vm, vm.config.hostCosts?.tlbflushNs ?? 0);
 }

@@ -162,7 +162,14 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
       for (let g = gfn; g < gfn + span; g++) {
         if (!isPageDirty(vm, slot, g)) {
           const what = pml ? 'a writable SPTE with D set' : 'a writable SPTE';
-          report({ kind: 'lost-dirty', message: `${what} in a dirty-logged slot maps a page whose dirty bit is clear`, gfn: g, level, spte: spteHex(spte), table });
+          report({
+            kind: 'lost-dirty',
+            message: `${what} in a dirty-logged slot maps a page whose dirty bit is clear`,
+            gfn: g,
+            level,
+            spte: spteHex(spte),
+            table,
+          });
           break;
         }
       }
@@ -181,7 +188,10 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
     });
   }
   if (tables + acct.rcuWaiting + acct.inCaches + acct.free !== acct.capacity) {
-    report({ kind: 'pool-accounting', message: `reachable ${tables} + waiting ${acct.rcuWaiting} + cached ${acct.inCaches} + free ${acct.free} != capacity ${acct.capacity}` });
+    report({
+      kind: 'pool-accounting',
+      message: `reachable ${tables} + waiting ${acct.rcuWaiting} + cached ${acct.inCaches} + free ${acct.free} != capacity ${acct.capacity}`,
+    });
   }
   for (const p of pool.audit().problems) report({ kind: 'pool-accounting', message: p });
 
@@ -203,6 +213,9 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
 /** One line per violation, for test failure messages and the emulator's report. */
 export function formatViolations(r: InvariantReport): string {
   return r.violations
-    .map((v) => `${v.kind}: ${v.message}${v.gfn !== undefined ? ` gfn=0x${v.gfn.toString(16)}` : ''}${v.level !== undefined ? ` level=${v.level}` : ''}${v.spte !== undefined ? ` spte=${v.spte}` : ''}`)
+    .map(
+      (v) =>
+        `${v.kind}: ${v.message}${v.gfn !== undefined ? ` gfn=0x${v.gfn.toString(16)}` : ''}${v.level !== undefined ? ` level=${v.level}` : ''}${v.spte !== undefined ? ` spte=${v.spte}` : ''}`,
+    )
     .join('\n');
 }

@@ -34,17 +34,7 @@
 import type { RcuReader } from '../rcu/index.js';
 import { invariantViolation, invalidArg } from '../errors.js';
 import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
-import {
-  POOL_ALLOCATED,
-  POOL_CAPACITY,
-  POOL_EMPTY_HITS,
-  POOL_FREE,
-  POOL_FREED,
-  POOL_HEAD,
-  POOL_IN_CACHES,
-  POOL_IN_USE,
-  POOL_RCU_WAITING,
-} from '../layout.js';
+import { POOL_ALLOCATED, POOL_CAPACITY, POOL_EMPTY_HITS, POOL_FREE, POOL_FREED, POOL_HEAD, POOL_IN_CACHES, POOL_IN_USE, POOL_RCU_WAITING } from '../layout.js';
 
 /** Table states (low 7 bits of the state byte). FREE is 0 so a fresh poolMeta SAB is all free. */
 export const TS_FREE = 0;
@@ -289,11 +279,20 @@ export class PtPool {
     const counts = { free: 0, inUse: 0, inCaches: 0, rcuWaiting: 0, listLength: 0 };
     for (let t = 0; t < this.capacity; t++) {
       switch (Atomics.load(this.#state, t) & TS_STATE_MASK) {
-        case TS_FREE: counts.free++; break;
-        case TS_IN_USE: counts.inUse++; break;
-        case TS_IN_CACHE: counts.inCaches++; break;
-        case TS_RCU_WAIT: counts.rcuWaiting++; break;
-        default: break;
+        case TS_FREE:
+          counts.free++;
+          break;
+        case TS_IN_USE:
+          counts.inUse++;
+          break;
+        case TS_IN_CACHE:
+          counts.inCaches++;
+          break;
+        case TS_RCU_WAIT:
+          counts.rcuWaiting++;
+          break;
+        default:
+          break;
       }
     }
     const problems: string[] = [];
@@ -301,8 +300,14 @@ export class PtPool {
     let top1 = Number(Atomics.load(this.#head, 0) & 0xffffffffn);
     while (top1 !== 0) {
       const t = top1 - 1;
-      if (t < 0 || t >= this.capacity) { problems.push(`free list holds out-of-range index ${t}`); break; }
-      if (seen[t] === 1) { problems.push(`free list has a cycle at table ${t}`); break; }
+      if (t < 0 || t >= this.capacity) {
+        problems.push(`free list holds out-of-range index ${t}`);
+        break;
+      }
+      if (seen[t] === 1) {
+        problems.push(`free list has a cycle at table ${t}`);
+        break;
+      }
       seen[t] = 1;
       if ((Atomics.load(this.#state, t) & TS_STATE_MASK) !== TS_FREE) problems.push(`table ${t} is on the free list but not FREE`);
       counts.listLength++;

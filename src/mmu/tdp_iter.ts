@@ -173,7 +173,12 @@ export class TdpIter {
     const child = (lo >>> 12) + (STEP32[1]! & 0xfffff) * 1048576;
     // Only a corrupt tree (a control, or a bug) points outside the pool.
     if (child * PT_ENTRIES >= this.spt.length) {
-      throw invariantViolation('tdp_iter: child table index out of the pool', { gfn: this.gfn, level: this.level, spte: `0x${BigInt.asUintN(64, spte).toString(16)}`, child });
+      throw invariantViolation('tdp_iter: child table index out of the pool', {
+        gfn: this.gfn,
+        level: this.level,
+        spte: `0x${BigInt.asUintN(64, spte).toString(16)}`,
+        child,
+      });
     }
     this.level--;
     this.ptPath[this.level] = child;

@@ -61,8 +61,7 @@ function hasVolatileBits(spte: bigint): boolean {
   return (
     (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_MMU_WRITABLE_MASK) ||
     // MMU-writable marks a leaf: non-leaf SPTEs carry W but never D, and must not count here.
-    (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_D_MASK | SPTE_MMU_WRITABLE_MASK)) ===
-      (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)
+    (spte & (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_D_MASK | SPTE_MMU_WRITABLE_MASK)) === (SPTE_MMU_PRESENT_MASK | SPTE_W_MASK | SPTE_MMU_WRITABLE_MASK)
   );
 }
 

@@ -35,7 +35,7 @@ import { invariantViolation } from '../errors.js';
 import { linkSp, setSpteAtomic, zapSpteAtomic } from './tdp_mmu.js';
 import { splitHugePage } from './tdp_mmu_split.js';
 import { markPageDirty, slotLogsDirty } from './slot_flags.js';
-import type { AccessKind } from './guest_access.js';
+import type { AccessKind } from './access_kind.js';
 import {
   FROZEN_SPTE,
   PG_LEVEL_4K,

@@ -171,8 +171,7 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
   const chunk = chunked ? design.chunkPages : end - start;
   // Chunks are cut on the chunk grid (arm64's stage2_range_addr_end), so an unaligned start does
   // not make one chunk straddle two grid chunks and need more tables than beginChunk provided.
-  const chunkEnd = (c: number): number =>
-    Math.min(end, design.chunkPages !== undefined && design.chunkPages > 0 ? (Math.floor(c / chunk) + 1) * chunk : end);
+  const chunkEnd = (c: number): number => Math.min(end, design.chunkPages !== undefined && design.chunkPages > 0 ? (Math.floor(c / chunk) + 1) * chunk : end);
   for (let c = start, cEnd = chunkEnd(c); c < end && !enomem; c = cEnd, cEnd = chunkEnd(c)) {
     if (design.beginChunk !== undefined && !design.beginChunk(ctx, c, cEnd)) {
       enomem = true;

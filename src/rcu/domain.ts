@@ -60,10 +60,7 @@ function checkRegion(what: string, view: unknown, base: unknown, maxReaders: unk
   }
   const need = rcuInt32s(maxReaders);
   if (base + need > view.length) {
-    throw rcuInvalidArg(
-      what,
-      `the domain needs Int32 [${base}, ${base + need}) (rcuInt32s(${maxReaders}) = ${need}) but the view has ${view.length}`,
-    );
+    throw rcuInvalidArg(what, `the domain needs Int32 [${base}, ${base + need}) (rcuInt32s(${maxReaders}) = ${need}) but the view has ${view.length}`);
   }
   if (((view.byteOffset + base * 4) & 63) !== 0) {
     throw rcuInvalidArg(

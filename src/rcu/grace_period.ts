@@ -19,16 +19,7 @@
  * This is the store-then-load (Dekker) pattern; it needs seq_cst on BOTH sides, which is why the
  * reader's entry is an Atomics.store and the published pointer must be read with Atomics.load.
  */
-import {
-  H_GP_LOCK,
-  H_GP_SEQ,
-  S_STATE,
-  STATE_ACTIVE,
-  STATE_ID_MASK,
-  STATE_WAITER,
-  gpDone,
-  slotIndex,
-} from './layout.js';
+import { H_GP_LOCK, H_GP_SEQ, S_STATE, STATE_ACTIVE, STATE_ID_MASK, STATE_WAITER, gpDone, slotIndex } from './layout.js';
 
 /** What one synchronize() did, for the caller's counters. */
 export interface GpOutcome {
@@ -130,14 +121,7 @@ export function runGracePeriod(
  * Wait until the reader's state word no longer shows section `seen` (ACTIVE set, WAITER clear).
  * Returns false if the deadline passed first.
  */
-function waitForSectionEnd(
-  view: Int32Array,
-  idx: number,
-  seen: number,
-  spinLimit: number,
-  deadline: number,
-  out: GpOutcome,
-): boolean {
+function waitForSectionEnd(view: Int32Array, idx: number, seen: number, spinLimit: number, deadline: number, out: GpOutcome): boolean {
   // Spin first: a running reader leaves its section within nanoseconds, far cheaper than a
   // park/wake round trip (about 47 us on this VM).
   for (let i = 0; i < spinLimit; i++) {

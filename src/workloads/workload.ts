@@ -8,10 +8,9 @@
  * i = 0 .. n-1, and `next` fills the vCPU's one reusable `out` object. One workload instance per
  * vCPU thread, so the call site stays monomorphic, and nothing is allocated per access.
  *
- * Adding a workload: one file exporting a WorkloadDefinition, plus one line in WORKLOADS below.
+ * Adding a workload: one file exporting a WorkloadDefinition, plus one line in WORKLOADS (registry.ts).
  */
-import type { AccessKind } from '../mmu/guest_access.js';
-import { memstress } from './memstress.js';
+import type { AccessKind } from '../mmu/access_kind.js';
 
 /** The vCPU pass kinds (control.ts PASS_*): populate touches every page once; dirty is the workload's pass. */
 export type PassKind = 'populate' | 'dirty';
@@ -52,28 +51,4 @@ export interface WorkloadDefinition {
   /** One line for --help and reports. */
   readonly summary: string;
   create(params: WorkloadParams): Workload;
-}
-
-/** Every workload, in --help order. Register a new one here (one line). */
-const WORKLOADS: readonly WorkloadDefinition[] = [memstress];
-
-const byName = new Map<string, WorkloadDefinition>(WORKLOADS.map((w) => [w.name, w]));
-if (byName.size !== WORKLOADS.length) throw new Error('workloads: duplicate name');
-
-/** The default workload: dirty_log_perf_test's guest. */
-export const DEFAULT_WORKLOAD = memstress.name;
-
-export function workloadNames(): string[] {
-  return [...byName.keys()];
-}
-
-export function workloadDefinition(name: string): WorkloadDefinition | undefined {
-  return byName.get(name);
-}
-
-/** A workload instance for one vCPU; throws for an unknown name (options.ts checks names first). */
-export function createWorkload(name: string, params: WorkloadParams): Workload {
-  const def = byName.get(name);
-  if (def === undefined) throw new Error(`unknown workload ${JSON.stringify(name)}; expected one of ${workloadNames().join(', ')}`);
-  return def.create(params);
 }

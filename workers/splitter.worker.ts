@@ -10,6 +10,7 @@
  * the ioctl.
  */
 import { attachVm } from '../src/vm.js';
+import { warmUpJit } from '../src/emulate/jit_warmup.js';
 import type { Vm } from '../src/vm.js';
 import {
   Control,
@@ -46,6 +47,8 @@ import { setRunnable } from '../src/mmu/mmu_resched.js';
 export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
   try {
+    // Compile the split, write-protect and harvest paths before reporting ready (jit_warmup.ts says why).
+    if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup);
     const vm = attachVm(task.vm, task.workerId);
     vm.mmuLock.enableHoldCpu(); // on-CPU vs wall time of the splitter's holds (hold_cpu.ts)
     return runSplitter(task, vm, ctl);

@@ -17,6 +17,7 @@
  */
 import { Histogram } from '../src/stats/histogram.js';
 import { attachVm } from '../src/vm.js';
+import { warmUpJit } from '../src/emulate/jit_warmup.js';
 import type { Vm } from '../src/vm.js';
 import { createWorkload } from '../src/workloads/registry.js';
 import { createWorkloadAccess } from '../src/workloads/workload.js';
@@ -75,6 +76,8 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
   let vm: Vm | undefined;
   const ctl = new Control(task.control);
   try {
+    // Compile the paths this vCPU will time before it reports ready (jit_warmup.ts says why).
+    if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup);
     vm = attachVm(task.vm, task.workerId);
     return new VcpuThread(task, vm, ctl).run();
   } catch (err) {

@@ -167,6 +167,8 @@ export class Engine {
     const cfg = this.#config;
     const o = cfg.options;
     const control = { sab: this.#c.i32.buffer as SharedArrayBuffer, vcpus: this.#c.vcpus, slots: this.#c.slots };
+    const split = { cacheCapacity: o.cacheCapacity, chunkPages: o.chunkPages, reschedMs: o.reschedMs, yieldOnContention: o.yieldOnContention };
+    const jitWarmup = o.jitWarmup ? { manualProtect: o.manualProtect, eagerSplit: o.eagerSplit, splitAlloc: o.splitAlloc, split } : null;
     return this.#plan.roles.map((role): WorkerTask => {
       if (role.kind === 'vcpu') {
         const i = role.vcpuId!;
@@ -183,6 +185,7 @@ export class Engine {
           randomAccess: o.randomAccess,
           seed: o.seed,
           faultInject: cfg.faultInject,
+          jitWarmup,
         };
         return t;
       }
@@ -195,8 +198,9 @@ export class Engine {
         manualProtect: o.manualProtect,
         eagerSplit: o.eagerSplit,
         splitAlloc: o.splitAlloc,
-        split: { cacheCapacity: o.cacheCapacity, chunkPages: o.chunkPages, reschedMs: o.reschedMs, yieldOnContention: o.yieldOnContention },
+        split,
         faultInject: cfg.faultInject,
+        jitWarmup,
       };
       return t;
     });

@@ -59,6 +59,8 @@ export interface VcpuTask {
   readonly randomAccess: boolean;
   readonly seed: number;
   readonly faultInject: FaultInjection | null;
+  /** Warm the JIT on a scratch VM set up like the run before reporting ready (jit_warmup.ts); null = --jit-warmup off. */
+  readonly jitWarmup: DirtyLogMode | null;
 }
 
 export interface SplitterTask {
@@ -76,6 +78,17 @@ export interface SplitterTask {
   /** The designs' knobs and tdp_mmu_iter_cond_resched's: see options.ts. */
   readonly split: SplitTuning;
   readonly faultInject: FaultInjection | null;
+  /** As VcpuTask.jitWarmup. */
+  readonly jitWarmup: DirtyLogMode | null;
+}
+
+export interface DirtyLogMode {
+  /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */
+  readonly manualProtect: boolean;
+  readonly eagerSplit: boolean;
+  readonly splitAlloc: string;
+  /** Design knobs and cond_resched; the designs' defaults when absent. */
+  readonly split?: SplitTuning;
 }
 
 /** How the splitter runs the split walk: design parameters and cond_resched. */

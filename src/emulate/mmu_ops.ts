@@ -13,7 +13,9 @@ import { endSplitIoctl, releaseSplitAllocDesign } from '../mmu/split_alloc_desig
 import type { SplitAllocDesign } from '../mmu/split_alloc.js';
 import { invalidOption } from '../errors.js';
 import type { Vm } from '../vm.js';
-import type { InvariantVerdict, SplitTuning } from './messages.js';
+import type { DirtyLogMode, InvariantVerdict, SplitTuning } from './messages.js';
+
+export type { DirtyLogMode };
 
 export type { AccessKind, AccessResult };
 
@@ -39,15 +41,6 @@ export function vcpuRunEnd(vm: Vm): void {
 /** At a batch boundary: answer a GET_DIRTY_LOG kick (flush the PML buffer) if one came. */
 export function vcpuPollKick(vm: Vm): void {
   vcpuCheckKick(vm);
-}
-
-export interface DirtyLogMode {
-  /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */
-  readonly manualProtect: boolean;
-  readonly eagerSplit: boolean;
-  readonly splitAlloc: string;
-  /** Design knobs and cond_resched (issue 5); the designs' defaults when absent. */
-  readonly split?: SplitTuning;
 }
 
 /** One design instance per thread and name (designs with caches keep per-thread state). */

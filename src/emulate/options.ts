@@ -99,6 +99,8 @@ export interface EmulateOptions {
   readonly workload: string;
   /** Dirty tracking: Intel PML (D bits + per-vCPU log) or write protection. */
   readonly dirtyTrack: DirtyTrackMode;
+  /** Warm the JIT on a scratch VM in every worker before the run starts (jit_warmup.ts). */
+  readonly jitWarmup: boolean;
   /** Host costs spent as real time (host_costs.ts); all zero with `--host-costs none`. */
   readonly hostCosts: HostCosts;
 }
@@ -139,6 +141,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   repeat: 1,
   workload: DEFAULT_WORKLOAD,
   dirtyTrack: 'pml',
+  jitWarmup: true,
   hostCosts: DEFAULT_HOST_COSTS,
 });
 
@@ -445,6 +448,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     shownDefault: DEFAULTS.dirtyTrack,
   },
   {
+    long: 'jit-warmup',
+    type: 'string',
+    arg: 'on|off',
+    help: 'each worker first runs the paths it will time on a scratch VM, so V8 has compiled them (a JIT artefact the kernel has not)',
+    shownDefault: 'on',
+  },
+  {
     long: 'host-costs',
     type: 'string',
     arg: 'SPEC',
@@ -487,6 +497,7 @@ export const OPTION_PARSERS = {
   repeat: (raw: string) => parsePositiveInt(flagName('repeat'), raw, LIMITS.maxRepeat),
   workload: (raw: string) => parseWorkload(flagName('workload'), raw),
   dirtyTrack: (raw: string) => parseDirtyTrack(flagName('dirty-track'), raw),
+  jitWarmup: (raw: string) => parseOnOff(flagName('jit-warmup'), raw),
   hostCosts: (raw: string) => parseHostCosts(flagName('host-costs'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
@@ -575,6 +586,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     repeat: pick('repeat', 'repeat') ?? DEFAULTS.repeat,
     workload: pick('workload', 'workload') ?? DEFAULTS.workload,
     dirtyTrack: pick('dirtyTrack', 'dirty-track') ?? DEFAULTS.dirtyTrack,
+    jitWarmup: pick('jitWarmup', 'jit-warmup') ?? DEFAULTS.jitWarmup,
     hostCosts: pick('hostCosts', 'host-costs') ?? DEFAULTS.hostCosts,
   };
   // `lazy` and `lazy-zap` are eager splitting off (the split walk never runs): lazy is the same

@@ -29,9 +29,9 @@
 import { invalidArg, invariantViolation } from '../errors.js';
 
 /** sp->nx_huge_page_disallowed. */
-export const NX_DISALLOWED = 1;
+const NX_DISALLOWED = 1;
 /** On the possible-NX-huge-pages list (track_possible_nx_huge_page). */
-export const NX_ON_LIST = 2;
+const NX_ON_LIST = 2;
 
 const HDR_LOCK = 0;
 const HDR_COUNT = 1;

@@ -91,9 +91,9 @@ test('oltp: the hottest fifth of the pool takes about 80 % of its accesses; the 
   t.true(w.skew > 0.5 && w.skew < 2, `solved skew ${w.skew}`);
   const share = hotShare(w, 400_000, 0.2);
   t.true(Math.abs(share - 0.8) < 0.04, `hot share ${share}`);
-  // Control: share=20 makes the law uniform (skew 0); the same check must reject it.
+  // Control: share=20 makes the law (about) uniform; the same check must reject it.
   const u = createOltpForTest(params(2, 1, { share: 20 }));
-  t.is(u.skew, 0);
+  t.true(u.skew < 0.01, `uniform skew ${u.skew}`);
   const ushare = hotShare(u, 400_000, 0.2);
   t.false(Math.abs(ushare - 0.8) < 0.04, `uniform hot share ${ushare}`);
 });

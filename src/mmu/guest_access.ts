@@ -229,6 +229,9 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     slowFault(vm, slot, gfn, kind);
     slow = true;
   }
+  // An access that needed mmu_lock after all (a race sent a later fault to the slow path) is never
+  // wp-fast: so wp-fast accesses are exactly the 'fast' outcomes, the other fault kinds the 'slow'.
+  if (slow && faultKind === 'wp-fast') faultKind = 'wp-slow';
   out.faultKind = faultKind;
   if (faults === 0) {
     out.outcome = 'hit';

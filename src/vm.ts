@@ -65,6 +65,8 @@ export interface VmConfig {
     readonly nonAtomicFreeList?: boolean;
     /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
     readonly pmlDropBuffer?: boolean;
+    /** NX huge pages: a torn-down table stays on the possible-NX list (tdp_mmu.ts handleRemovedPt). */
+    readonly nxKeepRemovedTables?: boolean;
   };
   /** Dirty tracking (pml.ts, dirty_log.ts): Intel PML or write protection. Default 'wrprot'. */
   readonly dirtyTrack?: DirtyTrackMode;

@@ -158,3 +158,33 @@ function zapParentYieldSafe(vm: Vm, it: TdpIter, shared: boolean, table: number,
     vm.rcu.readUnlock();
   }
 }
+
+/**
+ * Consistency of the NX tracking with the tree (everything quiescent): every table that is marked
+ * or listed is linked in the tree, and the list's count equals the listed tables. Returns the
+ * violations (empty when consistent), at most `max`.
+ */
+export function checkNxTracking(vm: Vm, max = 20): string[] {
+  const nx = vm.nx;
+  if (nx === undefined) return [];
+  const linked = new Uint8Array(nx.capacity);
+  const walk = (table: number, level: number): void => {
+    linked[table] = 1;
+    if (level <= PG_LEVEL_4K) return;
+    for (let i = 0; i < 512; i++) {
+      const spte = vm.spt[table * 512 + i]!;
+      if ((spte & (SPTE_MMU_PRESENT_MASK | SPTE_LARGE_MASK)) === SPTE_MMU_PRESENT_MASK) walk(spteToChildTable(spte), level - 1);
+    }
+  };
+  walk(vm.root, vm.rootLevel);
+  const out: string[] = [];
+  let listed = 0;
+  for (let t = 0; t < nx.capacity; t++) {
+    const f = Atomics.load(nx.flags, t);
+    if (f === 0) continue;
+    if (nx.isListed(t)) listed++;
+    if (linked[t] !== 1 && out.length < max) out.push(`table ${t} has NX flags ${f} but is not linked in the tree`);
+  }
+  if (listed !== nx.count() && out.length < max) out.push(`the list counts ${nx.count()} tables but ${listed} are flagged as listed`);
+  return out;
+}

@@ -95,6 +95,11 @@ export class NxSpTracking {
     return (Atomics.load(this.flags, table) & NX_DISALLOWED) !== 0;
   }
 
+  /** On the possible-NX-huge-pages list. */
+  isListed(table: number): boolean {
+    return (Atomics.load(this.flags, table) & NX_ON_LIST) !== 0;
+  }
+
   /** Mark a table the caller owns and has not published yet (the fault's new sp). */
   markDisallowed(table: number): void {
     Atomics.or(this.flags, table, NX_DISALLOWED);

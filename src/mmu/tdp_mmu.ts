@@ -282,6 +282,6 @@ export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: n
   }
   // tdp_mmu_unlink_sp: an NX-split table leaves the possible-NX list (under its own small lock,
   // nested inside mmu_lock) before the pool can hand the table to anyone else.
-  vm.nx?.onTableRemoved(table);
+  if (vm.config.unsafe?.nxKeepRemovedTables !== true) vm.nx?.onTableRemoved(table);
   freeTableAfterGracePeriod(vm, table);
 }

@@ -34,7 +34,8 @@
  *                      one in fifty accesses;
  *   code=256           "a few hundred 2M regions" of text: 512 MiB, enough that execute faults
  *                      on not-yet-split huge pages keep arriving through a whole first pass.
- * None of these was tuned to produce a dip; change one with `oltp:key=value`.
+ * None of these was tuned to produce a dip; change one with `oltp:key=value`. The selftest's -w and
+ * -a do not apply to this guest (its `write` knob and its own access law replace them).
  */
 import { Rng } from '../mmu/rng.js';
 import type { PassKind, Workload, WorkloadAccess, WorkloadDefinition, WorkloadKnob, WorkloadParams } from './workload.js';

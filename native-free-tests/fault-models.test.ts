@@ -130,3 +130,24 @@ test('--fault-model: parsed; shadow forces eager splitting off and refuses --eag
   t.is(optionsOf([]).nxHugePages, false);
   t.throws(() => optionsOf(['--nx-huge-pages', 'maybe']), { message: /--nx-huge-pages/ });
 });
+
+test('fault kinds: pml (a logged write, no fault) and wp-slow (a write to a write-protected huge page)', (t) => {
+  // PML: 4K leaves keep W and lose D when logging starts; the next write is logged by the walk.
+  const pml = attachVm(
+    createVm({ levels: 4, memslots: layoutMemslots(M, 1), backingLevel: 1, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1, dirtyTrack: 'pml' }),
+    0,
+  );
+  const b = pml.config.memslots[0]!.baseGfn;
+  run(pml, b, 8, 'write');
+  enableDirtyLogging(pml, 0, { eagerSplit: false, initiallySet: false, design: lazySplit });
+  t.deepEqual(run(pml, b, 8, 'write').kinds, { pml: 8 });
+  t.deepEqual(run(pml, b, 8, 'write').kinds, { none: 8 }, 'D is set now: plain hits');
+  // Write protection of huge pages: the first write to each needs mmu_lock (split on fault).
+  const wp = makeVm('tdp', 2, false);
+  const w = wp.config.memslots[0]!.baseGfn;
+  run(wp, w, 2, 'write', M);
+  enableDirtyLogging(wp, 0, { eagerSplit: false, initiallySet: false, design: lazySplit });
+  const r = run(wp, w + 1, 2, 'write', M);
+  t.deepEqual(r.kinds, { 'wp-slow': 2 });
+  t.is(wp.sumStats()['faultWpSlow'], 2);
+});

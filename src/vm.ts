@@ -25,6 +25,7 @@ import { EmulatorError, invalidArg } from './errors.js';
 import { computeLayout, PAGE_STATS_1G, PAGE_STATS_2M, PAGE_STATS_4K } from './layout.js';
 import type { ControlLayout } from './layout.js';
 import { PtPool } from './mmu/pt_pool.js';
+import { NxSpTracking } from './mmu/nx_sp_tracking.js';
 import type { PoolAccounting } from './mmu/pt_pool.js';
 import { PageAllocator, validatePressure } from './mmu/allocator.js';
 import type { PressureParams } from './mmu/allocator.js';
@@ -64,6 +65,8 @@ export interface VmConfig {
     readonly nonAtomicFreeList?: boolean;
     /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
     readonly pmlDropBuffer?: boolean;
+    /** NX huge pages: a torn-down table stays on the possible-NX list (tdp_mmu.ts handleRemovedPt). */
+    readonly nxKeepRemovedTables?: boolean;
   };
   /** Dirty tracking (pml.ts, dirty_log.ts): Intel PML or write protection. Default 'wrprot'. */
   readonly dirtyTrack?: DirtyTrackMode;
@@ -74,10 +77,26 @@ export interface VmConfig {
   readonly hugePageFault?: HugePageFaultMode;
   /** Host costs spent as real time (host_costs.ts). Default: none. */
   readonly hostCosts?: HostCosts;
+  /**
+   * kvm.nx_huge_pages (nx_huge_pages.ts): huge leaves are never executable, so an execute access
+   * to one faults and splits it (or zaps it before 6.2). Default false.
+   */
+  readonly nxHugePages?: boolean;
+  /** Which lock each fault kind takes (tdp_mmu_fault.ts FaultModel). Default 'tdp'. */
+  readonly faultModel?: FaultModel;
 }
 
 export type DirtyTrackMode = 'pml' | 'wrprot';
 export type HugePageFaultMode = 'split' | 'zap';
+/**
+ * The three configurations of the April 2024 CLEAR_DIRTY_LOG measurement
+ * (kvm-faults-and-dirty-tracking.md §5): 'tdp' (lockless fast path, slow faults under mmu_lock
+ * for read), 'tdp-locked-fast' (the same with the fast path under the read lock, as KVM/arm64
+ * takes it for write-protection faults) and 'shadow' (the shadow MMU: lockless fast path, slow
+ * faults under mmu_lock for write).
+ */
+export type FaultModel = 'tdp' | 'tdp-locked-fast' | 'shadow';
+export const FAULT_MODELS: readonly FaultModel[] = Object.freeze(['tdp', 'tdp-locked-fast', 'shadow']);
 
 /** What createVm hands to workers. Plain data + SharedArrayBuffers (structured-clonable). */
 export interface VmShared {
@@ -92,6 +111,8 @@ export interface VmShared {
   readonly poolTables: number;
   /** Root table index. */
   readonly root: number;
+  /** NX huge page tracking (nx_sp_tracking.ts); only when config.nxHugePages. */
+  readonly nx?: SharedArrayBuffer;
 }
 
 /** gfn -> pfn offset of the emulated backing: 2^28, a multiple of 512^2 (1G) so huge pages stay aligned. */
@@ -162,6 +183,8 @@ export function checkVmConfig(config: VmConfig): void {
     bad(`dirtyTrack ${String(config.dirtyTrack)} must be pml or wrprot`);
   if (config.hugePageFault !== undefined && config.hugePageFault !== 'split' && config.hugePageFault !== 'zap')
     bad(`hugePageFault ${String(config.hugePageFault)} must be split or zap`);
+  if (config.faultModel !== undefined && !FAULT_MODELS.includes(config.faultModel))
+    bad(`faultModel ${String(config.faultModel)} must be one of ${FAULT_MODELS.join(', ')}`);
   validatePressure(config.pressure);
 }
 
@@ -227,7 +250,7 @@ export function vmFootprint(config: VmConfig): VmFootprint {
   const guestPages = config.memslots.reduce((a, s) => a + s.npages, 0);
   const layout = computeLayout({ workers: config.workers, memslotPages: config.memslots.map((s) => s.npages) });
   const sptBytes = PtPool.sptBytes(tables);
-  const poolMetaBytes = PtPool.metaBytes(tables);
+  const poolMetaBytes = PtPool.metaBytes(tables) + (config.nxHugePages === true ? NxSpTracking.bytes(tables) : 0);
   return {
     tables,
     bytes: sptBytes + poolMetaBytes + layout.totalBytes,
@@ -276,7 +299,10 @@ export function createVm(config: VmConfig): VmShared {
   // The root: the first table off the free list (table 0 of a fresh pool), zeroed, IN_USE forever.
   const root = new PtPool(view, layout.poolCtrlBase, spt, poolMeta).allocRaw();
   if (root < 0) throw invariantRootFailed(poolTables);
-  return Object.freeze({ config, layout, control, spt, poolMeta, poolTables, root });
+  const nx = config.nxHugePages === true ? NxSpTracking.create(poolTables) : undefined;
+  return Object.freeze(
+    nx === undefined ? { config, layout, control, spt, poolMeta, poolTables, root } : { config, layout, control, spt, poolMeta, poolTables, root, nx },
+  );
 }
 
 function invariantRootFailed(poolTables: number): EmulatorError {
@@ -314,6 +340,8 @@ export class Vm {
   readonly rootLevel: 4 | 5;
   readonly stats: WorkerStats;
   readonly timing: WorkerTiming;
+  /** NX huge page tracking, when the VM runs with NX huge pages (nx_sp_tracking.ts). */
+  readonly nx: NxSpTracking | undefined;
   readonly #slotBase: Float64Array;
   readonly #slotEnd: Float64Array;
   readonly #dirty: Int32Array[];
@@ -344,6 +372,7 @@ export class Vm {
     this.vcpuCache = new MmuMemoryCache(this.alloc, config.cacheCapacity ?? DEFAULT_CACHE_CAPACITY, { stats: this.stats, countLeftovers: false });
     this.spt = this.pool.spt;
     this.root = shared.root;
+    this.nx = shared.nx === undefined ? undefined : new NxSpTracking(shared.nx, shared.poolTables);
     this.rootLevel = config.levels;
     const bases = new Float64Array(config.memslots.length);
     const ends = new Float64Array(config.memslots.length);

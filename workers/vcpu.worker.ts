@@ -239,8 +239,11 @@ class VcpuThread {
       const accessKind = access.kind;
       vcpuAccess(vm, gfn, accessKind, out);
       acc.accesses++;
-      if (out.outcome === 'fast') acc.faultFast.record(out.faultNs);
-      else if (out.outcome === 'slow') acc.faultSlow.record(out.faultNs);
+      // Fault latencies are sampled (guest_access.ts FAULT_TIMING_SAMPLE): record timed faults only.
+      if (out.timed) {
+        if (out.outcome === 'fast') acc.faultFast.record(out.faultNs);
+        else if (out.outcome === 'slow') acc.faultSlow.record(out.faultNs);
+      }
       if (accessKind === 'write') {
         acc.writes++;
         // The dirty log's oracle covers the vCPU's own region (a write elsewhere is not checked).

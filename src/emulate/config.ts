@@ -95,6 +95,8 @@ export function resolveRunConfig(
     seed: options.seed,
     dirtyTrack: options.dirtyTrack,
     hugePageFault: hugePageFaultFor(options.splitAlloc),
+    nxHugePages: options.nxHugePages,
+    faultModel: options.faultModel,
     hostCosts: options.hostCosts,
     hostCores: availableParallelism(),
   };

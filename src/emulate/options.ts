@@ -21,8 +21,9 @@ import { DEFAULT_CACHE_CAPACITY } from '../mmu/mmu_cache.js';
 import { DEFAULT_RESCHED_MS } from '../mmu/mmu_resched.js';
 import { DEFAULT_HOST_COSTS, parseHostCosts } from '../mmu/host_costs.js';
 import type { HostCosts } from '../mmu/host_costs.js';
-import { DEFAULT_WORKLOAD, workloadDefinition, workloadNames } from '../workloads/registry.js';
-import type { DirtyTrackMode } from '../vm.js';
+import { DEFAULT_WORKLOAD, parseWorkloadSpec, workloadDefinition, workloadNames, WorkloadSpecError } from '../workloads/registry.js';
+import { FAULT_MODELS } from '../vm.js';
+import type { DirtyTrackMode, FaultModel } from '../vm.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
 
@@ -103,6 +104,10 @@ export interface EmulateOptions {
   readonly jitWarmup: boolean;
   /** Host costs spent as real time (host_costs.ts); all zero with `--host-costs none`. */
   readonly hostCosts: HostCosts;
+  /** kvm.nx_huge_pages: huge leaves are not executable; execute faults split (or zap) them. */
+  readonly nxHugePages: boolean;
+  /** Which lock each fault kind takes (vm.ts FaultModel). */
+  readonly faultModel: FaultModel;
 }
 
 /**
@@ -142,6 +147,8 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   workload: DEFAULT_WORKLOAD,
   dirtyTrack: 'pml',
   jitWarmup: true,
+  nxHugePages: false,
+  faultModel: 'tdp',
   hostCosts: DEFAULT_HOST_COSTS,
 });
 
@@ -269,10 +276,22 @@ function parseMs(label: string, raw: string, max: number): number {
   return n;
 }
 
+/** `NAME[:key=value,...]`: the spec string is kept as given (trimmed); each vCPU parses it again. */
 function parseWorkload(label: string, raw: string): string {
+  try {
+    parseWorkloadSpec(raw);
+  } catch (err) {
+    if (err instanceof WorkloadSpecError) throw invalidOption(label, err.message);
+    throw err;
+  }
+  return raw.trim();
+}
+
+function parseFaultModel(label: string, raw: string): FaultModel {
   const s = raw.trim();
-  if (workloadDefinition(s) !== undefined) return s;
-  throw invalidOption(label, `unknown workload ${JSON.stringify(raw)}; expected one of ${workloadNames().join(', ')}`);
+  const m = FAULT_MODELS.find((f) => f === s);
+  if (m !== undefined) return m;
+  throw invalidOption(label, `expected one of ${FAULT_MODELS.join(', ')}, got ${JSON.stringify(raw)}`);
 }
 
 function parseDirtyTrack(label: string, raw: string): DirtyTrackMode {
@@ -434,9 +453,28 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   {
     long: 'workload',
     type: 'string',
-    arg: 'NAME',
-    help: `guest workload run by every vCPU: ${workloadNames().join(', ')} (src/workloads/)`,
+    arg: 'NAME[:k=v,...]',
+    help: `guest workload run by every vCPU: ${workloadNames().join(', ')} (src/workloads/), with knobs after a colon (listed below)`,
     shownDefault: DEFAULTS.workload,
+  },
+  {
+    long: 'nx-huge-pages',
+    type: 'string',
+    arg: 'on|off',
+    help:
+      'kvm.nx_huge_pages (iTLB multihit mitigation): huge pages are never executable, so an execute access to one faults and ' +
+      'splits it (zaps it with lazy-zap, before 6.2) under mmu_lock for read. The kernel default was on for affected Intel hosts',
+    shownDefault: 'off',
+  },
+  {
+    long: 'fault-model',
+    type: 'string',
+    arg: 'MODEL',
+    help:
+      'which lock each fault takes: tdp (lockless fast path, slow faults under mmu_lock for read), tdp-locked-fast ' +
+      '(the fast path under the read lock too, emulates KVM/arm64) or shadow (the shadow MMU: slow faults under mmu_lock ' +
+      'for write; eager splitting off, --eager-split on is refused)',
+    shownDefault: DEFAULTS.faultModel,
   },
   {
     long: 'dirty-track',
@@ -499,6 +537,8 @@ export const OPTION_PARSERS = {
   dirtyTrack: (raw: string) => parseDirtyTrack(flagName('dirty-track'), raw),
   jitWarmup: (raw: string) => parseOnOff(flagName('jit-warmup'), raw),
   hostCosts: (raw: string) => parseHostCosts(flagName('host-costs'), raw),
+  nxHugePages: (raw: string) => parseOnOff(flagName('nx-huge-pages'), raw),
+  faultModel: (raw: string) => parseFaultModel(flagName('fault-model'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -588,7 +628,17 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     dirtyTrack: pick('dirtyTrack', 'dirty-track') ?? DEFAULTS.dirtyTrack,
     jitWarmup: pick('jitWarmup', 'jit-warmup') ?? DEFAULTS.jitWarmup,
     hostCosts: pick('hostCosts', 'host-costs') ?? DEFAULTS.hostCosts,
+    nxHugePages: pick('nxHugePages', 'nx-huge-pages') ?? DEFAULTS.nxHugePages,
+    faultModel: pick('faultModel', 'fault-model') ?? DEFAULTS.faultModel,
   };
+  // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager
+  // splitting is forced off, and refused when asked for explicitly.
+  if (opts.faultModel === 'shadow') {
+    if (str('eager-split') !== undefined && opts.eagerSplit) {
+      throw invalidOption(flagName('fault-model'), 'shadow models the shadow MMU without eager splitting; it contradicts --eager-split on');
+    }
+    return Object.freeze({ ...checkSteady(opts, str), eagerSplit: false });
+  }
   // `lazy` and `lazy-zap` are eager splitting off (the split walk never runs): lazy is the same
   // run as --eager-split off; lazy-zap also makes faults zap huge pages (the pre-6.2 path).
   if (opts.splitAlloc === 'lazy' || opts.splitAlloc === 'lazy-zap') {
@@ -633,7 +683,14 @@ export function helpText(): string {
   lines.push(
     '',
     'Workloads:',
-    ...workloadNames().map((n) => `  ${n.padEnd(20)}${workloadDefinition(n)?.summary ?? ''}`),
+    ...workloadNames().flatMap((n) => {
+      const def = workloadDefinition(n);
+      return [
+        `  ${n.padEnd(20)}${def?.summary ?? ''}`,
+        ...(def?.knobs ?? []).map((k) => `    ${`${k.key}=`.padEnd(18)}${k.help} [default: ${k.shownDefault}]`),
+      ];
+    }),
+    'A knob given in --workload overrides the flag it mirrors (memstress:write=N over -w N).',
     '',
     'Split allocation designs:',
     ...splitAllocDesignNames().map((n) => {

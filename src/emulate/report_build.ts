@@ -54,6 +54,13 @@ export interface BuildInput {
 /** Split counter deltas (after - before), by the counter table's JSON keys. */
 const counters = splitCounterDeltas;
 
+/** Sum of the named worker counters' deltas between two snapshots. */
+function statDelta(after: Readonly<Record<string, number>>, before: Readonly<Record<string, number>>, keys: readonly string[]): number {
+  let n = 0;
+  for (const k of keys) n += (after[k] ?? 0) - (before[k] ?? 0);
+  return n;
+}
+
 function pageCounts(p: PageStats): PageCounts {
   return { '4k': p.pages4k, '2m': p.pages2m, '1g': p.pages1g };
 }
@@ -165,8 +172,10 @@ export function buildReport(input: BuildInput): Report {
         // A vCPU pass is timed by the vCPUs themselves; free-running vCPUs (steady, -e) ran for
         // the phase's whole window, splitter hand-off included.
         accessesPerSecond: rate(v.accesses, p.kind === 'populate' || (p.kind === 'dirty' && !o.steady) ? p.seconds : p.wallSeconds),
-        fastFaults: fast.count,
-        slowFaults: slow.count,
+        // Counted, not sampled (fault latencies are sampled: guest_access.ts FAULT_TIMING_SAMPLE):
+        // the 'fast' accesses are the wp-fast ones, every other faulting access took a slow fault.
+        fastFaults: statDelta(p.stats, before.stats, ['faultWpFast']),
+        slowFaults: statDelta(p.stats, before.stats, ['faultWpSlow', 'faultExec', 'faultFirstTouch', 'faultRead']),
         faultLatencyNs: { all: summarize(all), fast: summarize(fast), slow: summarize(slow) },
       };
     }

@@ -7,7 +7,7 @@
  *   63 ........ 59 | 58 | 57 | 56..52 | 51 .................. 12 | 11 | 10 | 9 | 8 | 7 | 6..3 | 2 | 1 | 0
  *     (unused)     | MW | HW | unused |  PFN (or child table)    | MP |    | D | A | L |      | X | W | R
  *
- *   R/W/X  hardware permissions (EPT bits 0-2)
+ *   R/W/X  hardware permissions (EPT bits 0-2); X is withheld from huge leaves with NX huge pages
  *   L      large page: a leaf above 4K (bit 7, PT_PAGE_SIZE_MASK)
  *   A/D    accessed / dirty (EPT bits 8/9)
  *   MP     MMU-present: KVM's software "this SPTE is shadow-present" bit (bit 11)
@@ -88,7 +88,11 @@ export function maxGfnForRoot(rootLevel: number): number {
 export const SPTE_R_MASK = 1n << 0n;
 /** EPT write permission (PT_WRITABLE_MASK). Cleared by write protection for dirty logging. */
 export const SPTE_W_MASK = 1n << 1n;
-/** EPT execute permission. Set on every present SPTE (NX hugepages are not modelled). */
+/**
+ * EPT execute permission. Set on every non-leaf SPTE and every 4K leaf; cleared on huge leaves
+ * when the VM runs with NX huge pages (makeLeafSpte's `nxHuge`: the iTLB multihit mitigation,
+ * kvm-faults-and-dirty-tracking.md §3), so an instruction fetch from a huge page faults.
+ */
 export const SPTE_X_MASK = 1n << 2n;
 /** Large page (PT_PAGE_SIZE_MASK): a leaf at 2M or 1G. Never set at 4K, where every entry is a leaf. */
 export const SPTE_LARGE_MASK = 1n << 7n;
@@ -222,6 +226,11 @@ export function isPoison(spte: bigint): boolean {
   return spte === POISON_SPTE;
 }
 
+/** Executable (X bit): an instruction fetch through this leaf does not fault. */
+export function isExecutable(spte: bigint): boolean {
+  return (spte & SPTE_X_MASK) !== 0n;
+}
+
 /** Hardware-writable right now (W bit). */
 export function isWritable(spte: bigint): boolean {
   return (spte & SPTE_W_MASK) !== 0n;
@@ -291,6 +300,11 @@ const LEAF_BITS = SPTE_MMU_PRESENT_MASK | SPTE_RX | SPTE_A_MASK | SPTE_HOST_WRIT
 export interface LeafSpteOptions {
   /** Set W (and D): the fault that installs it was a write. Default false. */
   readonly writable?: boolean;
+  /**
+   * NX huge pages (kvm.nx_huge_pages=Y): a huge leaf is built without X, as make_spte does when
+   * the fault's huge_page_disallowed workaround applies. No effect on 4K leaves. Default false.
+   */
+  readonly nxHuge?: boolean;
 }
 
 /**
@@ -300,7 +314,10 @@ export interface LeafSpteOptions {
  */
 export function makeLeafSpte(pfn: number, level: number, opts?: LeafSpteOptions): bigint {
   let spte = LEAF_BITS | pfnBits(pfn);
-  if (level > PG_LEVEL_4K) spte |= SPTE_LARGE_MASK;
+  if (level > PG_LEVEL_4K) {
+    spte |= SPTE_LARGE_MASK;
+    if (opts?.nxHuge === true) spte &= ~SPTE_X_MASK;
+  }
   if (opts?.writable === true) spte |= SPTE_W_MASK | SPTE_D_MASK;
   return spte;
 }
@@ -337,15 +354,20 @@ export function splitChildOffsets(childLevel: number): readonly bigint[] {
 /**
  * The base every child of `huge` is built from at `childLevel`: the huge SPTE itself, with the
  * large bit cleared when the children are 4K. Children are `base | splitChildOffsets(childLevel)[i]`.
+ * 4K children also get X (make_huge_page_split_spte: "the NX hugepage mitigation no longer
+ * applies" once the page is 4K, and every guest page's access allows execution here, ACC_ALL);
+ * without NX huge pages the huge SPTE had X already, so this changes nothing. 2M children of a
+ * 1G page are still huge: they inherit the 1G page's X as it is.
  */
 export function hugePageSplitBase(huge: bigint, childLevel: number): bigint {
-  return childLevel === PG_LEVEL_4K ? huge & ~SPTE_LARGE_MASK : huge;
+  return childLevel === PG_LEVEL_4K ? (huge & ~SPTE_LARGE_MASK) | SPTE_X_MASK : huge;
 }
 
 /**
  * make_huge_page_split_spte: child `index` of the present large SPTE `huge`, at `childLevel`.
  * Inherits every bit (W, D, A, MMU-writable, host-writable); adds the child's offset into the PFN;
- * clears the large bit only for 4K children (2M children of a 1G page are still leaves).
+ * clears the large bit only for 4K children (2M children of a 1G page are still leaves), and makes
+ * 4K children executable (hugePageSplitBase).
  */
 export function makeHugePageSplitSpte(huge: bigint, childLevel: number, index: number): bigint {
   if (!isPresentLarge(huge)) throw new RangeError(`makeHugePageSplitSpte: not a present large SPTE: ${spteHex(huge)}`);

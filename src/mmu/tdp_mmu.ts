@@ -132,7 +132,9 @@ export function setSpte(vm: Vm, it: TdpIter, newSpte: bigint): void {
  * yielded iterator is a caller bug (KVM WARNs): callers must check isFrozen first.
  */
 export function setSpteAtomic(vm: Vm, it: TdpIter, newSpte: bigint): boolean {
-  vm.mmuLock.assertHeldRead();
+  // Read, or write for the shadow fault model's slow faults (tdp_mmu_fault.ts): a cmpxchg under
+  // the write lock cannot lose to another MMU writer, but still orders against the fast fault.
+  vm.mmuLock.assertHeld();
   vm.rcu.assertInReadSide();
   const old = it.oldSpte;
   if (old === FROZEN_SPTE || it.yielded) {
@@ -168,7 +170,7 @@ export function setSpteAtomic(vm: Vm, it: TdpIter, newSpte: bigint): boolean {
  * Returns false on a lost race with it.oldSpte refreshed.
  */
 export function zapSpteAtomic(vm: Vm, it: TdpIter, flushCost = false): boolean {
-  vm.mmuLock.assertHeldRead();
+  vm.mmuLock.assertHeld(); // read, or write (see setSpteAtomic)
   vm.rcu.assertInReadSide();
   const old = it.oldSpte;
   if (old === FROZEN_SPTE || it.yielded) {
@@ -249,7 +251,8 @@ const FROZEN_MAX_SLEEPS = 40_000;
  *      FROZEN children and retry).
  */
 export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: number, shared: boolean): void {
-  if (shared) vm.mmuLock.assertHeldRead();
+  // `shared` (atomic teardown) also runs under the write lock for the shadow fault model.
+  if (shared) vm.mmuLock.assertHeld();
   else vm.mmuLock.assertHeldWrite();
   const spt = vm.spt;
   const span = pagesPerHpage(level);
@@ -277,5 +280,8 @@ export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: n
     }
     handleChangedSpte(vm, baseGfn + i * span, old, FROZEN_SPTE, level, shared);
   }
+  // tdp_mmu_unlink_sp: an NX-split table leaves the possible-NX list (under its own small lock,
+  // nested inside mmu_lock) before the pool can hand the table to anyone else.
+  if (vm.config.unsafe?.nxKeepRemovedTables !== true) vm.nx?.onTableRemoved(table);
   freeTableAfterGracePeriod(vm, table);
 }

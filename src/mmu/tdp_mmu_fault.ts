@@ -18,6 +18,15 @@
  *               from the vCPU cache and map only the faulting 4K page: every other page of the
  *               region is now non-present and takes its own slow fault on its next access.
  *
+ * NX huge pages (vm.nx, kvm.nx_huge_pages=Y; kvm-faults-and-dirty-tracking.md §3): huge leaves
+ * are built without X, so an execute access to one faults; the fast path never fixes it (it only
+ * fixes writes). kvmTdpMmuMapAtomic then maps 4K (fault->huge_page_disallowed): it splits the huge
+ * SPTE (6.2+) or zaps it (before 6.2) into a table marked nx_huge_page_disallowed and records it
+ * as a possible NX huge page (nx_sp_tracking.ts); the 4K children are executable
+ * (hugePageSplitBase). Later read or write faults must not map a huge leaf over such a table
+ * (disallowed_hugepage_adjust); the NX recovery worker (nx_huge_pages.ts) zaps recorded tables so
+ * the region can be mapped huge again.
+ *
  * Which pages are writable: a write fault installs W|D; a read fault installs a read-only but
  * MMU-writable leaf, so that the first write takes the fast path (and, when the slot logs dirty
  * pages, marks the page). With write protection a writable SPTE in a dirty-logged slot therefore
@@ -180,12 +189,21 @@ export type MapResult = 'fixed' | 'spurious' | 'retry';
  * `it` is the vCPU's iterator (its spteReads grow).
  */
 export function kvmTdpMmuMapAtomic(vm: Vm, it: TdpIter, slot: number, gfn: number, kind: AccessKind): MapResult {
-  vm.mmuLock.assertHeldRead();
+  // Read, or write with the shadow fault model (guest_access.ts): the same cmpxchg discipline
+  // serves both, since the lockless fast fault races either way.
+  vm.mmuLock.assertHeld();
   vm.rcu.assertInReadSide();
   const isWrite = kind === 'write';
   const zapHuge = vm.config.hugePageFault === 'zap';
   const logging = slotLogsDirty(vm, slot);
-  const goal = maxMappingLevel(vm, slot, gfn, logging);
+  const nx = vm.nx;
+  // req_level: what the backing, the memslot and dirty logging allow. An execute fault with NX
+  // huge pages (fault->huge_page_disallowed) must map 4K: its goal drops to 4K, and the tables it
+  // links are marked nx_huge_page_disallowed (and possible NX huge pages where req_level allowed
+  // a huge page at that level), as kvm_tdp_mmu_map does.
+  const reqLevel = maxMappingLevel(vm, slot, gfn, logging);
+  const hugeDisallowed = nx !== undefined && kind === 'exec';
+  let goal = hugeDisallowed ? PG_LEVEL_4K : reqLevel;
   for (it.start(vm.root, vm.rootLevel, goal, gfn); it.valid && it.gfn < gfn + 1; it.next()) {
     const old = it.oldSpte;
     if (old === FROZEN_SPTE) return 'retry';
@@ -194,23 +212,56 @@ export function kvmTdpMmuMapAtomic(vm: Vm, it: TdpIter, slot: number, gfn: numbe
       vm.stats.add(WS.poisonReads, 1);
       return 'retry';
     }
-    if (it.level === goal) return mapTargetLevel(vm, it, slot, gfn, isWrite, logging);
     let present = (old & SPTE_MMU_PRESENT_MASK) !== 0n;
+    if (it.level === goal) {
+      // disallowed_hugepage_adjust: a huge leaf must not replace a table that an execute fault
+      // split for NX huge pages; map one level lower instead (under it).
+      if (nx !== undefined && goal > PG_LEVEL_4K && present && (old & SPTE_LARGE_MASK) === 0n && nx.isDisallowed(childTableOf(old))) {
+        goal--;
+        it.minLevel = goal;
+        continue;
+      }
+      return mapTargetLevel(vm, it, slot, gfn, isWrite, logging);
+    }
     if (present && (old & SPTE_LARGE_MASK) === 0n) continue;
+    const wasHuge = present;
     if (present && zapHuge) {
       // tdp_mmu_zap_spte_atomic: frozen, flushed, non-present; then link an empty table below.
       if (!zapSpteAtomic(vm, it, true)) return 'retry';
       present = false;
     }
     const sp = vm.vcpuCache.pop();
+    // sp->nx_huge_page_disallowed is set before the table is published (nx_sp_tracking.ts).
+    if (hugeDisallowed) nx.markDisallowed(sp);
     const ok = present ? splitHugePage(vm, it, sp, true) : linkSp(vm, it, sp, true);
     if (!ok) {
+      if (hugeDisallowed) nx.clearUnpublished(sp);
       vm.pool.freeUnpublished(sp);
       return 'retry';
+    }
+    if (hugeDisallowed) {
+      if (wasHuge) vm.stats.add(WS.nxHugePagesSplit, 1);
+      // track_possible_nx_huge_page: only where a huge page could have been mapped at this level.
+      if (reqLevel >= it.level) {
+        nx.lock();
+        try {
+          // The table may already be gone (zapped by another thread since the link): then it
+          // was torn down and its flags cleared; tracking it again would leak a list entry.
+          if (nx.isDisallowed(sp)) nx.trackLocked(sp, it.gfn, it.level);
+        } finally {
+          nx.unlock();
+        }
+      }
     }
   }
   // The walk ran out before the goal level: a table we (or another vCPU) linked was zapped again.
   return 'retry';
+}
+
+/** The child table index of a present non-leaf SPTE. */
+function childTableOf(spte: bigint): number {
+  SCRATCH64[0] = spte;
+  return (SCRATCH32[0]! >>> 12) + (SCRATCH32[1]! & 0xfffff) * 1048576;
 }
 
 /** tdp_mmu_map_handle_target_level: the SPTE at the goal level becomes the right leaf. */
@@ -219,12 +270,15 @@ function mapTargetLevel(vm: Vm, it: TdpIter, slot: number, gfn: number, isWrite:
   const level = it.level;
   let spte: bigint;
   if ((old & SPTE_MMU_PRESENT_MASK) !== 0n && (level === PG_LEVEL_4K || (old & SPTE_LARGE_MASK) !== 0n)) {
-    // A leaf is there already: spurious unless this is a write to a write-protected one.
+    // A leaf is there already: spurious unless this is a write to a write-protected one (an
+    // execute reaches here only at 4K, where every leaf is executable).
     if (!isWrite || (old & SPTE_W_MASK) !== 0n) return 'spurious';
     spte = old | SPTE_W_MASK | SPTE_D_MASK;
   } else {
     // Non-present, or a table where a huge leaf now fits (it is torn down by handleChangedSpte).
-    spte = makeLeafSpte(vm.backingPfn(it.gfn), level, isWrite ? WRITABLE : READ_ONLY);
+    // With NX huge pages a huge leaf is built without X (make_spte).
+    const nxHuge = vm.nx !== undefined;
+    spte = makeLeafSpte(vm.backingPfn(it.gfn), level, isWrite ? (nxHuge ? WRITABLE_NX : WRITABLE) : nxHuge ? READ_ONLY_NX : READ_ONLY);
   }
   if (!setSpteAtomic(vm, it, spte)) return 'retry';
   // make_spte marks the page when it creates a writable SPTE in a dirty-logged slot (4K there).
@@ -234,3 +288,5 @@ function mapTargetLevel(vm: Vm, it: TdpIter, slot: number, gfn: number, isWrite:
 
 const WRITABLE = Object.freeze({ writable: true });
 const READ_ONLY = Object.freeze({ writable: false });
+const WRITABLE_NX = Object.freeze({ writable: true, nxHuge: true });
+const READ_ONLY_NX = Object.freeze({ writable: false, nxHuge: true });

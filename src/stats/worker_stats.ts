@@ -245,6 +245,63 @@ export const WORKER_STAT_ROWS = [
     label: 'RFC drop TLB flushes',
     progress: false,
   },
+  // Per-kind fault counts, one per faulting access (guest_access.ts FaultKind; the first fault decides).
+  {
+    key: 'faultWpFast',
+    doc: 'accesses whose write-protection fault the lockless fast path fixed (faultKind wp-fast)',
+    unit: 'guest accesses',
+    group: 'fault',
+    label: 'wp-fast faults',
+    progress: false,
+  },
+  {
+    key: 'faultWpSlow',
+    doc: 'accesses whose write fault needed mmu_lock: a write-protected huge page, or a fast fault that gave up (faultKind wp-slow)',
+    unit: 'guest accesses',
+    group: 'fault',
+    label: 'wp-slow faults',
+    progress: false,
+  },
+  {
+    key: 'faultExec',
+    doc: 'accesses whose instruction fetch met a leaf without X, e.g. a huge page with NX huge pages (faultKind exec)',
+    unit: 'guest accesses',
+    group: 'fault',
+    label: 'exec faults',
+    progress: false,
+  },
+  {
+    key: 'faultFirstTouch',
+    doc: 'accesses that met no translation (faultKind first-touch; firstTouchFaults counts the faults themselves)',
+    unit: 'guest accesses',
+    group: 'fault',
+    label: 'first-touch accesses',
+    progress: false,
+  },
+  {
+    key: 'faultRead',
+    doc: 'accesses with any other read fault, e.g. an SPTE frozen by a zap (faultKind read)',
+    unit: 'guest accesses',
+    group: 'fault',
+    label: 'read faults',
+    progress: false,
+  },
+  {
+    key: 'nxHugePagesSplit',
+    doc: 'huge pages an execute fault split or zapped because NX huge pages withhold X (tdp_mmu_fault.ts)',
+    unit: 'huge pages',
+    group: 'fault',
+    label: 'NX huge pages split on exec',
+    progress: false,
+  },
+  {
+    key: 'nxRecoveryZaps',
+    doc: 'possible NX huge pages the NX recovery worker zapped (nx_huge_pages.ts)',
+    unit: 'tables',
+    group: 'walk',
+    label: 'NX recovery zaps',
+    progress: false,
+  },
 ] as const satisfies readonly WorkerStatRow[];
 
 type StaticRow = (typeof WORKER_STAT_ROWS)[number];

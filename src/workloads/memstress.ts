@@ -6,6 +6,10 @@
  * -w percent, otherwise a read. The populate pass writes every page once in order. The random
  * stream is seeded with seed + vCPU index, as memstress seeds each vCPU, and draws the page
  * first, then the write choice, one pass after another.
+ *
+ * Knobs (`--workload memstress:write=PCT,random=0|1`): `write` and `random` mean what -w and -a
+ * mean; a knob given in the spec overrides the flag (the spec is the more specific of the two),
+ * and a knob left out keeps the flag's value, so `-w 30` alone still works.
  */
 import { Rng } from '../mmu/rng.js';
 import type { PassKind, Workload, WorkloadAccess, WorkloadDefinition, WorkloadParams } from './workload.js';
@@ -23,8 +27,8 @@ class Memstress implements Workload {
   constructor(p: WorkloadParams) {
     this.#firstGfn = p.region.firstGfn;
     this.#npages = p.region.npages;
-    this.#writePercent = p.writePercent;
-    this.#randomAccess = p.randomAccess;
+    this.#writePercent = p.knobs?.['write'] ?? p.writePercent;
+    this.#randomAccess = p.knobs?.['random'] === undefined ? p.randomAccess : p.knobs['random'] === 1;
     this.#rng = new Rng((p.seed + p.vcpuId) | 0);
   }
 
@@ -47,5 +51,9 @@ class Memstress implements Workload {
 export const memstress: WorkloadDefinition = Object.freeze({
   name: 'memstress',
   summary: "dirty_log_perf_test's guest: every page of the vCPU's region per pass, -w % writes, -a random order",
+  knobs: [
+    { key: 'write', help: 'percentage of accesses that are writes (overrides -w)', min: 0, max: 100, integer: true, shownDefault: '-w' },
+    { key: 'random', help: '1 = random page order (overrides -a), 0 = in order', min: 0, max: 1, integer: true, shownDefault: '-a' },
+  ],
   create: (p: WorkloadParams): Workload => new Memstress(p),
 });

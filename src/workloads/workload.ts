@@ -9,6 +9,8 @@
  * vCPU thread, so the call site stays monomorphic, and nothing is allocated per access.
  *
  * Adding a workload: one file exporting a WorkloadDefinition, plus one line in WORKLOADS (registry.ts).
+ * Knobs: `--workload NAME:key=value,...`; the definition lists the keys it accepts (`knobs`), the
+ * registry parses and range-checks them, and the instance reads `params.knobs`.
  */
 import type { AccessKind } from '../mmu/access_kind.js';
 
@@ -36,6 +38,22 @@ export interface WorkloadParams {
   readonly randomAccess: boolean;
   /** -r: the run's seed (each workload derives its per-vCPU stream from it). */
   readonly seed: number;
+  /**
+   * The knobs given after the name (`--workload NAME:key=value,...`), parsed and range-checked
+   * against the definition's `knobs` (registry.ts); a knob left out is absent here.
+   */
+  readonly knobs?: Readonly<Record<string, number>>;
+}
+
+/** One key=value knob a workload accepts: a number in [min, max] (an integer if `integer`). */
+export interface WorkloadKnob {
+  readonly key: string;
+  readonly help: string;
+  readonly min: number;
+  readonly max: number;
+  readonly integer: boolean;
+  /** The default, shown in --help (the workload applies it; memstress's defaults come from -w / -a). */
+  readonly shownDefault: string;
 }
 
 export interface Workload {
@@ -50,5 +68,9 @@ export interface WorkloadDefinition {
   readonly name: string;
   /** One line for --help and reports. */
   readonly summary: string;
+  /** The key=value knobs it accepts (none when absent). */
+  readonly knobs?: readonly WorkloadKnob[];
+  /** Cross-knob check of a parsed spec's knobs: a one-line reason, or undefined when they fit. */
+  readonly checkKnobs?: (knobs: Readonly<Record<string, number>>) => string | undefined;
   create(params: WorkloadParams): Workload;
 }

@@ -7,6 +7,7 @@ import { createAccessResult, guestAccess } from '../mmu/guest_access.js';
 import type { AccessKind, AccessResult } from '../mmu/guest_access.js';
 import { vcpuCheckKick, vcpuEnterGuest, vcpuExitGuest } from '../mmu/pml.js';
 import { clearDirtyLog, disableDirtyLogging, enableDirtyLogging, getDirtyLog } from '../mmu/dirty_log.js';
+import type { ClearLockMode } from '../mmu/dirty_log.js';
 import { checkInvariants } from '../mmu/invariants.js';
 import { createSplitAllocDesign } from '../mmu/split_alloc.js';
 import { endSplitIoctl, releaseSplitAllocDesign } from '../mmu/split_alloc_designs.js';
@@ -116,6 +117,29 @@ export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Arra
     endSplitIoctl(design); // one ioctl per memslot
   }
   return out;
+}
+
+/**
+ * One KVM_CLEAR_DIRTY_LOG call (-k cuts a memslot into several): pages [firstPage, firstPage +
+ * npages) of `slot` (firstPage a multiple of 64; the call is clipped to the slot's words) with the
+ * bitmap GET returned, holding mmu_lock as `clearLock` says. Its own ioctl for the designs.
+ */
+export function clearCall(
+  vm: Vm,
+  mode: DirtyLogMode,
+  bitmaps: readonly Int32Array[],
+  slot: number,
+  firstPage: number,
+  npages: number,
+  clearLock: ClearLockMode,
+): OpBreakdown {
+  const design = designFor(vm, mode.splitAlloc, mode.split);
+  const slotWords = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
+  const w0 = firstPage >> 5;
+  const w1 = Math.min(slotWords, w0 + Math.ceil(npages / 64) * 2);
+  const r = clearDirtyLog(vm, slot, firstPage, bitmaps[slot]!.subarray(w0, w1), { eagerSplit: mode.eagerSplit, design, clearLock, ...reschedOf(mode) });
+  endSplitIoctl(design);
+  return { splitMs: r.splitMs, wrprotMs: 0 };
 }
 
 /** Clear KVM_MEM_LOG_DIRTY_PAGES on every memslot (recovering huge pages). */

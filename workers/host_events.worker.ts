@@ -30,7 +30,7 @@ import {
   WSTATE_RUNNING,
 } from '../src/emulate/control.js';
 import { EmulatorError, workerError } from '../src/errors.js';
-import type { HostEventsResult, HostEventsTask } from '../src/emulate/messages.js';
+import type { HostEventsResult, HostEventsTask, TimingData } from '../src/emulate/messages.js';
 import { ageGfnRange, invalidateRangeEnd, invalidateRangeStart } from '../src/mmu/mmu_notifier.js';
 import { spendNs } from '../src/mmu/host_costs.js';
 import { setRunnable } from '../src/mmu/mmu_resched.js';
@@ -146,5 +146,5 @@ function runHostEvents(task: HostEventsTask, vm: Vm, ctl: Control): HostEventsRe
 function finish(vm: Vm, tally: Tally): HostEventsResult {
   vm.rcu.online(); // unregister from the online state, as the splitter does
   vm.rcu.unregister();
-  return { type: 'host-events-result', ...tally };
+  return { type: 'host-events-result', ...tally, timing: vm.takeTiming() as unknown as TimingData };
 }

@@ -112,6 +112,8 @@ export interface HostEventsResult {
   readonly agings: number;
   /** Stale leaves found when invalidations ended (must be 0). */
   readonly staleLeaves: number;
+  /** Its mmu_lock waits and holds over the whole run. */
+  readonly timing: TimingData;
 }
 
 /** One CLEAR_DIRTY_LOG pass (one CLEAR op of the plan) as -k cut it into calls. */

@@ -103,23 +103,6 @@ export function getAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[
 }
 
 /**
- * KVM_CLEAR_DIRTY_LOG of each whole memslot (first_page 0, num_pages = the slot's pages) with the
- * bitmap GET returned, as the selftest does.
- */
-export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): OpBreakdown {
-  const design = designFor(vm, mode.splitAlloc, mode.split);
-  const out = { splitMs: 0, wrprotMs: 0 };
-  for (let slot = 0; slot < vm.config.memslots.length; slot++) {
-    // The mask covers the slot's pages rounded up to 64 (the ioctl's u64 granularity).
-    const words = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
-    const r = clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design, ...reschedOf(mode) });
-    out.splitMs += r.splitMs;
-    endSplitIoctl(design); // one ioctl per memslot
-  }
-  return out;
-}
-
-/**
  * One KVM_CLEAR_DIRTY_LOG call (-k cuts a memslot into several): pages [firstPage, firstPage +
  * npages) of `slot` (firstPage a multiple of 64; the call is clipped to the slot's words) with the
  * bitmap GET returned, holding mmu_lock as `clearLock` says. Its own ioctl for the designs.

@@ -276,7 +276,7 @@ export function formatReport(r: Report): string {
         : [
             [
               'host events',
-              `${r.hostEvents.invalidations} invalidation(s), ${r.hostEvents.agings} aging call(s), ${r.hostEvents.staleLeaves} stale leaves`,
+              `${r.hostEvents.invalidations} invalidation(s), ${r.hostEvents.agings} aging call(s), ${formatCount(r.hostEvents.zappedLeaves)} leaves zapped, ${formatCount(r.hostEvents.agedLeaves)} aged, ${formatCount(r.hostEvents.notifierRetries)} fault retries, ${r.hostEvents.staleLeaves} stale leaves`,
             ] as [string, string],
           ]),
       ...(r.hostCosts === undefined

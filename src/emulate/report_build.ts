@@ -228,7 +228,12 @@ export function buildReport(input: BuildInput): Report {
   }
 
   // Whole-run lock times over every thread and phase.
-  const everyTiming = [...vcpuByPhase.flatMap((b) => b.timing), ...input.splitter.samples.filter((s) => s.op !== OP_CHECK).map((s) => s.timing)];
+  const hostTiming = input.hostEvents?.timing === undefined ? [] : [input.hostEvents.timing];
+  const everyTiming = [
+    ...vcpuByPhase.flatMap((b) => b.timing),
+    ...input.splitter.samples.filter((s) => s.op !== OP_CHECK).map((s) => s.timing),
+    ...hostTiming, // the host-events thread's holds (whole run only: it is not sampled per phase)
+  ];
   const fs = input.finalStats;
   const bs = input.baseline.stats;
 
@@ -280,7 +285,15 @@ export function buildReport(input: BuildInput): Report {
     hostEvents:
       input.hostEvents === undefined || input.hostEvents === null
         ? null
-        : { invalidations: input.hostEvents.invalidations, agings: input.hostEvents.agings, staleLeaves: input.hostEvents.staleLeaves },
+        : {
+            invalidations: input.hostEvents.invalidations,
+            agings: input.hostEvents.agings,
+            staleLeaves: input.hostEvents.staleLeaves,
+            zappedLeaves: (fs['hostZappedLeaves'] ?? 0) - (bs['hostZappedLeaves'] ?? 0),
+            agedLeaves: (fs['hostAgedLeaves'] ?? 0) - (bs['hostAgedLeaves'] ?? 0),
+            notifierRetries: (fs['notifierRetries'] ?? 0) - (bs['notifierRetries'] ?? 0),
+            lock: lockTimes(hostTiming),
+          },
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: 'kvm-eager-split-emu emulate',
     startedAt: input.startedAt,

@@ -196,7 +196,18 @@ export interface Report {
   /** Additive: per CLEAR pass, its calls (-k), pauses (-l) and CPU time. */
   readonly clearCalls?: readonly ClearCallsReport[];
   /** Additive: the host-events thread's result (null when it did not run). */
-  readonly hostEvents?: { readonly invalidations: number; readonly agings: number; readonly staleLeaves: number } | null;
+  readonly hostEvents?: {
+    readonly invalidations: number;
+    readonly agings: number;
+    readonly staleLeaves: number;
+    /** Leaf SPTEs zapped by invalidations; leaves whose A bit aging cleared. */
+    readonly zappedLeaves: number;
+    readonly agedLeaves: number;
+    /** vCPU slow faults that retried because of an invalidation (mmu_notifier.ts). */
+    readonly notifierRetries: number;
+    /** The host-events thread's own mmu_lock waits and holds. */
+    readonly lock: LockTimes;
+  } | null;
   readonly schemaVersion: typeof REPORT_SCHEMA_VERSION;
   readonly tool: 'kvm-eager-split-emu emulate';
   readonly startedAt: string;

@@ -140,3 +140,16 @@ test('aging clears A on the range: write lock through 6.14, no lock from 6.15', 
     t.true(checkInvariants(vm).ok);
   }
 });
+
+test('a fault that makes an aged leaf writable sets A again (make_spte)', (t) => {
+  const vm = makeVm(2);
+  const base = vm.config.memslots[0]!.baseGfn;
+  const out = createAccessResult();
+  guestAccess(vm, base, 'read', out); // a read-only 2M leaf
+  t.is(ageGfnRange(vm, base, base + M, { lock: 'write' }), 1);
+  t.is(spteAt(vm, base) & SPTE_A_MASK, 0n);
+  guestAccess(vm, base + 1, 'write', out); // huge: the fast path refuses, the slow fault makes it writable
+  t.is(out.outcome, 'slow');
+  t.not(spteAt(vm, base) & SPTE_A_MASK, 0n);
+  t.true(checkInvariants(vm).ok);
+});

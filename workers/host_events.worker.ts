@@ -11,9 +11,11 @@
  * Between events it sleeps offline (RCU) and not runnable (need_resched), so it costs the run
  * nothing but its events. Its lock holds are recorded like every thread's (mmu_lock statistics).
  *
- * The event table, HOST_EVENTS below, is the one place an event kind is defined. The NX huge
- * page recovery worker joins it as one more entry once `recoverNxHugePagesYieldSafe`
- * (nx_huge_pages.ts) exists; until then it is absent, not stubbed.
+ * The event table, `hostEvents` below, is the one place an event kind is defined. The NX huge
+ * page recovery worker (kvm-nx-lpage-recovery) joins it as one more entry calling
+ * `recoverNxHugePagesYieldSafe` (nx_huge_pages.ts), with the task's period, lock mode (write
+ * through 6.17, read from 6.18) and dirty-logged-slot rule (6.2+), all set from --kernel; until
+ * that function exists the entry is absent, not stubbed.
  */
 import { attachVm } from '../src/vm.js';
 import type { Vm } from '../src/vm.js';

@@ -64,7 +64,7 @@ import {
 import type { HostEventsResult, HostEventsTask, SplitterResult, SplitterTask, VcpuResult, VcpuTask, WorkerResult, WorkerTask } from './messages.js';
 import { configureMmuNotifier } from '../mmu/mmu_notifier.js';
 import { kernelBehaviour } from '../kernel_version.js';
-import { hostEventLocks } from './host_events.js';
+import { hostEventLocks, NX_RECOVERY_PERIOD_MS } from './host_events.js';
 import { buildReport } from './report_build.js';
 import type { PhaseRecord } from './report_build.js';
 import type { PhaseKind, Report } from './report_model.js';
@@ -208,6 +208,9 @@ export class Engine {
           agePerSec: he.agePerSec,
           agePages: he.agePages,
           agingLock: hostEventLocks(he, kernelBehaviour(o.kernel)).agingLock === 'rcu' ? 'rcu' : 'write',
+          nxRecoveryPeriodMs: NX_RECOVERY_PERIOD_MS,
+          nxRecoveryLock: kernelBehaviour(o.kernel).nxRecoveryLock === 'read' ? 'read' : 'write',
+          nxRecoverySkipsDirtyLogged: kernelBehaviour(o.kernel).nxRecoverySkipsDirtyLogged,
           firstGfn: cfg.regions[0]!.firstGfn,
           totalPages: cfg.totalPages,
           backingPages: cfg.backingPageBytes / 4096,

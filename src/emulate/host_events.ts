@@ -17,8 +17,8 @@
  * copy, more under pressure. 20/s is a host with NUMA balancing and KSM scanning at their default
  * pace; 500/s a host compacting and swapping. Aging (MGLRU and the LRU scan) calls clear_young one
  * PMD (2M) of page table at a time; light is a slow background scan, heavy a host reclaiming
- * hard. NX huge page recovery runs once per 60 s by default, longer than any run here: it is not
- * part of the profiles (host_events.worker.ts says how it joins the event table).
+ * hard. NX huge page recovery runs once per NX_RECOVERY_PERIOD_MS (the kernel's 60 s), in every
+ * profile with events; host_events.worker.ts says how it joins the event table.
  *
  * Keys (`--host-events heavy,invalidate=1000` or `--host-events invalidate=50,age=0`):
  *   invalidate=PER_S, invalidate-pages=N (backing pages per range), invalidate-us=US,
@@ -28,6 +28,12 @@
  */
 import { invalidOption } from '../errors.js';
 import type { HostLockMode, KernelBehaviour, NotifierRetryPoint } from '../kernel_version.js';
+
+/**
+ * The NX recovery worker's period: kvm.nx_huge_pages_recovery_period_ms = 0 means
+ * 3,600,000 / nx_huge_pages_recovery_ratio (60) = 60 s, the kernel default.
+ */
+export const NX_RECOVERY_PERIOD_MS = 60_000;
 
 export interface HostEventsProfile {
   readonly name: string;

@@ -100,6 +100,12 @@ export interface HostEventsTask {
   readonly agePages: number;
   /** Lock mode of kvm_age_gfn (--kernel, or the profile's override). */
   readonly agingLock: 'write' | 'rcu';
+  /** The NX huge page recovery worker, for its event-table entry (host_events.worker.ts): its period
+   * (kvm.nx_huge_pages_recovery_period_ms, 0 meaning 3,600,000 / ratio 60 = 60 s), its lock mode
+   * (write through 6.17, read from 6.18) and whether it skips dirty-logged memslots (6.2+). */
+  readonly nxRecoveryPeriodMs: number;
+  readonly nxRecoveryLock: 'write' | 'read';
+  readonly nxRecoverySkipsDirtyLogged: boolean;
   /** Guest memory [firstGfn, firstGfn + totalPages) and the backing page, in 4K pages. */
   readonly firstGfn: number;
   readonly totalPages: number;

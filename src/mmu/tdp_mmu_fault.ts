@@ -40,6 +40,7 @@ import {
   FROZEN_SPTE,
   PG_LEVEL_4K,
   POISON_SPTE,
+  SPTE_A_MASK,
   SPTE_D_MASK,
   SPTE_LARGE_MASK,
   SPTE_MMU_PRESENT_MASK,
@@ -221,7 +222,7 @@ function mapTargetLevel(vm: Vm, it: TdpIter, slot: number, gfn: number, isWrite:
   if ((old & SPTE_MMU_PRESENT_MASK) !== 0n && (level === PG_LEVEL_4K || (old & SPTE_LARGE_MASK) !== 0n)) {
     // A leaf is there already: spurious unless this is a write to a write-protected one.
     if (!isWrite || (old & SPTE_W_MASK) !== 0n) return 'spurious';
-    spte = old | SPTE_W_MASK | SPTE_D_MASK;
+    spte = old | SPTE_W_MASK | SPTE_D_MASK | SPTE_A_MASK; // make_spte sets A too (aging may have cleared it)
   } else {
     // Non-present, or a table where a huge leaf now fits (it is torn down by handleChangedSpte).
     spte = makeLeafSpte(vm.backingPfn(it.gfn), level, isWrite ? WRITABLE : READ_ONLY);

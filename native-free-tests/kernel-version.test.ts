@@ -5,7 +5,7 @@
  * modelled release printed in every report.
  */
 import test from 'ava';
-import { DEFAULT_KERNEL, formatKernel, kernelBehaviour, parseKernelVersion } from '../src/kernel_version.js';
+import { DEFAULT_KERNEL, formatKernel, KERNEL_CHANGES, kernelBehaviour, parseKernelVersion } from '../src/kernel_version.js';
 import type { KernelVersion } from '../src/kernel_version.js';
 import { parseCommandLine, resolveOptions } from '../src/emulate/options.js';
 import { errorCode } from '../src/errors.js';
@@ -18,6 +18,12 @@ function resolve(argv: string[]) {
 }
 
 const v = (s: string): KernelVersion => parseKernelVersion(s)!;
+
+test('one table: every behaviour has a row, each row names what changed', (t) => {
+  const keys = new Set(KERNEL_CHANGES.map((c) => c.key));
+  t.deepEqual([...keys].sort(), Object.keys(kernelBehaviour(DEFAULT_KERNEL)).sort());
+  for (const c of KERNEL_CHANGES) t.true(c.what.length > 0 && c.before !== c.after, c.key);
+});
 
 test('the table at every boundary', (t) => {
   const at = (s: string) => kernelBehaviour(v(s));

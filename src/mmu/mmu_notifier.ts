@@ -45,9 +45,9 @@ import { PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, SPTE_A_MASK, SPTE_LARGE_MASK, SPT
 import type { HostLockMode, NotifierRetryPoint } from '../kernel_version.js';
 
 /** MMU_NOTIFIER_RETRY_MODE values. */
-export const RETRY_MODE_UNDER_LOCK = 0; // before 6.8: only is_page_fault_stale, under the read lock
-export const RETRY_MODE_BEFORE_LOCK = 1; // 6.8+: also mmu_invalidate_retry_gfn_unsafe before the lock
-export const RETRY_MODE_NEVER = 2; // tests only: a broken fault path that ignores the notifier (the control)
+const RETRY_MODE_UNDER_LOCK = 0; // before 6.8: only is_page_fault_stale, under the read lock
+const RETRY_MODE_BEFORE_LOCK = 1; // 6.8+: also mmu_invalidate_retry_gfn_unsafe before the lock
+const RETRY_MODE_NEVER = 2; // tests only: a broken fault path that ignores the notifier (the control)
 
 const TWO32 = 2 ** 32;
 

@@ -41,6 +41,8 @@
  *   +-----------------------------------------------------------------------------------+
  *   | SCHED         1 line: runnable threads (need_resched, mmu_resched.ts)              |
  *   +-----------------------------------------------------------------------------------+
+ *   | MMU_NOTIFIER  1 line: invalidation in progress, sequence, range (mmu_notifier.ts)  |
+ *   +-----------------------------------------------------------------------------------+
  *   total = ControlLayout.totalInt32s
  *
  * Every region starts on a 64-byte boundary (16 Int32s): hot words of different regions never
@@ -139,6 +141,26 @@ export const SCHED_RUNNABLE = 0;
 export const SCHED_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
+// MMU_NOTIFIER: one line at ControlLayout.mmuNotifierBase, KVM's mmu_invalidate_in_progress,
+// mmu_invalidate_seq and mmu_invalidate_range_start/end (mmu_notifier.ts). Writers: the host-events
+// thread, under mmu_lock for WRITE (invalidate_range_start / _end); readers: vCPU slow faults,
+// once before the lock (from 6.8, an unlocked read) and once under the read lock.
+// ---------------------------------------------------------------------------------------------
+
+/** Invalidations begun and not yet ended (mmu_invalidate_in_progress). */
+export const MMU_NOTIFIER_IN_PROGRESS = 0;
+/** Bumped by every invalidate_range_end (mmu_invalidate_seq). */
+export const MMU_NOTIFIER_SEQ = 1;
+/** The union of the ranges in progress, [start, end) in gfns; each gfn as low and high 32 bits. */
+export const MMU_NOTIFIER_RANGE_START_LO = 2;
+export const MMU_NOTIFIER_RANGE_START_HI = 3;
+export const MMU_NOTIFIER_RANGE_END_LO = 4;
+export const MMU_NOTIFIER_RANGE_END_HI = 5;
+/** Where faults check (mmu_notifier.ts RETRY_MODE_*). Written once by the main thread before the workers start. */
+export const MMU_NOTIFIER_RETRY_MODE = 6;
+export const MMU_NOTIFIER_INT32S = LINE_INT32S;
+
+// ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker of WORKER_STAT_FIELDS Float64 counters (SPTE reads pass 2^31
 // in long runs; doubles count exactly to 2^53). Which counter sits at which index, who writes and
 // who reads it, and why the main thread's reads are safe: src/stats/worker_stats.ts, the table
@@ -180,6 +202,8 @@ export interface ControlLayout {
   readonly pmlKickBase: number;
   /** The SCHED line (runnable threads, for need_resched). */
   readonly schedBase: number;
+  /** The MMU_NOTIFIER line (mmu_notifier.ts). */
+  readonly mmuNotifierBase: number;
   readonly totalInt32s: number;
   readonly totalBytes: number;
 }
@@ -228,6 +252,8 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
   const pmlKickBase = place(pmlKickInt32s(spec.workers));
   // SCHED: last, so no earlier base moves.
   const schedBase = place(SCHED_INT32S);
+  // MMU_NOTIFIER: last, so no earlier base moves.
+  const mmuNotifierBase = place(MMU_NOTIFIER_INT32S);
   const layout: ControlLayout = {
     workers: spec.workers,
     mmuLockBase,
@@ -242,6 +268,7 @@ export function computeLayout(spec: LayoutSpec): ControlLayout {
     memslotCtrlBases,
     pmlKickBase,
     schedBase,
+    mmuNotifierBase,
     totalInt32s: at,
     totalBytes: at * 4,
   };
@@ -262,6 +289,7 @@ export function layoutRegions(l: ControlLayout): [string, number, number][] {
   for (const [i, b] of l.memslotCtrlBases.entries()) r.push([`memslot_ctrl[${i}]`, b, MEMSLOT_CTRL_INT32S]);
   r.push(['pml_kick', l.pmlKickBase, pmlKickInt32s(l.workers)]);
   r.push(['sched', l.schedBase, SCHED_INT32S]);
+  r.push(['mmu_notifier', l.mmuNotifierBase, MMU_NOTIFIER_INT32S]);
   return r;
 }
 
@@ -299,6 +327,17 @@ function checkFieldOffsets(): void {
     if (o < LINE_INT32S) throw new Error(`layout: ${n} shares the free-list head's cache line`);
   }
   for (const o of [PAGE_STATS_4K, PAGE_STATS_2M, PAGE_STATS_1G]) within('PAGE_STATS_*', o, PAGE_STATS_INT32S);
+  for (const o of [
+    MMU_NOTIFIER_IN_PROGRESS,
+    MMU_NOTIFIER_SEQ,
+    MMU_NOTIFIER_RANGE_START_LO,
+    MMU_NOTIFIER_RANGE_START_HI,
+    MMU_NOTIFIER_RANGE_END_LO,
+    MMU_NOTIFIER_RANGE_END_HI,
+    MMU_NOTIFIER_RETRY_MODE,
+  ]) {
+    within('MMU_NOTIFIER_*', o, MMU_NOTIFIER_INT32S);
+  }
   if ((WORKER_STAT_SLOT_INT32S * 4) % CACHE_LINE_BYTES !== 0) throw new Error('layout: worker stat slot is not a whole number of lines');
 }
 checkFieldOffsets();

@@ -39,10 +39,11 @@ import {
 } from '../src/emulate/control.js';
 import { EmulatorError, workerError } from '../src/errors.js';
 import { WS } from '../src/stats/worker_stats.js';
-import type { InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
-import { checkAll, clearAll, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
+import type { ClearCallFigures, InvariantVerdict, SplitterOpSample, SplitterResult, SplitterTask, TimingData } from '../src/emulate/messages.js';
+import { checkAll, clearCall, disableAll, enableAll, getAll, newDirtyBitmaps } from '../src/emulate/mmu_ops.js';
 import type { DirtyLogMode, OpBreakdown } from '../src/emulate/mmu_ops.js';
 import { setRunnable } from '../src/mmu/mmu_resched.js';
+import { HoldCpuRecorder } from '../src/mmu/hold_cpu.js';
 
 export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
@@ -72,6 +73,8 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   Atomics.notify(i32, CTL_READY); // pairs with the main thread's waitAsync on READY
   let seqSeen = 0;
   let gets = 0;
+  // The splitter's own schedstat reader for CLEAR_DIRTY_LOG CPU time (null off Linux).
+  const cpuClock = HoldCpuRecorder.open();
   for (;;) {
     // Park until the next command; RCU offline meanwhile (pairs with the main thread's add + notify).
     Atomics.store(i32, stateIdx, WSTATE_PARKED);
@@ -96,6 +99,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     Atomics.store(ctl.i64, CTL64_CMD_START_NS, t0);
     let dirty: number | null = null;
     let breakdown: OpBreakdown | null = null;
+    let clear: ClearCallFigures | undefined;
     switch (op) {
       case OP_ENABLE:
         maybeInjectFault(task, vm);
@@ -106,7 +110,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
         dirty = getAll(vm, mode, bitmaps);
         break;
       case OP_CLEAR:
-        breakdown = clearAll(vm, mode, bitmaps);
+        ({ breakdown, clear } = clearPass(task, vm, ctl, mode, bitmaps, cpuClock));
         break;
       case OP_DISABLE:
         disableAll(vm);
@@ -131,6 +135,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
       wrprotMs: breakdown?.wrprotMs ?? null,
       timing: vm.takeTiming() as unknown as TimingData,
       holdCpu: vm.mmuLock.takeHoldCpu(),
+      ...(clear === undefined ? {} : { clear }),
     });
     Atomics.store(ctl.i64, CTL64_CMD_NS, BigInt(ns));
     Atomics.store(ctl.i64, CTL64_CMD_DIRTY, BigInt(dirty ?? 0));
@@ -140,8 +145,69 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     Atomics.notify(i32, CTL_CMD_DONE);
   }
   setRunnable(vm, false);
+  cpuClock?.close();
   vm.rcu.unregister();
   return { type: 'splitter-result', samples, invariants };
+}
+
+/**
+ * One CLEAR pass as a migration issues it: every memslot in calls of -k pages (the whole slot by
+ * default), each call its own ioctl, with a -l pause between consecutive calls (not after the
+ * last), during which the splitter is parked (RCU offline, not runnable) so vCPUs run. Per call:
+ * wall time; over the calls: the splitter's on-CPU time (schedstat), the April 2024 table's
+ * "CLEAR_DIRTY_LOG CPU" (pauses excluded).
+ */
+function clearPass(
+  task: SplitterTask,
+  vm: Vm,
+  ctl: Control,
+  mode: DirtyLogMode,
+  bitmaps: readonly Int32Array[],
+  cpuClock: HoldCpuRecorder | null,
+): { breakdown: OpBreakdown; clear: ClearCallFigures } {
+  const breakdown: OpBreakdown = { splitMs: 0, wrprotMs: 0 };
+  const chunk = task.clearChunkPages ?? 0;
+  const delayMs = task.clearDelayMs ?? 0;
+  const lock = task.clearLock ?? 'whole';
+  let calls = 0;
+  let totalNs = 0;
+  let maxNs = 0;
+  let pauses = 0;
+  let cpuNs = 0;
+  for (let slot = 0; slot < vm.config.memslots.length; slot++) {
+    const npages = vm.config.memslots[slot]!.npages;
+    const step = chunk > 0 ? chunk : Math.ceil(npages / 64) * 64;
+    for (let first = 0; first < npages; first += step) {
+      if (calls > 0 && delayMs > 0) {
+        pause(vm, ctl, delayMs);
+        pauses++;
+      }
+      const c0 = cpuClock?.readCpuNs() ?? 0;
+      const t0 = nowNs();
+      const r = clearCall(vm, mode, bitmaps, slot, first, Math.min(step, npages - first), lock);
+      const ns = Number(nowNs() - t0);
+      cpuNs += (cpuClock?.readCpuNs() ?? 0) - c0;
+      breakdown.splitMs += r.splitMs;
+      calls++;
+      totalNs += ns;
+      maxNs = Math.max(maxNs, ns);
+    }
+  }
+  return { breakdown, clear: { calls, totalNs, maxNs, pauses, cpuNs: cpuClock === null ? null : cpuNs } };
+}
+
+/** -l: sleep between CLEAR calls, parked like between commands, and still stoppable. */
+function pause(vm: Vm, ctl: Control, ms: number): void {
+  setRunnable(vm, false);
+  vm.rcu.offline();
+  const end = performance.now() + ms;
+  const never = new Int32Array(new SharedArrayBuffer(4));
+  for (let left = ms; left > 0; left = end - performance.now()) {
+    if (ctl.aborted()) throw new EmulatorError('ERR_ABORTED', 'run aborted');
+    Atomics.wait(never, 0, 0, Math.min(left, WAIT_SLICE_MS));
+  }
+  vm.rcu.online();
+  setRunnable(vm, true);
 }
 
 /**

@@ -17,6 +17,7 @@
  * Exit codes as main.ts: 0; 1 a run failed or an invariant/dirty-log check failed; 2 bad option or
  * guest too big; 3 stuck; 130 interrupted.
  */
+import { formatKernel } from '../kernel_version.js';
 import { formatHostCosts, HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
 import { errorCode, type EmulatorError, invalidOption } from '../errors.js';
 import { SPLIT_ALLOC_DESIGN_ORDER } from '../mmu/split_alloc_designs.js';
@@ -156,7 +157,7 @@ export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<numbe
 function banner(cfg: RunConfig, runs: number, compare: boolean): string {
   const o = cfg.options;
   return (
-    `emulate: ${compare ? 'compare' : 'sweep'}: ${runs} run(s), one after another, seed ${o.seed}; first run: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ` +
+    `emulate: ${compare ? 'compare' : 'sweep'}: ${runs} run(s), one after another, seed ${o.seed}; Linux ${formatKernel(o.kernel)}; first run: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ` +
     `${o.backing}, ${o.levels}-level TDP, ${o.iterations} iterations, ` +
     `${o.manualProtect ? 'manual-protect + initially-set (split in CLEAR, write lock)' : 'no manual-protect (split at enable, read lock)'}, ` +
     `pressure ${o.pressure}${o.steady ? `, steady workload (${o.steadySeconds} s windows)` : ''}`

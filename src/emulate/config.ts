@@ -19,6 +19,7 @@ import type { FaultInjection, VcpuRegion } from './messages.js';
 import { BACKINGS, flagName, formatBytes, formatSize, GUEST_PAGE_BYTES } from './options.js';
 import type { EmulateOptions } from './options.js';
 import { planRoles } from './run_plan.js';
+import { hostEventsActive } from './host_events.js';
 
 /** Host memory the run may use is what is free minus this reserve (the OS, Node's heaps). */
 export const MEMORY_RESERVE_BYTES = 1024 * 1024 * 1024;
@@ -85,7 +86,7 @@ export function resolveRunConfig(
     throw invalidOption(flagName('memory-per-vcpu'), `${guestDesc} of guest memory is beyond what a 4-level TDP root maps (256 TiB)`);
   }
   const memslots = Array.from({ length: options.memslots }, (_, i) => ({ baseGfn: DEFAULT_FIRST_GFN + i * slotPages, npages: slotPages }));
-  const roles = planRoles(options.vcpus);
+  const roles = planRoles(options.vcpus, { hostEvents: hostEventsActive(options.hostEvents) });
   const vm: VmConfig = {
     levels: options.levels,
     memslots,

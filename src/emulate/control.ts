@@ -14,7 +14,7 @@
  *   +---------------------------------------------------------------------------------+
  *   | line 0  VCPU_GO, VCPU_MODE, PHASE_ID, PASS_KIND, VCPU_DONE, VCPU_EXITED, READY  |
  *   | line 1  CMD_SEQ, CMD_OP, CMD_PHASE, CMD_DONE                                    |
- *   | line 2  ABORT                                                                   |
+ *   | line 2  ABORT, HOST_STOP                                                        |
  *   | line 3  BigInt64 [24] PASS_START_NS [25] PASS_END_NS [26] CMD_NS [27] CMD_DIRTY |
  *   |         [28] CMD_START_NS                                                       |
  *   | slot w  per actor, w = Role.controlSlot from the run plan (run_plan.ts):        |
@@ -41,6 +41,11 @@
  *  2. splitter: runs the op, timing it itself (CMD_START_NS, CMD_NS), stores results (CMD_DIRTY),
  *     then Atomics.store(CMD_DONE, seq) + notify (pairs with main's waitAsync on CMD_DONE).
  *
+ * The host-events thread (host_events.worker.ts) runs on its own clock for the whole plan; when
+ * the steps are done, main stores HOST_STOP = 1 + notify (pairs with the thread's Atomics.wait
+ * between events); the thread finishes the event in hand (an invalidation's start and end
+ * together) and exits, setting its STATE to EXITED + notify (pairs with main's waitAsync).
+ *
  * ABORT: set by the main thread (Ctrl-C, watchdog, a failed worker); every wait loop in the
  * workers re-checks it at least every WAIT_SLICE_MS, so a worker never sleeps through a stop.
  */
@@ -58,6 +63,7 @@ export const CTL_CMD_OP = 17; // main writes before CMD_SEQ: OP_*
 export const CTL_CMD_PHASE = 18; // main writes before CMD_SEQ: the phase the op's samples belong to
 export const CTL_CMD_DONE = 19; // splitter Atomics.store + notify: the last command finished
 export const CTL_ABORT = 32; // main writes 1 to stop everything; every worker loop reads it
+export const CTL_HOST_STOP = 33; // main writes 1 + notify when the plan's steps are done; the host-events thread waits on it
 
 /** BigInt64 indices on line 3 (BigInt64 index k covers Int32 2k and 2k+1: line 3 = Int32 48..63). */
 export const CTL64_PASS_START_NS = 24; // main writes before VCPU_GO
@@ -182,7 +188,7 @@ export function nowNs(): bigint {
 (() => {
   const int32Fields = [CTL_VCPU_GO, CTL_VCPU_MODE, CTL_PHASE_ID, CTL_PASS_KIND, CTL_VCPU_DONE, CTL_VCPU_EXITED, CTL_READY];
   if (Math.max(...int32Fields) >= 16) throw new Error('control: line 0 overflow');
-  if (CTL_CMD_DONE >= 32 || CTL_ABORT >= 48) throw new Error('control: line 1/2 overflow');
+  if (CTL_CMD_DONE >= 32 || CTL_ABORT >= 48 || CTL_HOST_STOP >= 48) throw new Error('control: line 1/2 overflow');
   const first64 = CTL64_PASS_START_NS * 2;
   const last64 = CTL64_CMD_START_NS * 2 + 1;
   if (first64 < 48 || last64 >= CTL_SLOTS_BASE) throw new Error('control: BigInt64 fields overlap');

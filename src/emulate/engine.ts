@@ -33,6 +33,7 @@ import {
   CTL_CMD_OP,
   CTL_CMD_PHASE,
   CTL_CMD_SEQ,
+  CTL_HOST_STOP,
   CTL_PASS_KIND,
   CTL_PHASE_ID,
   CTL_READY,
@@ -55,10 +56,15 @@ import {
   PASS_POPULATE,
   SLOT_PASSES_DONE,
   SLOT_PROGRESS,
+  SLOT_STATE,
   VCPU_BATCH,
+  WSTATE_EXITED,
   waitAsync,
 } from './control.js';
-import type { SplitterResult, SplitterTask, VcpuResult, VcpuTask, WorkerResult, WorkerTask } from './messages.js';
+import type { HostEventsResult, HostEventsTask, SplitterResult, SplitterTask, VcpuResult, VcpuTask, WorkerResult, WorkerTask } from './messages.js';
+import { configureMmuNotifier } from '../mmu/mmu_notifier.js';
+import { kernelBehaviour } from '../kernel_version.js';
+import { hostEventLocks, NX_RECOVERY_PERIOD_MS } from './host_events.js';
 import { buildReport } from './report_build.js';
 import type { PhaseRecord } from './report_build.js';
 import type { PhaseKind, Report } from './report_model.js';
@@ -86,6 +92,7 @@ const WARMUP_MAX_MS = 10_000;
 const WORKER_FILE: Readonly<Record<RoleKind, URL>> = {
   vcpu: new URL('../../workers/vcpu.worker.js', import.meta.url),
   splitter: new URL('../../workers/splitter.worker.js', import.meta.url),
+  'host-events': new URL('../../workers/host_events.worker.js', import.meta.url),
 };
 
 /** The splitter command of each plan op. */
@@ -154,7 +161,7 @@ export class Engine {
     const ctl = this.#ctl;
     if (ctl !== undefined) {
       Atomics.store(ctl.i32, CTL_ABORT, 1);
-      for (const idx of [CTL_VCPU_GO, CTL_CMD_SEQ]) Atomics.notify(ctl.i32, idx);
+      for (const idx of [CTL_VCPU_GO, CTL_CMD_SEQ, CTL_HOST_STOP]) Atomics.notify(ctl.i32, idx);
     }
     this.#watchdog?.stop();
     this.#stopTicks();
@@ -189,6 +196,30 @@ export class Engine {
         };
         return t;
       }
+      if (role.kind === 'host-events') {
+        const he = o.hostEvents;
+        const h: HostEventsTask = {
+          type: 'host-events-task',
+          workerId: role.workerId,
+          controlSlot: role.controlSlot,
+          vm: this.#shared!,
+          control,
+          seed: o.seed,
+          invalidatePerSec: he.invalidatePerSec,
+          invalidatePages: he.invalidatePages,
+          invalidateUs: he.invalidateUs,
+          agePerSec: he.agePerSec,
+          agePages: he.agePages,
+          agingLock: hostEventLocks(he, kernelBehaviour(o.kernel)).agingLock === 'rcu' ? 'rcu' : 'write',
+          nxRecoveryPeriodMs: NX_RECOVERY_PERIOD_MS,
+          nxRecoveryLock: kernelBehaviour(o.kernel).nxRecoveryLock === 'read' ? 'read' : 'write',
+          nxRecoverySkipsDirtyLogged: kernelBehaviour(o.kernel).nxRecoverySkipsDirtyLogged,
+          firstGfn: cfg.regions[0]!.firstGfn,
+          totalPages: cfg.totalPages,
+          backingPages: cfg.backingPageBytes / 4096,
+        };
+        return h;
+      }
       const t: SplitterTask = {
         type: 'splitter-task',
         workerId: role.workerId,
@@ -201,6 +232,9 @@ export class Engine {
         split,
         faultInject: cfg.faultInject,
         jitWarmup,
+        clearChunkPages: o.clearChunkPages,
+        clearDelayMs: o.clearDelayMs,
+        clearLock: o.clearLock,
       };
       return t;
     });
@@ -219,6 +253,8 @@ export class Engine {
     this.#vm = attachVm(this.#shared, MAIN_WORKER_ID);
     // The main thread never enters a read-side section; offline it never delays a grace period.
     this.#vm.rcu.offline();
+    // Where vCPU faults check MMU-notifier invalidations (the release's point; the broken control in tests).
+    configureMmuNotifier(this.#vm, cfg.faultInject === 'notifier-ignored' ? 'never' : hostEventLocks(o.hostEvents, kernelBehaviour(o.kernel)).retry);
     this.#ctl = new Control(createControl(plan.vcpus.length, plan.roles.length));
 
     const tasks = this.#tasks();
@@ -243,6 +279,15 @@ export class Engine {
 
     for (const step of plan.steps) await this.#step(step);
 
+    // The host-events thread ends its event in hand and exits before anything is checked.
+    const hostEvents = plan.hostEvents;
+    if (hostEvents !== null) {
+      this.#setState('stopping host events');
+      Atomics.store(this.#c.i32, CTL_HOST_STOP, 1);
+      Atomics.notify(this.#c.i32, CTL_HOST_STOP); // pairs with the thread's Atomics.wait between events
+      await this.#waitUntil(this.#c.slot(hostEvents.controlSlot, SLOT_STATE), (v) => v === WSTATE_EXITED);
+    }
+
     // Stop the vCPUs, check the invariants with everything quiescent, stop the splitter.
     this.#setState('stopping vCPUs');
     const i32 = this.#c.i32;
@@ -266,6 +311,7 @@ export class Engine {
       baseline,
       vcpuResults: results.filter((r): r is VcpuResult => r.type === 'vcpu-result'),
       splitter: results.find((r): r is SplitterResult => r.type === 'splitter-result')!,
+      hostEvents: results.find((r): r is HostEventsResult => r.type === 'host-events-result') ?? null,
       finalStats,
       rcu,
       pool: this.#vm.poolAccounting() as unknown as Record<string, number>,

@@ -29,7 +29,7 @@
 import { attachVm, createVm, DEFAULT_FIRST_GFN } from '../vm.js';
 import type { Vm, VmConfig } from '../vm.js';
 import type { AccessKind } from '../mmu/access_kind.js';
-import { clearAll, disableAll, enableAll, getAll, newAccessResult, newDirtyBitmaps, vcpuAccess, vcpuRunBegin, vcpuRunEnd } from './mmu_ops.js';
+import { clearCall, disableAll, enableAll, getAll, newAccessResult, newDirtyBitmaps, vcpuAccess, vcpuRunBegin, vcpuRunEnd } from './mmu_ops.js';
 import type { DirtyLogMode } from './mmu_ops.js';
 
 /** Scratch guest size: 4 2M pages. Enough calls (tens of thousands per path) for V8 to optimise every path. */
@@ -102,5 +102,5 @@ function guestPass(vm: Vm, kind: AccessKind): void {
 /** GET_DIRTY_LOG, then CLEAR_DIRTY_LOG of everything it returned when the mode has manual protect. */
 function harvest(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): void {
   getAll(vm, mode, bitmaps);
-  if (mode.manualProtect) clearAll(vm, mode, bitmaps);
+  if (mode.manualProtect) clearCall(vm, mode, bitmaps, 0, 0, WARMUP_PAGES, 'whole');
 }

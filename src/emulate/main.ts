@@ -11,6 +11,7 @@
  * a worker fail on purpose (messages.ts lists the values); EMULATE_TEST_STAT_ROW (tests only)
  * appends one counter row to the table (src/stats/worker_stats.ts).
  */
+import { formatKernel } from '../kernel_version.js';
 import { formatHostCosts } from '../mmu/host_costs.js';
 import { errorCode, EmulatorError } from '../errors.js';
 import { resolveRunConfig, signalExitCode } from './config.js';
@@ -71,7 +72,7 @@ function configure(argv: readonly string[]): RunConfig | number | { readonly man
 function banner(cfg: RunConfig): string {
   const o = cfg.options;
   return (
-    `emulate: ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ${o.backing}, ${o.memslots} memslot(s), ${o.levels}-level TDP, ` +
+    `emulate: Linux ${formatKernel(o.kernel)}, ${o.vcpus} vCPUs x ${formatSize(o.memoryPerVcpuBytes)}, ${o.backing}, ${o.memslots} memslot(s), ${o.levels}-level TDP, ` +
     `${o.iterations} iterations, eager split ${o.eagerSplit ? 'on' : 'off'} (${o.splitAlloc}), ` +
     `${o.manualProtect ? 'manual-protect + initially-set' : 'no manual-protect'}, -w ${o.writePercent}${o.randomAccess ? ' -a' : ''}` +
     `${o.vcpusRunDuringDisable ? ' -e' : ''}${o.steady ? ', steady' : ''}, pressure ${o.pressure}, seed ${o.seed}, ` +

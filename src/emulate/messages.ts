@@ -25,7 +25,8 @@ export type FaultInjection =
   | 'splitter-hang' // the splitter parks forever while enabling dirty logging
   | 'poison-read' // the splitter's walk counts a read of POISON_SPTE while enabling dirty logging
   | 'xlate-error' // the splitter counts a translation that disagrees with the backing while enabling
-  | 'lost-dirty'; // the splitter clears one dirty bit of memslot 0 just before the first GET_DIRTY_LOG
+  | 'lost-dirty' // the splitter clears one dirty bit of memslot 0 just before the first GET_DIRTY_LOG
+  | 'notifier-ignored'; // vCPU faults ignore MMU-notifier invalidations (the stale-translation detector's control)
 
 export const FAULT_INJECTIONS: readonly FaultInjection[] = [
   'vcpu-throw',
@@ -36,6 +37,7 @@ export const FAULT_INJECTIONS: readonly FaultInjection[] = [
   'poison-read',
   'xlate-error',
   'lost-dirty',
+  'notifier-ignored',
 ];
 
 /** The region one vCPU dirties: `npages` 4K guest pages from `firstGfn` (memstress partitions). */
@@ -80,8 +82,63 @@ export interface SplitterTask {
   readonly faultInject: FaultInjection | null;
   /** As VcpuTask.jitWarmup. */
   readonly jitWarmup: DirtyLogMode | null;
+  /** -k: CLEAR calls of this many pages (0: one call per memslot); -l: ms between calls; --clear-lock. */
+  readonly clearChunkPages?: number;
+  readonly clearDelayMs?: number;
+  readonly clearLock?: 'whole' | 'per-word';
 }
 
+/** The host-events thread's task (workers/host_events.worker.ts). */
+export interface HostEventsTask {
+  readonly type: 'host-events-task';
+  readonly workerId: number;
+  readonly controlSlot: number;
+  readonly vm: VmShared;
+  readonly control: ControlShared;
+  readonly seed: number;
+  /** Events per second and sizes (host_events.ts). */
+  readonly invalidatePerSec: number;
+  readonly invalidatePages: number;
+  readonly invalidateUs: number;
+  readonly agePerSec: number;
+  readonly agePages: number;
+  /** Lock mode of kvm_age_gfn (--kernel, or the profile's override). */
+  readonly agingLock: 'write' | 'rcu';
+  /** The NX huge page recovery worker, for its event-table entry (host_events.worker.ts): its period
+   * (kvm.nx_huge_pages_recovery_period_ms, 0 meaning 3,600,000 / ratio 60 = 60 s), its lock mode
+   * (write through 6.17, read from 6.18) and whether it skips dirty-logged memslots (6.2+). */
+  readonly nxRecoveryPeriodMs: number;
+  readonly nxRecoveryLock: 'write' | 'read';
+  readonly nxRecoverySkipsDirtyLogged: boolean;
+  /** Guest memory [firstGfn, firstGfn + totalPages) and the backing page, in 4K pages. */
+  readonly firstGfn: number;
+  readonly totalPages: number;
+  readonly backingPages: number;
+}
+
+export interface HostEventsResult {
+  readonly type: 'host-events-result';
+  readonly invalidations: number;
+  readonly agings: number;
+  /** Stale leaves found when invalidations ended (must be 0). */
+  readonly staleLeaves: number;
+  /** Its mmu_lock waits and holds over the whole run. */
+  readonly timing: TimingData;
+}
+
+/** One CLEAR_DIRTY_LOG pass (one CLEAR op of the plan) as -k cut it into calls. */
+export interface ClearCallFigures {
+  /** Ioctl calls made (ceil(slot pages / chunk) per memslot). */
+  readonly calls: number;
+  readonly totalNs: number;
+  readonly maxNs: number;
+  /** -l pauses taken (between calls, never after the last). */
+  readonly pauses: number;
+  /** The splitter's on-CPU time inside the calls (schedstat), ns; null where the OS gives none. */
+  readonly cpuNs: number | null;
+}
+
+/** How a worker's dirty-logging calls are set up (jit_warmup.ts runs them on a scratch VM). */
 export interface DirtyLogMode {
   /** MANUAL_DIRTY_LOG_PROTECT2 + INITIALLY_SET (the selftest's default; -g turns it off). */
   readonly manualProtect: boolean;
@@ -133,6 +190,8 @@ export interface SplitterOpSample {
   readonly timing: TimingData;
   /** The op's mmu_lock holds: on-CPU vs wall time, preempted ones flagged (null where the OS gives no thread CPU time). */
   readonly holdCpu?: HoldCpuData | null;
+  /** CLEAR: its calls (-k), pauses (-l) and CPU time. */
+  readonly clear?: ClearCallFigures;
 }
 
 export interface InvariantVerdict {
@@ -149,8 +208,8 @@ export interface SplitterResult {
   readonly invariants: InvariantVerdict | null;
 }
 
-export type WorkerTask = VcpuTask | SplitterTask;
-export type WorkerResult = VcpuResult | SplitterResult;
+export type WorkerTask = VcpuTask | SplitterTask | HostEventsTask;
+export type WorkerResult = VcpuResult | SplitterResult | HostEventsResult;
 
 /** Re-exported for the worker files: the format itself lives in errors.ts. */
 export { workerError } from '../errors.js';

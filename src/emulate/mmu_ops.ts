@@ -7,6 +7,7 @@ import { createAccessResult, guestAccess } from '../mmu/guest_access.js';
 import type { AccessKind, AccessResult } from '../mmu/guest_access.js';
 import { vcpuCheckKick, vcpuEnterGuest, vcpuExitGuest } from '../mmu/pml.js';
 import { clearDirtyLog, disableDirtyLogging, enableDirtyLogging, getDirtyLog } from '../mmu/dirty_log.js';
+import type { ClearLockMode } from '../mmu/dirty_log.js';
 import { checkInvariants } from '../mmu/invariants.js';
 import { createSplitAllocDesign } from '../mmu/split_alloc.js';
 import { endSplitIoctl, releaseSplitAllocDesign } from '../mmu/split_alloc_designs.js';
@@ -95,20 +96,26 @@ export function getAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[
 }
 
 /**
- * KVM_CLEAR_DIRTY_LOG of each whole memslot (first_page 0, num_pages = the slot's pages) with the
- * bitmap GET returned, as the selftest does.
+ * One KVM_CLEAR_DIRTY_LOG call (-k cuts a memslot into several): pages [firstPage, firstPage +
+ * npages) of `slot` (firstPage a multiple of 64; the call is clipped to the slot's words) with the
+ * bitmap GET returned, holding mmu_lock as `clearLock` says. Its own ioctl for the designs.
  */
-export function clearAll(vm: Vm, mode: DirtyLogMode, bitmaps: readonly Int32Array[]): OpBreakdown {
+export function clearCall(
+  vm: Vm,
+  mode: DirtyLogMode,
+  bitmaps: readonly Int32Array[],
+  slot: number,
+  firstPage: number,
+  npages: number,
+  clearLock: ClearLockMode,
+): OpBreakdown {
   const design = designFor(vm, mode.splitAlloc, mode.split);
-  const out = { splitMs: 0, wrprotMs: 0 };
-  for (let slot = 0; slot < vm.config.memslots.length; slot++) {
-    // The mask covers the slot's pages rounded up to 64 (the ioctl's u64 granularity).
-    const words = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
-    const r = clearDirtyLog(vm, slot, 0, bitmaps[slot]!.subarray(0, words), { eagerSplit: mode.eagerSplit, design, ...reschedOf(mode) });
-    out.splitMs += r.splitMs;
-    endSplitIoctl(design); // one ioctl per memslot
-  }
-  return out;
+  const slotWords = Math.ceil(vm.config.memslots[slot]!.npages / 64) * 2;
+  const w0 = firstPage >> 5;
+  const w1 = Math.min(slotWords, w0 + Math.ceil(npages / 64) * 2);
+  const r = clearDirtyLog(vm, slot, firstPage, bitmaps[slot]!.subarray(w0, w1), { eagerSplit: mode.eagerSplit, design, clearLock, ...reschedOf(mode) });
+  endSplitIoctl(design);
+  return { splitMs: r.splitMs, wrprotMs: 0 };
 }
 
 /** Clear KVM_MEM_LOG_DIRTY_PAGES on every memslot (recovering huge pages). */

@@ -24,6 +24,11 @@ import type { HostCosts } from '../mmu/host_costs.js';
 import { DEFAULT_WORKLOAD, parseWorkloadSpec, workloadDefinition, workloadNames, WorkloadSpecError } from '../workloads/registry.js';
 import { FAULT_MODELS } from '../vm.js';
 import type { DirtyTrackMode, FaultModel } from '../vm.js';
+import { DEFAULT_KERNEL, formatKernel, kernelBehaviour, KERNEL_MAX, KERNEL_MIN, compareVersions, parseKernelVersion } from '../kernel_version.js';
+import type { KernelVersion } from '../kernel_version.js';
+import type { ClearLockMode } from '../mmu/dirty_log.js';
+import { hostEventsForPressure, parseHostEvents } from './host_events.js';
+import type { HostEventsProfile } from './host_events.js';
 
 export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
 
@@ -108,6 +113,18 @@ export interface EmulateOptions {
   readonly nxHugePages: boolean;
   /** Which lock each fault kind takes (vm.ts FaultModel). */
   readonly faultModel: FaultModel;
+  /** -k: CLEAR_DIRTY_LOG in calls of this many 4K pages (a multiple of 64); 0 = the whole memslot. */
+  readonly clearChunkPages: number;
+  /** -l: pause between CLEAR calls of one pass, ms (vCPUs run meanwhile). */
+  readonly clearDelayMs: number;
+  /** --clear-lock: mmu_lock across the whole CLEAR, or per non-empty 64-page word (the dropped 2023-24 change). */
+  readonly clearLock: ClearLockMode;
+  /** --kernel: the release whose version-dependent behaviours are modelled (kernel_version.ts). */
+  readonly kernel: KernelVersion;
+  /** --host-events: the host-events actor's rates (host_events.ts); default from --pressure. */
+  readonly hostEvents: HostEventsProfile;
+  /** Options that contradict the release without being impossible (printed in the banner). */
+  readonly anachronisms: readonly string[];
 }
 
 /**
@@ -150,6 +167,12 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   nxHugePages: false,
   faultModel: 'tdp',
   hostCosts: DEFAULT_HOST_COSTS,
+  clearChunkPages: 0,
+  clearDelayMs: 0,
+  clearLock: 'whole',
+  kernel: DEFAULT_KERNEL,
+  hostEvents: parseHostEvents('--host-events', 'none'),
+  anachronisms: [],
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -298,6 +321,28 @@ function parseDirtyTrack(label: string, raw: string): DirtyTrackMode {
   const s = raw.trim();
   if (s === 'pml' || s === 'wrprot') return s;
   throw invalidOption(label, `expected pml or wrprot, got ${JSON.stringify(raw)}`);
+}
+
+/** -k: a size that is a whole number of 64-page words (the ioctl's first_page/num_pages granularity). */
+function parseClearChunk(label: string, raw: string): number {
+  const pages = parseSize(label, raw) / GUEST_PAGE_BYTES;
+  if (pages % 64 !== 0) throw invalidOption(label, `must be a multiple of 256K (64 pages, one bitmap word pair), got ${raw}`);
+  return pages;
+}
+
+function parseClearLock(label: string, raw: string): ClearLockMode {
+  const s = raw.trim();
+  if (s === 'whole' || s === 'per-word') return s;
+  throw invalidOption(label, `expected whole or per-word, got ${JSON.stringify(raw)}`);
+}
+
+function parseKernel(label: string, raw: string): KernelVersion {
+  const v = parseKernelVersion(raw);
+  if (v === null) throw invalidOption(label, `expected a release such as 6.12 or 5.18, got ${JSON.stringify(raw)}`);
+  if (compareVersions(v, KERNEL_MIN) < 0 || compareVersions(v, KERNEL_MAX) > 0) {
+    throw invalidOption(label, `must be between ${formatKernel(KERNEL_MIN)} and ${formatKernel(KERNEL_MAX)} (the TDP MMU's releases), got ${raw}`);
+  }
+  return v;
 }
 
 function parseJsonPath(label: string, raw: string): string {
@@ -501,6 +546,45 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       '(VM exit/entry of a lockless WP fault, of a slow fault, a PML-full exit, a remote TLB flush; see src/mmu/host_costs.ts)',
     shownDefault: `wpfault=${DEFAULT_HOST_COSTS.wpfaultNs},slowfault=${DEFAULT_HOST_COSTS.slowfaultNs},pmlfull=${DEFAULT_HOST_COSTS.pmlfullNs},tlbflush=${DEFAULT_HOST_COSTS.tlbflushNs}`,
   },
+  {
+    long: 'clear-chunk',
+    short: 'k',
+    type: 'string',
+    arg: 'SIZE',
+    help: 'CLEAR_DIRTY_LOG each memslot in calls of this size, as a migration does (a multiple of 256K); each call is its own ioctl',
+    shownDefault: 'the whole memslot',
+  },
+  {
+    long: 'clear-delay',
+    short: 'l',
+    type: 'string',
+    arg: 'MS',
+    help: 'pause between CLEAR_DIRTY_LOG calls of one pass, so vCPUs run between them (the unmerged selftest option)',
+    shownDefault: '0 ms',
+  },
+  {
+    long: 'clear-lock',
+    type: 'string',
+    arg: 'whole|per-word',
+    help: 'CLEAR holds mmu_lock for the whole call (every release), or takes it per non-empty 64-page word (the 2023-24 change that was dropped); comma list sweeps',
+    shownDefault: 'whole',
+  },
+  {
+    long: 'kernel',
+    type: 'string',
+    arg: 'VERSION',
+    help:
+      'the Linux release modelled: sets the defaults of every version-dependent behaviour (eager split and its allocation design, ' +
+      'split or zap on fault, notifier retry point, aging and NX recovery locks; src/kernel_version.ts); explicit options override',
+    shownDefault: formatKernel(DEFAULT_KERNEL),
+  },
+  {
+    long: 'host-events',
+    type: 'string',
+    arg: 'PROFILE',
+    help: 'host mm events on the guest (MMU-notifier invalidations, accessed-bit aging): none, light, heavy or key=value,... (src/emulate/host_events.ts)',
+    shownDefault: 'from --pressure: none->none, moderate->light, heavy->heavy',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -539,6 +623,11 @@ export const OPTION_PARSERS = {
   hostCosts: (raw: string) => parseHostCosts(flagName('host-costs'), raw),
   nxHugePages: (raw: string) => parseOnOff(flagName('nx-huge-pages'), raw),
   faultModel: (raw: string) => parseFaultModel(flagName('fault-model'), raw),
+  clearChunkPages: (raw: string) => parseClearChunk(flagName('clear-chunk'), raw),
+  clearDelayMs: (raw: string) => parseMs(flagName('clear-delay'), raw, LIMITS.maxReschedMs),
+  clearLock: (raw: string) => parseClearLock(flagName('clear-lock'), raw),
+  kernel: (raw: string) => parseKernel(flagName('kernel'), raw),
+  hostEvents: (raw: string) => parseHostEvents(flagName('host-events'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -630,24 +719,68 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     hostCosts: pick('hostCosts', 'host-costs') ?? DEFAULTS.hostCosts,
     nxHugePages: pick('nxHugePages', 'nx-huge-pages') ?? DEFAULTS.nxHugePages,
     faultModel: pick('faultModel', 'fault-model') ?? DEFAULTS.faultModel,
+    clearChunkPages: pick('clearChunkPages', 'clear-chunk') ?? DEFAULTS.clearChunkPages,
+    clearDelayMs: pick('clearDelayMs', 'clear-delay') ?? DEFAULTS.clearDelayMs,
+    clearLock: pick('clearLock', 'clear-lock') ?? DEFAULTS.clearLock,
+    kernel: pick('kernel', 'kernel') ?? DEFAULTS.kernel,
+    hostEvents:
+      pick('hostEvents', 'host-events') ?? parseHostEvents(flagName('host-events'), hostEventsForPressure(pick('pressure', 'pressure') ?? DEFAULTS.pressure)),
+    anachronisms: [],
   };
+  const applied = applyKernel(opts, str);
   // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager
   // splitting is forced off, and refused when asked for explicitly.
-  if (opts.faultModel === 'shadow') {
+  if (applied.faultModel === 'shadow') {
     if (str('eager-split') !== undefined && opts.eagerSplit) {
       throw invalidOption(flagName('fault-model'), 'shadow models the shadow MMU without eager splitting; it contradicts --eager-split on');
     }
-    return Object.freeze({ ...checkSteady(opts, str), eagerSplit: false });
+    return Object.freeze({ ...checkSteady(applied, str), eagerSplit: false });
   }
+  return Object.freeze(checkSteady(applied, str));
+}
+
+/**
+ * The --kernel release's defaults for what the command line left out, and the check of what it
+ * set (kernel_version.ts says what is impossible and what is only anachronistic).
+ */
+function applyKernel(opts: EmulateOptions, str: (k: string) => string | undefined): EmulateOptions {
+  const k = kernelBehaviour(opts.kernel);
+  const kv = formatKernel(opts.kernel);
+  const designGiven = str('split-alloc') !== undefined;
+  const eagerGiven = str('eager-split') !== undefined;
+  const lazyDesign = opts.splitAlloc === 'lazy' || opts.splitAlloc === 'lazy-zap';
+  const notes: string[] = [];
   // `lazy` and `lazy-zap` are eager splitting off (the split walk never runs): lazy is the same
   // run as --eager-split off; lazy-zap also makes faults zap huge pages (the pre-6.2 path).
-  if (opts.splitAlloc === 'lazy' || opts.splitAlloc === 'lazy-zap') {
-    if (str('eager-split') !== undefined && opts.eagerSplit) {
-      throw invalidOption(flagName('split-alloc'), `${opts.splitAlloc} means eager splitting off; it contradicts --eager-split on`);
-    }
-    return Object.freeze({ ...checkSteady(opts, str), eagerSplit: false });
+  if (lazyDesign && eagerGiven && opts.eagerSplit) {
+    throw invalidOption(flagName('split-alloc'), `${opts.splitAlloc} means eager splitting off; it contradicts --eager-split on`);
   }
-  return Object.freeze(checkSteady(opts, str));
+  // Eager splitting: off for the lazy designs; as given; on when an eager design is named; else the release's.
+  const eagerSplit = lazyDesign ? false : eagerGiven ? opts.eagerSplit : designGiven || k.eagerSplitExists;
+  if (eagerSplit && !k.eagerSplitExists) {
+    throw invalidOption(
+      designGiven ? flagName('split-alloc') : flagName('eager-split'),
+      `Linux ${kv} has no eager page splitting (it arrived in 5.18): ${designGiven ? opts.splitAlloc : '--eager-split on'} is impossible there`,
+    );
+  }
+  let splitAlloc = opts.splitAlloc;
+  if (!designGiven && eagerSplit) splitAlloc = k.splitAlloc ?? opts.splitAlloc;
+  // With eager splitting off only the fault path matters: before 6.2 it zaps.
+  if (!eagerSplit && !lazyDesign && k.lazyPath === 'lazy-zap') splitAlloc = 'lazy-zap';
+  if (splitAlloc === 'lazy' && k.lazyPath === 'lazy-zap') {
+    throw invalidOption(flagName('split-alloc'), `Linux ${kv} zaps huge pages on write faults (split on fault arrived in 6.2): lazy is impossible there`);
+  }
+  if (designGiven && eagerSplit && k.splitAlloc !== null && splitAlloc !== k.splitAlloc) {
+    notes.push(`--split-alloc ${splitAlloc} on Linux ${kv}, which ships ${k.splitAlloc}`);
+  }
+  if (designGiven && splitAlloc === 'lazy-zap' && k.lazyPath === 'lazy') notes.push(`lazy-zap on Linux ${kv}, which splits on fault (6.2+)`);
+  if (opts.hostEvents.retry !== undefined && opts.hostEvents.retry !== k.notifierRetry) {
+    notes.push(`notifier retry ${opts.hostEvents.retry} on Linux ${kv} (${k.notifierRetry})`);
+  }
+  if (opts.hostEvents.agingLock !== undefined && opts.hostEvents.agingLock !== k.agingLock) {
+    notes.push(`aging under ${opts.hostEvents.agingLock} on Linux ${kv} (${k.agingLock})`);
+  }
+  return { ...opts, eagerSplit, splitAlloc, anachronisms: Object.freeze(notes) };
 }
 
 function checkSteady(opts: EmulateOptions, str: (k: string) => string | undefined): EmulateOptions {

@@ -250,6 +250,35 @@ export function formatReport(r: Report): string {
             ? ''
             : `; tracking ${r.dirtyTracking.mode} (PML writes ${formatCount(r.dirtyTracking.pmlWrites)}, PML-full exits ${formatCount(r.dirtyTracking.pmlFullExits)})`),
       ],
+      ...(r.kernel === undefined
+        ? []
+        : [
+            [
+              'kernel',
+              `Linux ${r.kernel.version} modelled${r.kernel.anachronisms.length > 0 ? ` (anachronisms: ${r.kernel.anachronisms.join('; ')})` : ''}`,
+            ] as [string, string],
+          ]),
+      ...(r.clearCalls === undefined || r.clearCalls.length === 0
+        ? []
+        : [
+            [
+              'CLEAR calls',
+              r.clearCalls
+                .map(
+                  (c) =>
+                    `${c.phase}: ${c.calls} call(s), total ${c.totalSeconds.toFixed(6)} s, max ${c.maxCallSeconds.toFixed(6)} s, ${c.pauses} pause(s), CPU ${c.cpuSeconds === null ? '-' : `${c.cpuSeconds.toFixed(6)} s`}`,
+                )
+                .join('; '),
+            ] as [string, string],
+          ]),
+      ...(r.hostEvents === undefined || r.hostEvents === null
+        ? []
+        : [
+            [
+              'host events',
+              `${r.hostEvents.invalidations} invalidation(s), ${r.hostEvents.agings} aging call(s), ${formatCount(r.hostEvents.zappedLeaves)} leaves zapped, ${formatCount(r.hostEvents.agedLeaves)} aged, ${formatCount(r.hostEvents.notifierRetries)} fault retries, ${r.hostEvents.staleLeaves} stale leaves`,
+            ] as [string, string],
+          ]),
       ...(r.hostCosts === undefined
         ? []
         : [

@@ -12,7 +12,8 @@ import type { RunConfig } from './config.js';
 import { HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
 import { GUEST_PAGE_BYTES } from './options.js';
 import { OP_CHECK } from './control.js';
-import type { SplitterResult, TimingData, VcpuResult } from './messages.js';
+import type { HostEventsResult, SplitterResult, TimingData, VcpuResult } from './messages.js';
+import { formatKernel, kernelBehaviour } from '../kernel_version.js';
 import { REPORT_SCHEMA_VERSION, summarize } from './report_model.js';
 import { summarizeHoldPreemption } from './hold_preemption.js';
 import type { IterationReport, LatencySummary, LockTimes, PageCounts, PhaseKind, PhaseReport, Report, SteadyWindow, VcpuPhaseReport } from './report_model.js';
@@ -42,6 +43,8 @@ export interface BuildInput {
   readonly baseline: Pick<PhaseRecord, 'stats' | 'splitterStats' | 'pages'>;
   readonly vcpuResults: readonly VcpuResult[];
   readonly splitter: SplitterResult;
+  /** The host-events thread's result (null or absent when it did not run). */
+  readonly hostEvents?: HostEventsResult | null;
   readonly finalStats: Readonly<Record<string, number>>;
   readonly rcu: { readonly gracePeriods: number; readonly callbacksQueued: number; readonly callbacksRun: number };
   readonly pool: Readonly<Record<string, number>>;
@@ -234,7 +237,12 @@ export function buildReport(input: BuildInput): Report {
   }
 
   // Whole-run lock times over every thread and phase.
-  const everyTiming = [...vcpuByPhase.flatMap((b) => b.timing), ...input.splitter.samples.filter((s) => s.op !== OP_CHECK).map((s) => s.timing)];
+  const hostTiming = input.hostEvents?.timing === undefined ? [] : [input.hostEvents.timing];
+  const everyTiming = [
+    ...vcpuByPhase.flatMap((b) => b.timing),
+    ...input.splitter.samples.filter((s) => s.op !== OP_CHECK).map((s) => s.timing),
+    ...hostTiming, // the host-events thread's holds (whole run only: it is not sampled per phase)
+  ];
   const fs = input.finalStats;
   const bs = input.baseline.stats;
 
@@ -268,6 +276,33 @@ export function buildReport(input: BuildInput): Report {
   const inv = input.splitter.invariants;
 
   return {
+    kernel: { version: formatKernel(o.kernel), behaviour: { ...kernelBehaviour(o.kernel) }, anachronisms: o.anachronisms },
+    clearCalls: input.splitter.samples.flatMap((smp) =>
+      smp.clear === undefined
+        ? []
+        : [
+            {
+              phase: phases[smp.phase]?.name ?? `phase ${smp.phase}`,
+              calls: smp.clear.calls,
+              totalSeconds: smp.clear.totalNs / 1e9,
+              maxCallSeconds: smp.clear.maxNs / 1e9,
+              pauses: smp.clear.pauses,
+              cpuSeconds: smp.clear.cpuNs === null ? null : smp.clear.cpuNs / 1e9,
+            },
+          ],
+    ),
+    hostEvents:
+      input.hostEvents === undefined || input.hostEvents === null
+        ? null
+        : {
+            invalidations: input.hostEvents.invalidations,
+            agings: input.hostEvents.agings,
+            staleLeaves: input.hostEvents.staleLeaves,
+            zappedLeaves: (fs['hostZappedLeaves'] ?? 0) - (bs['hostZappedLeaves'] ?? 0),
+            agedLeaves: (fs['hostAgedLeaves'] ?? 0) - (bs['hostAgedLeaves'] ?? 0),
+            notifierRetries: (fs['notifierRetries'] ?? 0) - (bs['notifierRetries'] ?? 0),
+            lock: lockTimes(hostTiming),
+          },
     schemaVersion: REPORT_SCHEMA_VERSION,
     tool: 'kvm-eager-split-emu emulate',
     startedAt: input.startedAt,

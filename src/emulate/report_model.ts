@@ -171,7 +171,43 @@ export interface SteadyWindow {
   readonly hugePagesSplit: number;
 }
 
+/** The release the run models (kernel_version.ts) and its version-dependent behaviours. */
+export interface KernelReport {
+  readonly version: string;
+  readonly behaviour: Readonly<Record<string, unknown>>;
+  /** Options that contradict the release without being impossible. */
+  readonly anachronisms: readonly string[];
+}
+
+/** One CLEAR pass (a plan op) as -k cut it into ioctl calls. */
+export interface ClearCallsReport {
+  readonly phase: string;
+  readonly calls: number;
+  readonly totalSeconds: number;
+  readonly maxCallSeconds: number;
+  readonly pauses: number;
+  /** CLEAR_DIRTY_LOG CPU time: the splitter's on-CPU time inside the calls (null off Linux). */
+  readonly cpuSeconds: number | null;
+}
+
 export interface Report {
+  /** Additive: the modelled kernel release. */
+  readonly kernel?: KernelReport;
+  /** Additive: per CLEAR pass, its calls (-k), pauses (-l) and CPU time. */
+  readonly clearCalls?: readonly ClearCallsReport[];
+  /** Additive: the host-events thread's result (null when it did not run). */
+  readonly hostEvents?: {
+    readonly invalidations: number;
+    readonly agings: number;
+    readonly staleLeaves: number;
+    /** Leaf SPTEs zapped by invalidations; leaves whose A bit aging cleared. */
+    readonly zappedLeaves: number;
+    readonly agedLeaves: number;
+    /** vCPU slow faults that retried because of an invalidation (mmu_notifier.ts). */
+    readonly notifierRetries: number;
+    /** The host-events thread's own mmu_lock waits and holds. */
+    readonly lock: LockTimes;
+  } | null;
   readonly schemaVersion: typeof REPORT_SCHEMA_VERSION;
   readonly tool: 'kvm-eager-split-emu emulate';
   readonly startedAt: string;

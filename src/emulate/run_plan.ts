@@ -18,9 +18,11 @@
  */
 import type { EmulateOptions } from './options.js';
 import type { PhaseKind } from './report_model.js';
+import { hostEventsActive } from './host_events.js';
+import type { HostEventsProfile } from './host_events.js';
 
 /** An actor thread's kind; each kind runs one worker file (engine.ts). */
-export type RoleKind = 'vcpu' | 'splitter';
+export type RoleKind = 'vcpu' | 'splitter' | 'host-events';
 
 export interface Role {
   readonly kind: RoleKind;
@@ -39,6 +41,8 @@ export interface RunRoles {
   readonly roles: readonly Role[];
   readonly vcpus: readonly Role[];
   readonly splitter: Role;
+  /** The host-events thread (MMU notifiers, aging: host_events.worker.ts); null when its profile is none. */
+  readonly hostEvents: Role | null;
   /** Vm workers to size the VM for: the main thread plus every actor. */
   readonly vmWorkers: number;
 }
@@ -46,8 +50,8 @@ export interface RunRoles {
 /** The main thread's Vm worker id (it attaches to read counters and page stats). */
 export const MAIN_WORKER_ID = 0;
 
-/** The actors of a run with `vcpus` vCPUs: vCPUs first (slots 0..vcpus-1), then the splitter. */
-export function planRoles(vcpus: number): RunRoles {
+/** The actors of a run with `vcpus` vCPUs: vCPUs first (slots 0..vcpus-1), then the splitter, then the host-events thread if any. */
+export function planRoles(vcpus: number, opts: { readonly hostEvents?: boolean } = {}): RunRoles {
   if (!Number.isInteger(vcpus) || vcpus < 1) throw new RangeError(`run plan: vcpus must be a positive integer (got ${vcpus})`);
   const roles: Role[] = [];
   const add = (kind: RoleKind, name: string, vcpuId: number | null): Role => {
@@ -58,7 +62,8 @@ export function planRoles(vcpus: number): RunRoles {
   };
   const v = Array.from({ length: vcpus }, (_, i) => add('vcpu', `vCPU ${i}`, i));
   const splitter = add('splitter', 'splitter', null);
-  return Object.freeze({ roles: Object.freeze(roles), vcpus: Object.freeze(v), splitter, vmWorkers: roles.length + 1 });
+  const hostEvents = opts.hostEvents === true ? add('host-events', 'host events', null) : null;
+  return Object.freeze({ roles: Object.freeze(roles), vcpus: Object.freeze(v), splitter, hostEvents, vmWorkers: roles.length + 1 });
 }
 
 /** A splitter command (an "ioctl"); the engine maps it to control.ts's OP_*. */
@@ -85,7 +90,10 @@ export interface RunPlan extends RunRoles {
 }
 
 /** The options the flow depends on. */
-export type PlanOptions = Pick<EmulateOptions, 'vcpus' | 'iterations' | 'steady' | 'manualProtect' | 'vcpusRunDuringDisable'>;
+export type PlanOptions = Pick<EmulateOptions, 'vcpus' | 'iterations' | 'steady' | 'manualProtect' | 'vcpusRunDuringDisable'> & {
+  /** The host-events actor joins the plan when its profile has any event. */
+  readonly hostEvents?: HostEventsProfile;
+};
 
 export function planRun(o: PlanOptions): RunPlan {
   const steps: Step[] = [{ type: 'pass', name: 'populate', kind: 'populate', iteration: null, pass: 'populate' }];
@@ -101,5 +109,6 @@ export function planRun(o: PlanOptions): RunPlan {
   else if (o.vcpusRunDuringDisable) steps.push({ type: 'free-run' });
   steps.push({ type: 'op', name: 'disable', kind: 'disable', iteration: null, op: 'disable' });
   if (o.steady) steps.push({ type: 'window', name: 'steady after disable' });
-  return Object.freeze({ ...planRoles(o.vcpus), steps: Object.freeze(steps), iterations: o.iterations });
+  const hostEvents = o.hostEvents !== undefined && hostEventsActive(o.hostEvents);
+  return Object.freeze({ ...planRoles(o.vcpus, { hostEvents }), steps: Object.freeze(steps), iterations: o.iterations });
 }

@@ -1,5 +1,5 @@
 /**
- * Sweeps: comma lists for --split-alloc, --cache-capacity, --levels, --vcpus and --pressure
+ * Sweeps: comma lists for --split-alloc, --clear-lock, --cache-capacity, --levels, --vcpus and --pressure
  * expand to one run per combination (a Cartesian product), run one after another on the same
  * seed, each a full emulation with its own VM. `--compare` is a sweep over designs: every design
  * unless --split-alloc names some.
@@ -21,7 +21,7 @@ import type { RawValues } from './options.js';
 import type { Report } from './report_model.js';
 
 /** Options a sweep may list, slowest-varying first. */
-export const SWEEP_KEYS = ['vcpus', 'levels', 'pressure', 'cache-capacity', 'split-alloc'] as const;
+export const SWEEP_KEYS = ['vcpus', 'levels', 'pressure', 'cache-capacity', 'clear-lock', 'split-alloc'] as const;
 export type SweepKey = (typeof SWEEP_KEYS)[number];
 
 /** Split one option's value into its items; throws naming the option for an empty item. */

@@ -25,6 +25,7 @@
  */
 import type { Vm } from '../vm.js';
 import { invalidArg } from '../errors.js';
+import { WS } from '../stats/worker_stats.js';
 import type { SplitAllocDesign } from './split_alloc.js';
 import { splitLockShared } from './split_alloc_designs.js';
 import type { ReschedOptions } from './mmu_resched.js';
@@ -45,6 +46,14 @@ export interface DirtyLogSplitOptions extends ReschedOptions {
   readonly design: SplitAllocDesign;
   /** Split down to this level (default 4K). */
   readonly targetLevel?: number;
+}
+
+/** How CLEAR_DIRTY_LOG holds mmu_lock: across the whole call (every release) or per 64-page word (the dropped 2023-24 change). */
+export type ClearLockMode = 'whole' | 'per-word';
+
+export interface ClearDirtyLogOptions extends DirtyLogSplitOptions {
+  /** Default 'whole'. */
+  readonly clearLock?: ClearLockMode;
 }
 
 export interface EnableDirtyLogOptions extends DirtyLogSplitOptions {
@@ -225,8 +234,15 @@ export interface ClearDirtyLogResult {
  *   3. write-protect the masked pages (wrprot), or clear their D bits (pml); huge leaves
  *      overlapping them are write-protected whole in both modes.
  * One remote TLB flush after the unlock if any SPTE changed.
+ *
+ * `clearLock: 'per-word'` is the change proposed in 2023-24 and dropped ("Aggressively drop and
+ * reacquire mmu_lock during CLEAR_DIRTY_LOG"): KVM_MMU_LOCK/UNLOCK moved from around the loop to
+ * around each kvm_arch_mmu_enable_log_dirty_pt_masked call, so the lock is taken once per word
+ * whose cleared mask is non-empty (steps 2-3), all-zero words are processed unlocked (step 1 is
+ * an atomic on the bitmap and needs no lock), and the single TLB flush stays after the loop.
+ * Every acquisition is counted in `clearLockHolds`.
  */
-export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int32Array, opts: DirtyLogSplitOptions): ClearDirtyLogResult {
+export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int32Array, opts: ClearDirtyLogOptions): ClearDirtyLogResult {
   const t0 = performance.now();
   const [start, end] = slotRange(vm, slot);
   if (!Number.isInteger(firstPage) || firstPage < 0 || firstPage % 64 !== 0) {
@@ -242,7 +258,12 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
   let splitEnomem = false;
   let cleared = 0;
   let wrprotected = 0;
-  vm.mmuLock.writeLock();
+  const perWord = opts.clearLock === 'per-word';
+  let holds = 0;
+  if (!perWord) {
+    vm.mmuLock.writeLock();
+    holds++;
+  }
   for (let i = 0; i < mask.length; i += 2) {
     let lo = mask[i]!;
     let hi = i + 1 < mask.length ? mask[i + 1]! : 0;
@@ -253,6 +274,10 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
     if (hi !== 0 && w + 1 < bitmap.length) hi &= Atomics.and(bitmap, w + 1, ~hi);
     if ((lo | hi) === 0) continue;
     cleared += popcount(lo) + popcount(hi);
+    if (perWord) {
+      vm.mmuLock.writeLock();
+      holds++;
+    }
     const base = start + w * 32;
     if (splitting) {
       const first = lo !== 0 ? 31 - Math.clz32(lo & -lo) : 32 + 31 - Math.clz32(hi & -hi);
@@ -273,8 +298,10 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
       if (!r.ok) splitEnomem = true;
     }
     wrprotected += pml ? clearDirtyMaskedLocked(vm, base, lo, hi) : wrprotMaskedLocked(vm, base, lo, hi);
+    if (perWord) vm.mmuLock.writeUnlock();
   }
-  vm.mmuLock.writeUnlock();
+  if (!perWord) vm.mmuLock.writeUnlock();
+  vm.stats.add(WS.clearLockHolds, holds);
   if (wrprotected > 0) flushRemoteTlbs(vm);
   return { ms: performance.now() - t0, splitMs: totals.ms, cleared, wrprotected, split: totals, splitEnomem };
 }

@@ -53,6 +53,7 @@ import {
 import { pmlFlush, pmlLogWrite } from './pml.js';
 import { payHostCost } from './host_costs.js';
 import { slotLogsDirty } from './slot_flags.js';
+import { faultMustRetry } from './mmu_notifier.js';
 
 import type { AccessKind } from './access_kind.js';
 
@@ -319,13 +320,17 @@ function slowFault(vm: Vm, slot: number, gfn: number, kind: AccessKind): void {
   }
   const it = iterFor(vm);
   const reads0 = it.spteReads;
+  // MMU notifier (mmu_notifier.ts): snapshot the sequence; from 6.8 retry before the lock.
+  if (faultMustRetry(vm, gfn, 'before-lock')) return;
   // The shadow MMU (fault model 'shadow') handles every slow fault under mmu_lock for write.
   const exclusive = vm.config.faultModel === 'shadow';
   if (exclusive) vm.mmuLock.writeLock();
   else vm.mmuLock.readLock();
-  vm.rcu.readLock();
-  kvmTdpMmuMapAtomic(vm, it, slot, gfn, kind);
-  vm.rcu.readUnlock();
+  if (!faultMustRetry(vm, gfn, 'under-lock')) {
+    vm.rcu.readLock();
+    kvmTdpMmuMapAtomic(vm, it, slot, gfn, kind);
+    vm.rcu.readUnlock();
+  }
   if (exclusive) vm.mmuLock.writeUnlock();
   else vm.mmuLock.readUnlock();
   vm.stats.add(WS.slowFaults, 1);

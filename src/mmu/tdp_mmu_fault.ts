@@ -49,6 +49,7 @@ import {
   FROZEN_SPTE,
   PG_LEVEL_4K,
   POISON_SPTE,
+  SPTE_A_MASK,
   SPTE_D_MASK,
   SPTE_LARGE_MASK,
   SPTE_MMU_PRESENT_MASK,
@@ -273,7 +274,7 @@ function mapTargetLevel(vm: Vm, it: TdpIter, slot: number, gfn: number, isWrite:
     // A leaf is there already: spurious unless this is a write to a write-protected one (an
     // execute reaches here only at 4K, where every leaf is executable).
     if (!isWrite || (old & SPTE_W_MASK) !== 0n) return 'spurious';
-    spte = old | SPTE_W_MASK | SPTE_D_MASK;
+    spte = old | SPTE_W_MASK | SPTE_D_MASK | SPTE_A_MASK; // make_spte sets A too (aging may have cleared it)
   } else {
     // Non-present, or a table where a huge leaf now fits (it is torn down by handleChangedSpte).
     // With NX huge pages a huge leaf is built without X (make_spte).

@@ -302,6 +302,48 @@ export const WORKER_STAT_ROWS = [
     label: 'NX recovery zaps',
     progress: false,
   },
+  {
+    key: 'clearLockHolds',
+    doc: 'mmu_lock write acquisitions by CLEAR_DIRTY_LOG: one per call (whole), one per non-empty 64-page word (per-word); dirty_log.ts',
+    unit: 'events',
+    group: 'walk',
+    label: 'CLEAR lock holds',
+    progress: false,
+  },
+  {
+    key: 'hostInvalidations',
+    doc: 'MMU-notifier invalidate_range_start calls by the host-events thread (mmu_notifier.ts)',
+    unit: 'events',
+    group: 'walk',
+    label: 'notifier invalidations',
+    progress: true,
+  },
+  { key: 'hostZappedLeaves', doc: 'leaf SPTEs zapped by notifier invalidations', unit: 'events', group: 'walk', label: 'invalidated leaves', progress: false },
+  {
+    key: 'notifierRetries',
+    doc: 'vCPU slow faults that found their gfn in an invalidation in progress (or the sequence moved) and retried',
+    unit: 'faults',
+    group: 'fault',
+    label: 'notifier retries',
+    progress: false,
+  },
+  {
+    key: 'hostAgingRuns',
+    doc: 'accessed-bit aging calls (kvm_age_gfn) by the host-events thread',
+    unit: 'events',
+    group: 'walk',
+    label: 'aging runs',
+    progress: true,
+  },
+  { key: 'hostAgedLeaves', doc: 'leaf SPTEs whose accessed bit aging cleared', unit: 'events', group: 'walk', label: 'aged leaves', progress: false },
+  {
+    key: 'staleTranslations',
+    doc: 'present leaves found inside a range when its invalidation ended (a fault that ignored the notifier); also counted in xlateErrors',
+    unit: 'events',
+    group: 'walk',
+    label: 'stale translations',
+    progress: false,
+  },
 ] as const satisfies readonly WorkerStatRow[];
 
 type StaticRow = (typeof WORKER_STAT_ROWS)[number];

@@ -101,6 +101,8 @@ export interface EmulateOptions {
   readonly dirtyTrack: DirtyTrackMode;
   /** Host costs spent as real time (host_costs.ts); all zero with `--host-costs none`. */
   readonly hostCosts: HostCosts;
+  /** `--timeline-csv FILE`: the run's timeline (timeline.ts), one row per sample. */
+  readonly timelineCsv: string | undefined;
 }
 
 /**
@@ -140,6 +142,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   workload: DEFAULT_WORKLOAD,
   dirtyTrack: 'pml',
   hostCosts: DEFAULT_HOST_COSTS,
+  timelineCsv: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -453,6 +456,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
       '(VM exit/entry of a lockless WP fault, of a slow fault, a PML-full exit, a remote TLB flush; see src/mmu/host_costs.ts)',
     shownDefault: `wpfault=${DEFAULT_HOST_COSTS.wpfaultNs},slowfault=${DEFAULT_HOST_COSTS.slowfaultNs},pmlfull=${DEFAULT_HOST_COSTS.pmlfullNs},tlbflush=${DEFAULT_HOST_COSTS.tlbflushNs}`,
   },
+  {
+    long: 'timeline-csv',
+    type: 'string',
+    arg: 'FILE',
+    help: "also write the run's timeline (vCPU throughput, faults by kind, mmu_lock waiters, splitter progress every few ms) as CSV",
+    shownDefault: 'none',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -488,6 +498,7 @@ export const OPTION_PARSERS = {
   workload: (raw: string) => parseWorkload(flagName('workload'), raw),
   dirtyTrack: (raw: string) => parseDirtyTrack(flagName('dirty-track'), raw),
   hostCosts: (raw: string) => parseHostCosts(flagName('host-costs'), raw),
+  timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -576,6 +587,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     workload: pick('workload', 'workload') ?? DEFAULTS.workload,
     dirtyTrack: pick('dirtyTrack', 'dirty-track') ?? DEFAULTS.dirtyTrack,
     hostCosts: pick('hostCosts', 'host-costs') ?? DEFAULTS.hostCosts,
+    timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
   };
   // `lazy` and `lazy-zap` are eager splitting off (the split walk never runs): lazy is the same
   // run as --eager-split off; lazy-zap also makes faults zap huge pages (the pre-6.2 path).

@@ -12,7 +12,9 @@ import type { RunConfig } from './config.js';
 import { HOST_COSTS_CALIBRATION } from '../mmu/host_costs.js';
 import { GUEST_PAGE_BYTES } from './options.js';
 import { OP_CHECK } from './control.js';
+import { FAULT_KIND_PREFIX } from './messages.js';
 import type { SplitterResult, TimingData, VcpuResult } from './messages.js';
+import type { TimelineReport } from './timeline.js';
 import { REPORT_SCHEMA_VERSION, summarize } from './report_model.js';
 import { summarizeHoldPreemption } from './hold_preemption.js';
 import type { IterationReport, LatencySummary, LockTimes, PageCounts, PhaseKind, PhaseReport, Report, SteadyWindow, VcpuPhaseReport } from './report_model.js';
@@ -49,6 +51,8 @@ export interface BuildInput {
   readonly poolTables: number;
   /** Host facts (injectable for tests). */
   readonly host?: Report['host'];
+  /** The run's timeline (engine.ts samples it); absent in synthetic inputs. */
+  readonly timeline?: TimelineReport;
 }
 
 /** Split counter deltas (after - before), by the counter table's JSON keys. */
@@ -91,6 +95,18 @@ export function splitsBetween(before: PageStats, after: PageStats): { s1g: numbe
   return { s1g: Math.max(0, before.pages1g - after.pages1g), s2m: Math.max(0, after.pages4k - before.pages4k) / 512 };
 }
 
+/** Fault latency by kind: the vCPUs' `fault:KIND` histograms (messages.ts FAULT_KIND_PREFIX), kinds that occurred. */
+export function faultKinds(records: readonly TimingData[]): Record<string, LatencySummary> {
+  const kinds = new Set<string>();
+  for (const r of records) for (const k of Object.keys(r)) if (k.startsWith(FAULT_KIND_PREFIX)) kinds.add(k);
+  const out: Record<string, LatencySummary> = {};
+  for (const k of [...kinds].sort()) {
+    const h = mergeNamed(records, k);
+    if (h.count > 0) out[k.slice(FAULT_KIND_PREFIX.length)] = summarize(h);
+  }
+  return out;
+}
+
 function rate(n: number, seconds: number): number {
   return seconds > 0 ? n / seconds : 0;
 }
@@ -114,12 +130,16 @@ export function buildReport(input: BuildInput): Report {
   const nPhases = input.phases.length;
 
   // Worker samples by phase id.
-  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[] }[] = Array.from({ length: nPhases }, () => ({
-    accesses: 0,
-    writes: 0,
-    pagesWritten: 0,
-    timing: [],
-  }));
+  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[]; cpuNs: number | null }[] = Array.from(
+    { length: nPhases },
+    () => ({
+      accesses: 0,
+      writes: 0,
+      pagesWritten: 0,
+      timing: [],
+      cpuNs: 0,
+    }),
+  );
   const vcpuRan = new Array<boolean>(nPhases).fill(false);
   for (const r of input.vcpuResults) {
     for (const s of r.samples) {
@@ -129,6 +149,7 @@ export function buildReport(input: BuildInput): Report {
       b.writes += s.writes;
       b.pagesWritten += s.pagesWritten;
       b.timing.push(s.timing);
+      b.cpuNs = b.cpuNs === null || s.cpuNs === undefined || s.cpuNs === null ? null : b.cpuNs + s.cpuNs;
       if (s.accesses > 0) vcpuRan[s.phase] = true;
     }
   }
@@ -159,15 +180,25 @@ export function buildReport(input: BuildInput): Report {
       const all = new Histogram();
       all.merge(fast);
       all.merge(slow);
+      // A vCPU pass is timed by the vCPUs themselves; free-running vCPUs (steady, -e) ran for
+      // the phase's whole window, splitter hand-off included.
+      const window = p.kind === 'populate' || (p.kind === 'dirty' && !o.steady) ? p.seconds : p.wallSeconds;
+      const vcpuSeconds = window * o.vcpus;
+      const lockWaitSeconds = (sumOf(v.timing, 'readWait') + sumOf(v.timing, 'writeWait')) / 1e9;
+      const cpuSeconds = v.cpuNs === null ? null : v.cpuNs / 1e9;
       vcpu = {
         accesses: v.accesses,
         writes: v.writes,
-        // A vCPU pass is timed by the vCPUs themselves; free-running vCPUs (steady, -e) ran for
-        // the phase's whole window, splitter hand-off included.
-        accessesPerSecond: rate(v.accesses, p.kind === 'populate' || (p.kind === 'dirty' && !o.steady) ? p.seconds : p.wallSeconds),
+        accessesPerSecond: rate(v.accesses, window),
         fastFaults: fast.count,
         slowFaults: slow.count,
         faultLatencyNs: { all: summarize(all), fast: summarize(fast), slow: summarize(slow) },
+        faultKinds: faultKinds(v.timing),
+        vcpuSeconds,
+        lockWaitSeconds,
+        lockWaitShare: vcpuSeconds > 0 ? lockWaitSeconds / vcpuSeconds : 0,
+        cpuSeconds,
+        onCpuShare: cpuSeconds === null || vcpuSeconds <= 0 ? null : cpuSeconds / vcpuSeconds,
       };
     }
     return {
@@ -335,6 +366,7 @@ export function buildReport(input: BuildInput): Report {
       pmlWrites: (fs['pmlWrites'] ?? 0) - (bs['pmlWrites'] ?? 0),
       pmlFullExits: (fs['pmlFullExits'] ?? 0) - (bs['pmlFullExits'] ?? 0),
     },
+    ...(input.timeline === undefined ? {} : { timeline: input.timeline }),
   };
 }
 

@@ -57,16 +57,28 @@ export type { AccessKind };
 /** How an access was satisfied: no fault, only lockless fast faults, or at least one slow fault. */
 export type FaultOutcome = 'hit' | 'fast' | 'slow';
 
+/**
+ * Which fault an access took, for the per-kind reports: 'none' (a hit), 'pml' (reserved: a
+ * PML-full exit), 'wp-fast' (a write-protection fault the lockless fast path fixed), 'wp-slow'
+ * (a write that needed the slow path under mmu_lock for read), 'exec' (an instruction fetch the
+ * slow path had to fix), 'first-touch' (no translation at all), 'read' (a read that faulted on a
+ * present but non-leaf or otherwise unusable translation). The first fault of the access names
+ * it, except that a later slow fault turns a 'wp-fast' into 'wp-slow' (the fast path gave up).
+ */
+export type FaultKind = 'none' | 'pml' | 'wp-fast' | 'wp-slow' | 'exec' | 'first-touch' | 'read';
+
 export interface AccessResult {
   outcome: FaultOutcome;
   /** Fault handling time (ns) from the first fault to the successful access; 0 for a hit. */
   faultNs: number;
   /** Faults taken by this access (0 for a hit). */
   faults: number;
+  /** The kind of fault the access took ('none' for a hit). */
+  faultKind: FaultKind;
 }
 
 export function createAccessResult(): AccessResult {
-  return { outcome: 'hit', faultNs: 0, faults: 0 };
+  return { outcome: 'hit', faultNs: 0, faults: 0, faultKind: 'none' };
 }
 
 /** A fault loop that never succeeds means the MMU is broken; stop with a state dump instead of hanging. */
@@ -105,6 +117,7 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
   let faults = 0;
   let slow = false;
   let t0 = 0;
+  let faultKind: FaultKind = 'none';
   for (;;) {
     rcu.readLock();
     const level = walkGfn(spt, vm.root, vm.rootLevel, gfn);
@@ -133,7 +146,10 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     }
     pmlFlush(vm);
     // No translation at all (never mapped, or zapped): a first-touch fault, always the slow path.
-    if (spte === SHADOW_NONPRESENT_VALUE) stats.add(WS.firstTouchFaults, 1);
+    if (spte === SHADOW_NONPRESENT_VALUE) {
+      stats.add(WS.firstTouchFaults, 1);
+      if (faultKind === 'none') faultKind = 'first-touch';
+    }
     const slot = vm.slotOf(gfn);
     if (slot < 0) throw new EmulatorError('ERR_INVALID_ARG', `guestAccess: gfn 0x${gfn.toString(16)} is outside every memslot`);
     if (leaf && isWrite && level === PG_LEVEL_4K && (spte & SPTE_MMU_WRITABLE_MASK) !== 0n) {
@@ -142,12 +158,14 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
       rcu.readUnlock();
       stats.add(WS.spteReads, walkOut.reads);
       if (r === 'fixed') stats.add(WS.fastFaults, 1);
+      if (faultKind === 'none') faultKind = 'wp-fast';
       if (r !== 'slow') {
         payHostCost(vm, vm.config.hostCosts?.wpfaultNs ?? 0);
         continue;
       }
     }
     payHostCost(vm, vm.config.hostCosts?.slowfaultNs ?? 0);
+    if (faultKind === 'none' || faultKind === 'wp-fast') faultKind = isWrite ? 'wp-slow' : kind === 'exec' ? 'exec' : 'read';
     slowFault(vm, slot, gfn, kind);
     slow = true;
   }
@@ -155,12 +173,14 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     out.outcome = 'hit';
     out.faultNs = 0;
     out.faults = 0;
+    out.faultKind = 'none';
     return;
   }
   const ns = (performance.now() - t0) * 1e6;
   out.outcome = slow ? 'slow' : 'fast';
   out.faultNs = ns;
   out.faults = faults;
+  out.faultKind = faultKind;
   if (faults > 1) stats.add(WS.faultRetries, faults - 1);
   if (slow) vm.timing.faultSlow.record(ns);
   else vm.timing.faultFast.record(ns);

@@ -386,7 +386,6 @@ const STALL_VARIANTS: readonly VariantSpec[] = [
   { id: 'drop-always', label: '6.11+: drop mmu_lock for every allocation', args: ['--split-alloc', 'drop-always'], published: null },
 ];
 const STALL_RATIO: readonly RatioSpec[] = [{ num: 'nowait-retry', den: 'drop-always' }];
-const STALL_QUICK = { scale: { vcpus: 1, memoryPerVcpu: '32M', backing: 'anonymous_thp' } as Scale, repeats: 2 };
 
 function stallRow(id: string, title: string, metric: MetricRef, judgement: Judgement, extra: { args?: readonly string[]; note?: string } = {}): ReproduceRow {
   return {
@@ -403,8 +402,8 @@ function stallRow(id: string, title: string, metric: MetricRef, judgement: Judge
     ratios: STALL_RATIO,
     judgement,
     calibration: false,
+    // Three interleaved runs per design: the fewest that give a spread with a middle value.
     repeats: 3,
-    quick: STALL_QUICK,
     ...(extra.note === undefined ? {} : { note: extra.note }),
   };
 }
@@ -483,7 +482,6 @@ function apr24Row(model: 'tdp' | 'tdp-locked-fast' | 'shadow', publishedRatio: n
     judgement: { kind: 'print-only', why: 'judged across the three fault models together (ordering and orders of magnitude)' },
     calibration: false,
     repeats: 1,
-    quick: { scale: { vcpus: 1, memoryPerVcpu: '32M', backing: 'anonymous_thp' }, repeats: 1 },
   };
 }
 
@@ -533,7 +531,6 @@ const EXEC_ROW: ReproduceRow = {
   judgement: { kind: 'ordering-only', why: 'published at 96 vCPUs only: the ordering is judged, the ratio printed' },
   calibration: false,
   repeats: 1,
-  quick: { scale: { vcpus: 1, memoryPerVcpu: '64M', backing: 'anonymous_hugetlb_2mb' }, repeats: 1 },
 };
 
 /** Every row, in print order. */

@@ -96,7 +96,7 @@ export function splitsBetween(before: PageStats, after: PageStats): { s1g: numbe
 }
 
 /** Fault latency by kind: the vCPUs' `fault:KIND` histograms (messages.ts FAULT_KIND_PREFIX), kinds that occurred. */
-export function faultKinds(records: readonly TimingData[]): Record<string, LatencySummary> {
+function faultKinds(records: readonly TimingData[]): Record<string, LatencySummary> {
   const kinds = new Set<string>();
   for (const r of records) for (const k of Object.keys(r)) if (k.startsWith(FAULT_KIND_PREFIX)) kinds.add(k);
   const out: Record<string, LatencySummary> = {};

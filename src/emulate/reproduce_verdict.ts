@@ -123,7 +123,7 @@ export function rankSlowestFirst(values: readonly { readonly id: string; readonl
  * the metrics judged this way (a share of vCPU time lost waiting for mmu_lock) can be about 0
  * for one variant, where a spread relative to the median means nothing.
  */
-export function judgeExcess(
+function judgeExcess(
   variants: readonly { readonly id: string }[],
   samples: Readonly<Record<string, readonly number[]>>,
   medians: Readonly<Record<string, number | null>>,

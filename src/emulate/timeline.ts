@@ -18,7 +18,7 @@
 /** Sampling period (ms). Short enough to see a CLEAR of a few tens of ms; the main thread only reads memory. */
 export const TIMELINE_SAMPLE_MS = 10;
 /** At most this many samples are kept (decimation beyond). */
-export const TIMELINE_MAX_SAMPLES = 5000;
+const TIMELINE_MAX_SAMPLES = 5000;
 /** A sample's throughput below (1 - DIP_THRESHOLD) x the baseline counts towards the dip's length. */
 export const DIP_THRESHOLD = 0.1;
 
@@ -178,7 +178,7 @@ function median(xs: readonly number[]): number {
  * the run has one (steady mode: vCPUs ran undisturbed before dirty logging was enabled), else the
  * median of every sample in which the vCPUs made progress.
  */
-export function dipBaseline(rows: readonly TimelineRow[], phaseNames: readonly string[]): { perSecond: number; from: string } {
+function dipBaseline(rows: readonly TimelineRow[], phaseNames: readonly string[]): { perSecond: number; from: string } {
   const before = phaseNames.indexOf('steady before');
   if (before >= 0) {
     const xs = rows.filter((r, i) => i > 0 && r.phase === before).map((r) => r.accessesPerSecond);

@@ -18,6 +18,13 @@ import { extractMetric, phaseMatches } from '../src/emulate/reproduce_metric.js'
 import { buildTimeline } from '../src/emulate/timeline.js';
 import type { TimelinePoint } from '../src/emulate/timeline.js';
 import { Histogram } from '../src/stats/histogram.js';
+import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
+import { enableDirtyLogging } from '../src/mmu/dirty_log.js';
+import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
+import { dropAlways } from '../src/mmu/split_alloc.js';
+import { pagesPerHpage } from '../src/mmu/spte.js';
+import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
+import type { Vm } from '../src/vm.js';
 
 function timing(parts: Record<string, number[]>): TimingData {
   const out: Record<string, ReturnType<Histogram['toData']>> = {};
@@ -176,4 +183,41 @@ test('reproduce metrics: share over matched phases, dip, span; a field the repor
   t.true(phaseMatches('iteration 1 clear*', 'iteration 1 clear 3/8', 'clear'));
   t.false(phaseMatches('iteration 1 clear', 'iteration 1 clear 3/8', 'clear'));
   t.true(phaseMatches('kind:clear', 'anything', 'clear'));
+});
+
+// ---- the fault kind guestAccess names (out.faultKind), which the per-kind histograms file under ----
+
+function wrprotVm(): Vm {
+  const M = pagesPerHpage(2);
+  return attachVm(
+    createVm({ levels: 4, memslots: layoutMemslots(2 * M, 1), backingLevel: 2, workers: 2, pressure: PRESSURE_PROFILES.none, seed: 1, dirtyTrack: 'wrprot' }),
+    0,
+  );
+}
+
+test('guestAccess names the fault: first-touch, none on a hit, wp-fast when the fast path fixes it, wp-slow when it cannot', (t) => {
+  const out = createAccessResult();
+  const vm = wrprotVm();
+  const g = vm.config.memslots[0]!.baseGfn;
+  guestAccess(vm, g, 'write', out);
+  t.is(out.faultKind, 'first-touch');
+  t.is(out.outcome, 'slow');
+  guestAccess(vm, g, 'write', out);
+  t.is(out.faultKind, 'none');
+  t.is(out.outcome, 'hit');
+  guestAccess(vm, g + 1, 'read', out);
+  t.is(out.faultKind, 'none', 'the huge leaf maps the neighbour too');
+  // Eager split with write protection: the 4K leaves are write-protected, MMU-writable: a fast fault.
+  enableDirtyLogging(vm, 0, { eagerSplit: true, initiallySet: false, design: dropAlways });
+  guestAccess(vm, g + 5, 'write', out);
+  t.is(out.faultKind, 'wp-fast');
+  t.is(out.outcome, 'fast');
+  // Control: no eager split, the huge leaf is write-protected; the fast path gives up on it.
+  const vm2 = wrprotVm();
+  const g2 = vm2.config.memslots[0]!.baseGfn;
+  guestAccess(vm2, g2, 'write', out);
+  enableDirtyLogging(vm2, 0, { eagerSplit: false, initiallySet: false, design: dropAlways });
+  guestAccess(vm2, g2 + 5, 'write', out);
+  t.is(out.faultKind, 'wp-slow');
+  t.is(out.outcome, 'slow');
 });

@@ -245,8 +245,8 @@ test('the new row groups: stall, apr24 and exec rows, selectable by prefix, kept
   t.deepEqual(byId.get('stall-wait-pass1')!.judgement, { kind: 'excess', expect: true });
   t.deepEqual(byId.get('stall-wait-g')!.judgement, { kind: 'excess', expect: false });
   t.true(byId.get('stall-wait-g')!.args.includes('-g'));
-  // The stall rows but -g share their runs: 3 repeats x 2 designs x 2 columns, plus the -g runs.
-  t.is(planRuns(selectRows(REPRODUCE_ROWS, ['stall'], false), COLUMNS, false, 1).length, 12 + 12);
+  // The stall rows but -g share their runs: 3 repeats x 2 designs x 2 columns, plus 2 x 2 x 2 -g runs.
+  t.is(planRuns(selectRows(REPRODUCE_ROWS, ['stall'], false), COLUMNS, false, 1).length, 12 + 8);
   const exec = judgeColumn(byId.get('exec-nx')!, {});
   t.is(exec.ratios[0]!.published!.toFixed(1), '25.9');
   for (const r of selectRows(REPRODUCE_ROWS, [], true)) t.false(/^(stall|apr24|exec)/.test(r.id), r.id);

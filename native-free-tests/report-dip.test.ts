@@ -11,6 +11,7 @@ import { OP_CHECK, OP_CLEAR, OP_ENABLE, OP_GET } from '../src/emulate/control.js
 import type { SplitterResult, TimingData, VcpuResult } from '../src/emulate/messages.js';
 import { parseCommandLine, resolveOptions } from '../src/emulate/options.js';
 import { formatReport } from '../src/emulate/report.js';
+import { compareRow, verdictLines } from '../src/emulate/compare.js';
 import { buildReport } from '../src/emulate/report_build.js';
 import type { PhaseRecord } from '../src/emulate/report_build.js';
 import { reportToJson } from '../src/emulate/report_json.js';
@@ -220,4 +221,22 @@ test('guestAccess names the fault: first-touch, none on a hit, wp-fast when the 
   guestAccess(vm2, g2 + 5, 'write', out);
   t.is(out.faultKind, 'wp-slow');
   t.is(out.outcome, 'slow');
+});
+
+test("compare verdicts name the vCPUs' lock-wait share and dip when both runs measured them, and stay silent otherwise", (t) => {
+  const base = compareRow(synthetic({ cpu: true, timeline: true }));
+  const mk = (design: string, share: number | null, dip: number | null) => ({
+    ...base,
+    label: design,
+    design,
+    swept: { 'split-alloc': design },
+    splitBySplitter: 4,
+    splitterSeconds: 0.1,
+    lockWaitSharePct: share,
+    dipPct: dip,
+  });
+  const v = verdictLines([mk('drop-always', 0.2, 2), mk('nowait-retry', 4.1, 35)]);
+  t.regex(v[1]!, /vCPUs waited for mmu_lock 4\.10 % of their time in the split phase vs 0\.20 % \(deepest dip 35\.0 % vs 2\.0 %\)$/);
+  // Control: a baseline that did not measure it gives no such clause.
+  t.notRegex(verdictLines([mk('drop-always', null, null), mk('nowait-retry', 4.1, 35)])[1]!, /waited for mmu_lock/);
 });

@@ -336,6 +336,13 @@ function spreadNote(a: number | null, b: number | null): string {
   return a === null || b === null ? '' : `; spread ${a.toFixed(0)} % and ${b.toFixed(0)} %`;
 }
 
+/** "; vCPUs waited for mmu_lock 4.10 % of their time vs 0.20 % (dip 35.0 % vs 2.0 %)" when both runs measured it. */
+function lockWaitPart(r: CompareRow, base: CompareRow): string {
+  if (r.lockWaitSharePct === null || base.lockWaitSharePct === null) return '';
+  const dip = r.dipPct === null || base.dipPct === null ? '' : ` (deepest dip ${r.dipPct.toFixed(1)} % vs ${base.dipPct.toFixed(1)} %)`;
+  return `; vCPUs waited for mmu_lock ${r.lockWaitSharePct.toFixed(2)} % of their time in the split phase vs ${base.lockWaitSharePct.toFixed(2)} %${dip}`;
+}
+
 /** The key a run is compared within: every swept value except the design. */
 function groupKey(r: CompareRow): string {
   return JSON.stringify(
@@ -373,6 +380,6 @@ export function verdictLines(rows: readonly CompareRow[]): string[] {
         ? `split took ${r.splitterSeconds.toFixed(4)} s (${BASELINE_DESIGN} split nothing)`
         : `split took ${Math.abs(d).toFixed(1)} % ${d >= 0 ? 'longer' : 'shorter'} than ${BASELINE_DESIGN} (${r.splitterSeconds.toFixed(4)} s vs ${base.splitterSeconds.toFixed(4)} s${spreadNote(r.splitSpreadPct, base.splitSpreadPct)})`;
     const medians = r.runs > 1 ? ` [medians of ${r.runs} runs]` : '';
-    return `${r.label}: ${timePart}; ${faultPart}${medians}`;
+    return `${r.label}: ${timePart}; ${faultPart}${lockWaitPart(r, base)}${medians}`;
   });
 }

@@ -302,7 +302,7 @@ test('the compare tables have one row per run, with the measured cells', (t) => 
   const t2 = lines.slice(lines.indexOf('') + 2);
   t.is(t1.length, 2 + rows.length, 'header, rule, one row per run');
   t.is(t2.length, 2 + rows.length);
-  t.regex(t1[2]!, /^drop-always\s+0\.0010\s+0\.1000\s+0\.1000\s+iteration 1 clear\s+-\s+1\.00us\/10\.0us\/30\.0us\s+-20\.0%$/);
+  t.regex(t1[2]!, /^drop-always\s+0\.0010\s+0\.1000\s+0\.1000\s+iteration 1 clear\s+-\s+1\.00us\/10\.0us\/30\.0us\s+-20\.0%\s+-\s+-$/);
   t.regex(t2[3]!, /^cache\s+2\.00ms \(w\)\s+9\.00ms\s+40\.0us\s+2\s+2\s+2\s+0\.16\s+0\s+1\s+3\s+64\/0\s+0\s+ok$/);
 });
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { judgeColumn, rankSlowestFirst, withinFactor } from '../src/emulate/reproduce_verdict.js';
 import type { VariantOutcome, VerdictRow } from '../src/emulate/reproduce_verdict.js';
-import { COLUMNS, planRuns, REPRODUCE_ROWS, rowRepeats, selectRows } from '../src/emulate/reproduce_rows.js';
+import { apr24GroupVerdict, COLUMNS, planRuns, REPRODUCE_ROWS, rowRepeats, selectRows } from '../src/emulate/reproduce_rows.js';
 
 const ok = (...samples: number[]): VariantOutcome => ({ kind: 'ok', samples });
 
@@ -200,6 +200,56 @@ test('an option the emulator lacks makes the row not runnable, with its message;
   t.regex(f.detail, /^lazy: exit 1/);
   // A variant with no outcome at all is a harness bug, never a silent pass.
   t.is(judgeColumn(SOF_ROW, { 'lazy-zap': ok(4), lazy: ok(3) }).status, 'failed');
+});
+
+// ---- the 2024 stall's excess rule and the April 2024 group verdict ----------------------------
+
+const EXCESS_ROW = (expect: boolean): VerdictRow => ({
+  variants: [
+    { id: 'nowait-retry', published: null },
+    { id: 'drop-always', published: null },
+  ],
+  ratios: [{ num: 'nowait-retry', den: 'drop-always' }],
+  judgement: { kind: 'excess', expect },
+  calibration: false,
+});
+
+test('excess rule: a lock-wait share above the other design by more than the spread is reproduced; inside it, missed', (t) => {
+  const above = judgeColumn(EXCESS_ROW(true), { 'nowait-retry': ok(0.08, 0.1, 0.09), 'drop-always': ok(0.001, 0.002, 0) });
+  t.is(above.status, 'reproduced', above.detail);
+  t.regex(above.detail, /exceeds the spread/);
+  // Control: the same difference, but the runs scatter more than it.
+  const noisy = judgeColumn(EXCESS_ROW(true), { 'nowait-retry': ok(0.01, 0.1, 0.05), 'drop-always': ok(0.001, 0.002, 0) });
+  t.is(noisy.status, 'missed', noisy.detail);
+  // "Absent" (later passes, -g): reproduced when there is no excess, missed when there is one.
+  t.is(judgeColumn(EXCESS_ROW(false), { 'nowait-retry': ok(0.001, 0.003, 0.002), 'drop-always': ok(0.001, 0.002, 0) }).status, 'reproduced');
+  t.is(judgeColumn(EXCESS_ROW(false), { 'nowait-retry': ok(0.08, 0.1, 0.09), 'drop-always': ok(0.001, 0.002, 0) }).status, 'missed');
+  // One run each has no spread: not judged.
+  t.is(judgeColumn(EXCESS_ROW(true), { 'nowait-retry': ok(0.1), 'drop-always': ok(0) }).status, 'printed');
+});
+
+test('April 2024 group verdict: ordering small < large < huge and the same orders of magnitude', (t) => {
+  t.true(apr24GroupVerdict({ 'apr24-tdp': 1.1, 'apr24-tdp-locked-fast': 3, 'apr24-shadow': 40 }).passed === true);
+  // Controls: the ordering broken, and a ratio two orders of magnitude off.
+  t.true(apr24GroupVerdict({ 'apr24-tdp': 3, 'apr24-tdp-locked-fast': 1.1, 'apr24-shadow': 40 }).passed === false);
+  t.true(apr24GroupVerdict({ 'apr24-tdp': 1.1, 'apr24-tdp-locked-fast': 3, 'apr24-shadow': 4000 }).passed === false);
+  t.is(apr24GroupVerdict({ 'apr24-tdp': 1.1, 'apr24-tdp-locked-fast': null, 'apr24-shadow': 40 }).passed, null);
+});
+
+test('the new row groups: stall, apr24 and exec rows, selectable by prefix, kept out of --quick', (t) => {
+  const ids = (p: string): string[] => selectRows(REPRODUCE_ROWS, [p], false).map((r) => r.id);
+  t.deepEqual(ids('stall'), ['stall-wait-pass1', 'stall-dip-pass1', 'stall-oncpu-pass1', 'stall-wait-pass2', 'stall-wait-g', 'stall-span']);
+  t.deepEqual(ids('apr24'), ['apr24-tdp', 'apr24-tdp-locked-fast', 'apr24-shadow']);
+  t.deepEqual(ids('exec'), ['exec-nx']);
+  const byId = new Map(REPRODUCE_ROWS.map((r) => [r.id, r]));
+  t.deepEqual(byId.get('stall-wait-pass1')!.judgement, { kind: 'excess', expect: true });
+  t.deepEqual(byId.get('stall-wait-g')!.judgement, { kind: 'excess', expect: false });
+  t.true(byId.get('stall-wait-g')!.args.includes('-g'));
+  // The stall rows but -g share their runs: 3 repeats x 2 designs x 2 columns, plus 2 x 2 x 2 -g runs.
+  t.is(planRuns(selectRows(REPRODUCE_ROWS, ['stall'], false), COLUMNS, false, 1).length, 12 + 8);
+  const exec = judgeColumn(byId.get('exec-nx')!, {});
+  t.is(exec.ratios[0]!.published!.toFixed(1), '25.9');
+  for (const r of selectRows(REPRODUCE_ROWS, [], true)) t.false(/^(stall|apr24|exec)/.test(r.id), r.id);
 });
 
 // ---- the row table and the run plan ---------------------------------------------------------

@@ -17,6 +17,7 @@
  * through 6.17, read from 6.18) and dirty-logged-slot rule (6.2+), all set from --kernel; until
  * that function exists the entry is absent, not stubbed.
  */
+import { recoverNxHugePagesYieldSafe } from '../src/mmu/nx_huge_pages.js';
 import { attachVm } from '../src/vm.js';
 import type { Vm } from '../src/vm.js';
 import {
@@ -60,6 +61,11 @@ function randomRange(task: HostEventsTask, rng: Rng, pages: number, align: numbe
 }
 
 /** The event table (one entry per kind; an entry with perSec 0 never fires). */
+/** NX huge pages on in this VM: the recovery worker has something to recover. */
+function nxHugePagesOn(task: HostEventsTask): boolean {
+  return task.vm.config.nxHugePages === true;
+}
+
 function hostEvents(task: HostEventsTask): HostEvent[] {
   return [
     {
@@ -81,6 +87,15 @@ function hostEvents(task: HostEventsTask): HostEvent[] {
         const [start, end] = randomRange(task, rng, task.agePages, Math.min(task.agePages, 512));
         ageGfnRange(vm, start, end, { lock: task.agingLock });
         tally.agings++;
+      },
+    },
+    {
+      // kvm-nx-lpage-recovery: one batch per period (every 60 s by default, so only long runs
+      // see it); counted in the worker stats (nxRecoveryZaps). Only with NX huge pages on.
+      kind: 'nx-recovery',
+      perSec: nxHugePagesOn(task) ? 1000 / task.nxRecoveryPeriodMs : 0,
+      run: (vm) => {
+        recoverNxHugePagesYieldSafe(vm, { lockMode: task.nxRecoveryLock, skipDirtyLogged: task.nxRecoverySkipsDirtyLogged });
       },
     },
   ];

@@ -60,6 +60,10 @@ export interface CompareRow {
   readonly holdP99Ns: number | null;
   readonly holdMaxNs: number | null;
   readonly readWaitP99Ns: number | null;
+  /** The split phase's share of vCPU time spent waiting for mmu_lock, % (null when no vCPU ran in it or the report predates it). */
+  readonly lockWaitSharePct: number | null;
+  /** The deepest vCPU throughput dip in the split phase, % below the baseline (the report's timeline; null without one). */
+  readonly dipPct: number | null;
   readonly lockDrops: number;
   readonly restarts: number;
   readonly yields: number;
@@ -136,6 +140,8 @@ export function compareRow(r: Report, swept: Readonly<Record<string, string>> = 
     holdP99Ns: hold !== undefined && hold.count > 0 ? hold.p99 : null,
     holdMaxNs: hold !== undefined && hold.count > 0 ? hold.max : null,
     readWaitP99Ns: sp !== null && sp.mmuLock.readWaitNs.count > 0 ? sp.mmuLock.readWaitNs.p99 : null,
+    lockWaitSharePct: sp?.vcpu?.lockWaitShare === undefined ? null : sp.vcpu.lockWaitShare * 100,
+    dipPct: r.timeline?.dips.find((d) => d.phase === sp?.index)?.depthPct ?? null,
     lockDrops: sum('lockDrops'),
     restarts,
     yields: sum('yields'),
@@ -199,6 +205,8 @@ export function medianRow(rows: readonly CompareRow[]): CompareRow {
     holdP99Ns: medN((r) => r.holdP99Ns),
     holdMaxNs: medN((r) => r.holdMaxNs),
     readWaitP99Ns: medN((r) => r.readWaitP99Ns),
+    lockWaitSharePct: medN((r) => r.lockWaitSharePct),
+    dipPct: medN((r) => r.dipPct),
     lockDrops: med((r) => r.lockDrops),
     restarts: med((r) => r.restarts),
     yields: med((r) => r.yields),
@@ -248,7 +256,18 @@ function ns(n: number | null): string {
 /** The two tables, one row per run. */
 export function formatCompareTables(rows: readonly CompareRow[]): string[] {
   const t1 = table(
-    ['run', 'enable split s', '1st clear split s', 'all splits s', 'split phase', 'vCPU fault p50/p99/max before', 'during split', 'vCPU rate during'],
+    [
+      'run',
+      'enable split s',
+      '1st clear split s',
+      'all splits s',
+      'split phase',
+      'vCPU fault p50/p99/max before',
+      'during split',
+      'vCPU rate during',
+      'lock wait',
+      'dip',
+    ],
     rows.map((r) => [
       r.label,
       secs(r.enableSeconds),
@@ -258,6 +277,8 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
       lat(r.faultBefore),
       lat(r.faultDuring),
       pct(r.throughputChangePct),
+      r.lockWaitSharePct === null ? '-' : `${r.lockWaitSharePct.toFixed(2)}%`,
+      r.dipPct === null ? '-' : `${r.dipPct.toFixed(1)}%`,
     ]),
   );
   const t2 = table(
@@ -295,7 +316,8 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
     ]),
   );
   return [
-    'Time and vCPU impact (split phase = the phase that split the most; before = the steady-before window; rate = vCPU accesses/s against before)',
+    'Time and vCPU impact (split phase = the phase that split the most; before = the steady-before window; rate = vCPU accesses/s against before; ' +
+      'lock wait = share of vCPU time waiting for mmu_lock in the split phase; dip = its deepest throughput dip on the timeline)',
     ...t1,
     '',
     'mmu_lock and walk work (lock times of the split phase, w = write hold, r = read hold; counts over the splitter ops; extra reads/split = restarts x re-walk depth / splits)',
@@ -312,6 +334,13 @@ export function changePct(x: number | null, base: number | null): number | null 
 /** "; run-to-run spread 9 % and 6 %" when both rows are medians of repeats. */
 function spreadNote(a: number | null, b: number | null): string {
   return a === null || b === null ? '' : `; spread ${a.toFixed(0)} % and ${b.toFixed(0)} %`;
+}
+
+/** "; vCPUs waited for mmu_lock 4.10 % of their time vs 0.20 % (dip 35.0 % vs 2.0 %)" when both runs measured it. */
+function lockWaitPart(r: CompareRow, base: CompareRow): string {
+  if (r.lockWaitSharePct === null || base.lockWaitSharePct === null) return '';
+  const dip = r.dipPct === null || base.dipPct === null ? '' : ` (deepest dip ${r.dipPct.toFixed(1)} % vs ${base.dipPct.toFixed(1)} %)`;
+  return `; vCPUs waited for mmu_lock ${r.lockWaitSharePct.toFixed(2)} % of their time in the split phase vs ${base.lockWaitSharePct.toFixed(2)} %${dip}`;
 }
 
 /** The key a run is compared within: every swept value except the design. */
@@ -351,6 +380,6 @@ export function verdictLines(rows: readonly CompareRow[]): string[] {
         ? `split took ${r.splitterSeconds.toFixed(4)} s (${BASELINE_DESIGN} split nothing)`
         : `split took ${Math.abs(d).toFixed(1)} % ${d >= 0 ? 'longer' : 'shorter'} than ${BASELINE_DESIGN} (${r.splitterSeconds.toFixed(4)} s vs ${base.splitterSeconds.toFixed(4)} s${spreadNote(r.splitSpreadPct, base.splitSpreadPct)})`;
     const medians = r.runs > 1 ? ` [medians of ${r.runs} runs]` : '';
-    return `${r.label}: ${timePart}; ${faultPart}${medians}`;
+    return `${r.label}: ${timePart}; ${faultPart}${lockWaitPart(r, base)}${medians}`;
   });
 }

@@ -73,6 +73,7 @@ import type { ReportSink, RunSample } from './report_sink.js';
 import { MAIN_WORKER_ID } from './run_plan.js';
 import type { RoleKind, RunPlan, SplitterOp, Step } from './run_plan.js';
 import { runProgress, stuckError, Watchdog } from './watchdog.js';
+import { buildTimeline, TIMELINE_SAMPLE_MS, TimelineRecorder } from './timeline.js';
 
 /**
  * JIT: compile hot code on the thread that runs it. With dozens of busy vCPU threads on 2 cores,
@@ -130,6 +131,11 @@ export class Engine {
   /** The vCPUs' progress words when the current phase began (for the progress detail). */
   #phaseProgressBase = 0;
   #onAbortSignal: (() => void) | undefined;
+  /** The run's timeline (timeline.ts): sampled every TIMELINE_SAMPLE_MS while the run goes on. */
+  readonly #timeline = new TimelineRecorder();
+  #sampler: NodeJS.Timeout | undefined;
+  /** When mmu_lock's queue last became non-empty (ms since the run started), or -1 while empty. */
+  #lockQueuedSince = -1;
 
   constructor(plan: RunPlan, config: RunConfig, hooks: EngineHooks = {}) {
     this.#plan = plan;
@@ -272,6 +278,7 @@ export class Engine {
     });
     this.#watchdog.start();
     this.#startTicks();
+    this.#startSampler();
     this.#setState('starting worker threads');
 
     await this.#waitUntil(CTL_READY, (v) => v >= plan.roles.length);
@@ -301,6 +308,7 @@ export class Engine {
     const results = await Promise.race([all, this.#failed]);
     this.#watchdog.stop();
     this.#stopTicks();
+    this.#stopSampler();
     const finalStats = this.#vm.sumStats();
     const rcu = new RcuDomain(new Int32Array(this.#shared.control), this.#shared.layout.rcuBase, cfg.vm.workers).stats();
     return buildReport({
@@ -317,6 +325,10 @@ export class Engine {
       pool: this.#vm.poolAccounting() as unknown as Record<string, number>,
       pages: this.#vm.pageStats(),
       poolTables: this.#shared.poolTables,
+      timeline: buildTimeline(
+        this.#timeline,
+        this.#phases.map((p) => p.name),
+      ),
     });
   }
 
@@ -346,6 +358,7 @@ export class Engine {
   async #teardown(): Promise<void> {
     this.#watchdog?.stop();
     this.#stopTicks();
+    this.#stopSampler();
     for (const s of this.#hooks.sinks ?? []) s.end?.();
     if (this.#onAbortSignal !== undefined) this.#hooks.signal?.removeEventListener('abort', this.#onAbortSignal);
     if (this.#failure === undefined && this.#ctl !== undefined) Atomics.store(this.#ctl.i32, CTL_ABORT, 1);
@@ -359,6 +372,7 @@ export class Engine {
     this.#watchdog?.kick();
     this.#setState(name, iteration);
     this.#phaseStart = nowNs();
+    this.#timeline.event({ tMs: this.#elapsedMs(), phase: this.#phases.length, name, edge: 'begin' });
     this.#phases.push({
       name,
       kind,
@@ -379,6 +393,9 @@ export class Engine {
     // wallSeconds: as the main thread saw it, from setting PHASE_ID to now: the window in which
     // free-running vCPUs file their samples under this phase (their throughput's denominator).
     this.#phases[id] = { ...p, seconds, wallSeconds: Number(nowNs() - this.#phaseStart) / 1e9, dirtyPages, ...snap };
+    // A forced sample at the edge: the phase's last rate ends exactly at its end.
+    this.#sample(true);
+    this.#timeline.event({ tMs: this.#elapsedMs(), phase: id, name: p.name, edge: 'end' });
     this.#watchdog?.kick();
   }
 
@@ -524,6 +541,51 @@ export class Engine {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  // --- the timeline sampler (timeline.ts) ---------------------------------------------------
+
+  #elapsedMs(): number {
+    return Number(nowNs() - this.#t0) / 1e6;
+  }
+
+  #startSampler(): void {
+    this.#sampler = setInterval(() => this.#sample(false), TIMELINE_SAMPLE_MS);
+    this.#sampler.unref();
+  }
+
+  #stopSampler(): void {
+    if (this.#sampler !== undefined) clearInterval(this.#sampler);
+    this.#sampler = undefined;
+  }
+
+  /** One timeline point: racy reads of the counters and of the lock word (timeline.ts says why that is enough). */
+  #sample(force: boolean): void {
+    const vm = this.#vm;
+    if (vm === undefined) return;
+    const c = vm.sumStats();
+    const lock = vm.mmuLock.rwlock.describe();
+    const t = this.#elapsedMs();
+    const waiters = Math.max(0, lock.queued);
+    if (waiters === 0) this.#lockQueuedSince = -1;
+    else if (this.#lockQueuedSince < 0) this.#lockQueuedSince = t;
+    this.#timeline.offer(
+      {
+        tMs: t,
+        phase: this.#phases.length - 1,
+        accesses: c['accesses'] ?? 0,
+        fastFaults: c['fastFaults'] ?? 0,
+        slowFaults: c['slowFaults'] ?? 0,
+        firstTouchFaults: c['firstTouchFaults'] ?? 0,
+        hugePagesSplit: c['hugePagesSplit'] ?? 0,
+        lockDrops: c['lockDrops'] ?? 0,
+        restarts: c['restarts'] ?? 0,
+        lockWaiters: waiters,
+        lockWaitingMs: this.#lockQueuedSince < 0 ? 0 : t - this.#lockQueuedSince,
+        writerHeld: lock.writerLocked,
+      },
+      force,
+    );
   }
 
   // --- the tick feed ------------------------------------------------------------------------

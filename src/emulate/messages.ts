@@ -159,6 +159,9 @@ export interface SplitTuning {
 /** Histograms (ns) a worker recorded in one phase, by name: faultFast, faultSlow, readWait, ... */
 export type TimingData = Readonly<Record<string, HistogramData>>;
 
+/** A vCPU's fault latency of one kind (guest_access.ts FaultKind) is the timing entry `fault:KIND`. */
+export const FAULT_KIND_PREFIX = 'fault:';
+
 /** What one vCPU did in one phase. */
 export interface VcpuPhaseSample {
   readonly phase: number;
@@ -169,6 +172,8 @@ export interface VcpuPhaseSample {
   /** Complete passes over the region finished in this phase. */
   readonly passes: number;
   readonly timing: TimingData;
+  /** The vCPU thread's on-CPU ns over the phase (schedstat); null or absent where unknown. */
+  readonly cpuNs?: number | null;
 }
 
 export interface VcpuResult {

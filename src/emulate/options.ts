@@ -125,6 +125,8 @@ export interface EmulateOptions {
   readonly hostEvents: HostEventsProfile;
   /** Options that contradict the release without being impossible (printed in the banner). */
   readonly anachronisms: readonly string[];
+  /** `--timeline-csv FILE`: the run's timeline (timeline.ts), one row per sample. */
+  readonly timelineCsv: string | undefined;
 }
 
 /**
@@ -173,6 +175,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   kernel: DEFAULT_KERNEL,
   hostEvents: parseHostEvents('--host-events', 'none'),
   anachronisms: [],
+  timelineCsv: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -585,6 +588,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'host mm events on the guest (MMU-notifier invalidations, accessed-bit aging): none, light, heavy or key=value,... (src/emulate/host_events.ts)',
     shownDefault: 'from --pressure: none->none, moderate->light, heavy->heavy',
   },
+  {
+    long: 'timeline-csv',
+    type: 'string',
+    arg: 'FILE',
+    help: "also write the run's timeline (vCPU throughput, faults by kind, mmu_lock waiters, splitter progress every few ms) as CSV",
+    shownDefault: 'none',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -628,6 +638,7 @@ export const OPTION_PARSERS = {
   clearLock: (raw: string) => parseClearLock(flagName('clear-lock'), raw),
   kernel: (raw: string) => parseKernel(flagName('kernel'), raw),
   hostEvents: (raw: string) => parseHostEvents(flagName('host-events'), raw),
+  timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -726,6 +737,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     hostEvents:
       pick('hostEvents', 'host-events') ?? parseHostEvents(flagName('host-events'), hostEventsForPressure(pick('pressure', 'pressure') ?? DEFAULTS.pressure)),
     anachronisms: [],
+    timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
   };
   const applied = applyKernel(opts, str);
   // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager

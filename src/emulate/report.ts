@@ -229,6 +229,76 @@ function steadyTable(r: Report): string[] {
   ];
 }
 
+/** Fault count and latency per kind (exec, first-touch, write protection fast/slow, read), per phase. */
+function faultKindTable(r: Report): string[] {
+  const rows: string[][] = [];
+  for (const p of r.phases) {
+    const kinds = p.vcpu?.faultKinds;
+    if (kinds === undefined) continue;
+    let first = true;
+    for (const [kind, s] of Object.entries(kinds)) {
+      rows.push([first ? p.name : '', kind, ...latencyCells(s)]);
+      first = false;
+    }
+  }
+  if (rows.length === 0) return [];
+  return [...section('vCPU faults by kind (wp = write protection; slow kinds took mmu_lock)'), ...table(['phase', 'kind', ...LAT_HEADER], rows)];
+}
+
+function pct(x: number | null | undefined): string {
+  return x === null || x === undefined ? '-' : `${(x * 100).toFixed(2)}%`;
+}
+
+/**
+ * Where the vCPUs' time went per phase: waiting for mmu_lock (its share of vCPUs x the phase's
+ * window) and on a CPU (schedstat). On a host with fewer cores than threads the on-CPU share is
+ * what the splitter and the other vCPUs took by sharing cores; the lock-wait share is the lock's own part.
+ */
+function vcpuTimeTable(r: Report): string[] {
+  const rows: string[][] = [];
+  for (const p of r.phases) {
+    const v = p.vcpu;
+    if (v === null || v.lockWaitSeconds === undefined) continue;
+    rows.push([
+      p.name,
+      (v.vcpuSeconds ?? 0).toFixed(3),
+      (v.lockWaitSeconds ?? 0).toFixed(6),
+      pct(v.lockWaitShare),
+      v.cpuSeconds == null ? '-' : v.cpuSeconds.toFixed(3),
+      pct(v.onCpuShare),
+    ]);
+  }
+  if (rows.length === 0) return [];
+  return [
+    ...section('vCPU time by phase: waiting for mmu_lock, and on a CPU (vCPU s = vCPUs x window)'),
+    ...table(['phase', 'vCPU s', 'lock wait s', 'wait share', 'on-CPU s', 'on-CPU share'], rows),
+  ];
+}
+
+/** The timeline's summary: the deepest throughput dip of each phase in which vCPUs ran, and how long it lasted. */
+function dipTable(r: Report): string[] {
+  const t = r.timeline;
+  if (t === undefined) return [];
+  const head = `${formatCount(t.rows.length)} samples, every ${t.sampleMs * t.stride} ms; a dip is throughput below ${100 - t.dipThresholdPct}% of the baseline`;
+  if (t.dips.length === 0) return [...section('Timeline'), head, 'no phase with running vCPUs was sampled'];
+  const d0 = t.dips[0]!;
+  const rows = t.dips.map((d) => [
+    d.name,
+    formatRate(d.meanPerSecond),
+    formatRate(d.minPerSecond),
+    `${d.depthPct.toFixed(1)}%`,
+    `${d.belowMs.toFixed(0)} ms`,
+    `${d.longestBelowMs.toFixed(0)} ms`,
+    String(d.maxLockWaiters),
+    `${d.maxLockWaitingMs.toFixed(0)} ms`,
+  ]);
+  return [
+    ...section('Timeline: vCPU throughput dips by phase'),
+    `${head}; baseline ${formatRate(d0.baselinePerSecond)} (${d0.baselineFrom})`,
+    ...table(['phase', 'mean rate', 'min rate', 'dip depth', 'below', 'longest', 'max lock waiters', 'longest queue'], rows),
+  ];
+}
+
 /** The whole text report. */
 export function formatReport(r: Report): string {
   const c = r.config;
@@ -303,6 +373,9 @@ export function formatReport(r: Report): string {
   out.push(...section('vCPU fault latency by phase and kind (fast = lockless, slow = mmu_lock for read)'));
   out.push(...faultLatencyTable(r));
   out.push(...steadyTable(r));
+  out.push(...faultKindTable(r));
+  out.push(...vcpuTimeTable(r));
+  out.push(...dipTable(r));
   out.push(...section('mmu_lock (all threads, whole run)'));
   out.push(...lockTable(r));
   out.push(`contended acquisitions: ${formatCount(r.mmuLock.contendedReads)} reads, ${formatCount(r.mmuLock.contendedWrites)} writes`);

@@ -14,6 +14,8 @@ import { GUEST_PAGE_BYTES } from './options.js';
 import { OP_CHECK } from './control.js';
 import type { HostEventsResult, SplitterResult, TimingData, VcpuResult } from './messages.js';
 import { formatKernel, kernelBehaviour } from '../kernel_version.js';
+import { FAULT_KIND_PREFIX } from './messages.js';
+import type { TimelineReport } from './timeline.js';
 import { REPORT_SCHEMA_VERSION, summarize } from './report_model.js';
 import { summarizeHoldPreemption } from './hold_preemption.js';
 import type { IterationReport, LatencySummary, LockTimes, PageCounts, PhaseKind, PhaseReport, Report, SteadyWindow, VcpuPhaseReport } from './report_model.js';
@@ -52,6 +54,8 @@ export interface BuildInput {
   readonly poolTables: number;
   /** Host facts (injectable for tests). */
   readonly host?: Report['host'];
+  /** The run's timeline (engine.ts samples it); absent in synthetic inputs. */
+  readonly timeline?: TimelineReport;
 }
 
 /** Split counter deltas (after - before), by the counter table's JSON keys. */
@@ -101,6 +105,34 @@ export function splitsBetween(before: PageStats, after: PageStats): { s1g: numbe
   return { s1g: Math.max(0, before.pages1g - after.pages1g), s2m: Math.max(0, after.pages4k - before.pages4k) / 512 };
 }
 
+/** The worker counter that counts each fault kind (guest_access.ts FaultKind; 'pml' is not a fault). */
+const FAULT_KIND_COUNTERS: Readonly<Record<string, string>> = Object.freeze({
+  'wp-fast': 'faultWpFast',
+  'wp-slow': 'faultWpSlow',
+  exec: 'faultExec',
+  'first-touch': 'faultFirstTouch',
+  read: 'faultRead',
+});
+
+/**
+ * Fault latency by kind: the vCPUs' `fault:KIND` histograms (messages.ts FAULT_KIND_PREFIX), kinds
+ * that occurred. The latencies are samples (guest_access.ts FAULT_TIMING_SAMPLE); each kind's
+ * `count` is the exact number of accesses that took it, from its counter.
+ */
+function faultKinds(records: readonly TimingData[], counted: (key: string) => number): Record<string, LatencySummary> {
+  const kinds = new Set<string>();
+  for (const r of records) for (const k of Object.keys(r)) if (k.startsWith(FAULT_KIND_PREFIX)) kinds.add(k);
+  const out: Record<string, LatencySummary> = {};
+  for (const k of [...kinds].sort()) {
+    const h = mergeNamed(records, k);
+    if (h.count === 0) continue;
+    const kind = k.slice(FAULT_KIND_PREFIX.length);
+    const counter = FAULT_KIND_COUNTERS[kind];
+    out[kind] = { ...summarize(h), count: counter === undefined ? h.count : counted(counter) };
+  }
+  return out;
+}
+
 function rate(n: number, seconds: number): number {
   return seconds > 0 ? n / seconds : 0;
 }
@@ -124,12 +156,16 @@ export function buildReport(input: BuildInput): Report {
   const nPhases = input.phases.length;
 
   // Worker samples by phase id.
-  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[] }[] = Array.from({ length: nPhases }, () => ({
-    accesses: 0,
-    writes: 0,
-    pagesWritten: 0,
-    timing: [],
-  }));
+  const vcpuByPhase: { accesses: number; writes: number; pagesWritten: number; timing: TimingData[]; cpuNs: number | null }[] = Array.from(
+    { length: nPhases },
+    () => ({
+      accesses: 0,
+      writes: 0,
+      pagesWritten: 0,
+      timing: [],
+      cpuNs: 0,
+    }),
+  );
   const vcpuRan = new Array<boolean>(nPhases).fill(false);
   for (const r of input.vcpuResults) {
     for (const s of r.samples) {
@@ -139,6 +175,7 @@ export function buildReport(input: BuildInput): Report {
       b.writes += s.writes;
       b.pagesWritten += s.pagesWritten;
       b.timing.push(s.timing);
+      b.cpuNs = b.cpuNs === null || s.cpuNs === undefined || s.cpuNs === null ? null : b.cpuNs + s.cpuNs;
       if (s.accesses > 0) vcpuRan[s.phase] = true;
     }
   }
@@ -169,17 +206,27 @@ export function buildReport(input: BuildInput): Report {
       const all = new Histogram();
       all.merge(fast);
       all.merge(slow);
+      // A vCPU pass is timed by the vCPUs themselves; free-running vCPUs (steady, -e) ran for
+      // the phase's whole window, splitter hand-off included.
+      const window = p.kind === 'populate' || (p.kind === 'dirty' && !o.steady) ? p.seconds : p.wallSeconds;
+      const vcpuSeconds = window * o.vcpus;
+      const lockWaitSeconds = (sumOf(v.timing, 'readWait') + sumOf(v.timing, 'writeWait')) / 1e9;
+      const cpuSeconds = v.cpuNs === null ? null : v.cpuNs / 1e9;
       vcpu = {
         accesses: v.accesses,
         writes: v.writes,
-        // A vCPU pass is timed by the vCPUs themselves; free-running vCPUs (steady, -e) ran for
-        // the phase's whole window, splitter hand-off included.
-        accessesPerSecond: rate(v.accesses, p.kind === 'populate' || (p.kind === 'dirty' && !o.steady) ? p.seconds : p.wallSeconds),
+        accessesPerSecond: rate(v.accesses, window),
         // Counted, not sampled (fault latencies are sampled: guest_access.ts FAULT_TIMING_SAMPLE):
         // the 'fast' accesses are the wp-fast ones, every other faulting access took a slow fault.
         fastFaults: statDelta(p.stats, before.stats, ['faultWpFast']),
         slowFaults: statDelta(p.stats, before.stats, ['faultWpSlow', 'faultExec', 'faultFirstTouch', 'faultRead']),
         faultLatencyNs: { all: summarize(all), fast: summarize(fast), slow: summarize(slow) },
+        faultKinds: faultKinds(v.timing, (key) => statDelta(p.stats, before.stats, [key])),
+        vcpuSeconds,
+        lockWaitSeconds,
+        lockWaitShare: vcpuSeconds > 0 ? lockWaitSeconds / vcpuSeconds : 0,
+        cpuSeconds,
+        onCpuShare: cpuSeconds === null || vcpuSeconds <= 0 ? null : cpuSeconds / vcpuSeconds,
       };
     }
     return {
@@ -379,6 +426,7 @@ export function buildReport(input: BuildInput): Report {
       pmlWrites: (fs['pmlWrites'] ?? 0) - (bs['pmlWrites'] ?? 0),
       pmlFullExits: (fs['pmlFullExits'] ?? 0) - (bs['pmlFullExits'] ?? 0),
     },
+    ...(input.timeline === undefined ? {} : { timeline: input.timeline }),
   };
 }
 

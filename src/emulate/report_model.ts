@@ -6,6 +6,7 @@
  */
 import type { Histogram, Percentiles } from '../stats/histogram.js';
 import type { SplitCounters } from '../stats/worker_stats.js';
+import type { TimelineReport } from './timeline.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -51,6 +52,21 @@ export interface VcpuPhaseReport {
   readonly fastFaults: number;
   readonly slowFaults: number;
   readonly faultLatencyNs: { readonly all: LatencySummary; readonly fast: LatencySummary; readonly slow: LatencySummary };
+  /**
+   * Fault count and latency by kind (guest_access.ts FaultKind: 'wp-fast', 'wp-slow', 'exec',
+   * 'first-touch', 'read', ...), only the kinds that occurred. Absent in reports before it existed.
+   */
+  readonly faultKinds?: Readonly<Record<string, LatencySummary>>;
+  /** vCPU time in the phase: vCPUs x the phase's window (the accessesPerSecond denominator), seconds. */
+  readonly vcpuSeconds?: number;
+  /** Time the vCPUs spent waiting for mmu_lock (sum of their read and write waits), seconds. */
+  readonly lockWaitSeconds?: number;
+  /** lockWaitSeconds / vcpuSeconds: the share of vCPU time lost waiting for mmu_lock. */
+  readonly lockWaitShare?: number;
+  /** The vCPU threads' on-CPU time (schedstat), seconds; null where the OS does not give it. */
+  readonly cpuSeconds?: number | null;
+  /** cpuSeconds / vcpuSeconds: the share of vCPU time the threads were on a CPU (below 1: sharing cores, or parked). */
+  readonly onCpuShare?: number | null;
 }
 
 export interface LockTimes {
@@ -252,6 +268,8 @@ export interface Report {
   readonly hostCosts?: HostCostsReport;
   /** Dirty tracking mode and its exits (src/mmu/pml.ts). */
   readonly dirtyTracking?: DirtyTrackingReport;
+  /** Samples taken while the run went on, phase edges, and the deepest dip per phase (timeline.ts). */
+  readonly timeline?: TimelineReport;
 }
 
 export interface HostCostsReport {

@@ -11,6 +11,7 @@ import { compareCsv } from './csv.js';
 import { formatReport } from './report.js';
 import { reportToJson } from './report_json.js';
 import type { Report } from './report_model.js';
+import { timelineCsv } from './timeline.js';
 
 /** How often the engine samples a running run for `tick`. */
 export const TICK_MS = 250;
@@ -55,6 +56,22 @@ export function jsonSink(file: string): ReportSink {
 /** `--csv FILE` for one run: the compare CSV with one row (csv.ts). */
 export function csvSink(file: string): ReportSink {
   return { report: (r) => writeFileSync(file, compareCsv([{ report: r, row: compareRow(r) }])) };
+}
+
+/** `--timeline-csv FILE`: the run's timeline, one row per sample (timeline.ts); a header only when the run has none. */
+export function timelineCsvSink(file: string): ReportSink {
+  return {
+    report: (r) => {
+      const t = r.timeline ?? { sampleMs: 0, stride: 1, dipThresholdPct: 0, rows: [], events: [], dips: [] };
+      writeFileSync(
+        file,
+        timelineCsv(
+          t,
+          r.phases.map((p) => p.name),
+        ),
+      );
+    },
+  };
 }
 
 /** Hand a finished report to every sink, in order. */

@@ -27,8 +27,9 @@ import { errorCode, invalidOption } from '../errors.js';
 import { checkOutputPath } from './output_file.js';
 import { formatCount } from './report.js';
 import { parsePositiveInt } from './options.js';
-import { COLUMNS, planRuns, quickScalingNote, REPRODUCE_ROWS, rowRepeats, runArgs, runKey, selectRows } from './reproduce_rows.js';
+import { apr24GroupVerdict, COLUMNS, planRuns, quickScalingNote, REPRODUCE_ROWS, rowRepeats, runArgs, runKey, selectRows } from './reproduce_rows.js';
 import type { ColumnSpec, MetricRef, PlannedRun, ReproduceRow } from './reproduce_rows.js';
+import { extractMetric } from './reproduce_metric.js';
 import { formatRatio, judgeColumn, ruleWord, statusWord, toleranceShort } from './reproduce_verdict.js';
 import type { ColumnVerdict, VariantOutcome, VerdictStatus } from './reproduce_verdict.js';
 
@@ -132,6 +133,8 @@ type RunResult =
   | {
       readonly kind: 'ok';
       readonly phases: PhaseMetrics;
+      /** The parsed JSON report, for metrics beyond the phase seconds (reproduce_metric.ts). */
+      readonly report: unknown;
       /** The report's resolved `config` (dirty tracking, host costs... as the emulator printed them). */
       readonly config: Readonly<Record<string, unknown>>;
       readonly elapsedSeconds: number;
@@ -151,7 +154,7 @@ function lastMeaningfulLine(text: string): string {
   return line.replace(/^emulate:\s*/, '');
 }
 
-function readReport(file: string): { phases: PhaseMetrics; config: Readonly<Record<string, unknown>> } | string {
+function readReport(file: string): { phases: PhaseMetrics; report: unknown; config: Readonly<Record<string, unknown>> } | string {
   let report: unknown;
   try {
     report = JSON.parse(readFileSync(file, 'utf8'));
@@ -169,7 +172,7 @@ function readReport(file: string): { phases: PhaseMetrics; config: Readonly<Reco
     out.set(p.name, { seconds: p.seconds, splitSeconds: typeof p.splitSeconds === 'number' ? p.splitSeconds : null, faults });
   }
   const config = (report as { config?: unknown }).config;
-  return { phases: out, config: typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {} };
+  return { phases: out, report, config: typeof config === 'object' && config !== null ? (config as Record<string, unknown>) : {} };
 }
 
 function runEmulator(args: readonly string[], jsonFile: string): Promise<RunResult> {
@@ -208,7 +211,7 @@ function runEmulator(args: readonly string[], jsonFile: string): Promise<RunResu
       resolve(
         typeof report === 'string'
           ? { kind: 'failed', message: report, elapsedSeconds: seconds }
-          : { kind: 'ok', phases: report.phases, config: report.config, elapsedSeconds: seconds },
+          : { kind: 'ok', phases: report.phases, report: report.report, config: report.config, elapsedSeconds: seconds },
       );
     });
   });
@@ -217,12 +220,12 @@ function runEmulator(args: readonly string[], jsonFile: string): Promise<RunResu
 // ---------------------------------------------------------------------------------------------
 // From runs to outcomes to verdicts
 
-function metricOf(phases: PhaseMetrics, metric: MetricRef): number | string {
-  const p = phases.get(metric.phase);
-  if (p === undefined) return `the report has no phase ${JSON.stringify(metric.phase)}`;
-  const v = metric.field === 'seconds' ? p.seconds : p.splitSeconds;
-  if (v === null) return `phase ${JSON.stringify(metric.phase)} has no ${metric.field}`;
-  return v;
+/** The value printed for a metric: seconds, or a share / percentage for the fields that are not times. */
+function metricText(metric: MetricRef, v: number | null | undefined): string {
+  if (v === null || v === undefined) return '-';
+  if (metric.field === 'lockWaitShare' || metric.field === 'onCpuShare') return `${(v * 100).toFixed(2)}%`;
+  if (metric.field === 'dipPct') return `${v.toFixed(1)}% dip`;
+  return seconds(v);
 }
 
 function outcomeOf(row: ReproduceRow, variantArgs: (repeat: number) => string, repeats: number, results: ReadonlyMap<string, RunResult>): VariantOutcome {
@@ -232,9 +235,9 @@ function outcomeOf(row: ReproduceRow, variantArgs: (repeat: number) => string, r
     if (res === undefined) return { kind: 'failed', message: 'not run' };
     if (res.kind === 'not-runnable') return { kind: 'not-runnable', message: res.message };
     if (res.kind === 'failed') return { kind: 'failed', message: res.message };
-    const v = metricOf(res.phases, row.metric);
-    if (typeof v === 'string') return { kind: 'failed', message: v };
-    samples.push(v);
+    const v = extractMetric(res.report, row.metric);
+    if (v.kind !== 'ok') return v;
+    samples.push(v.value);
   }
   return { kind: 'ok', samples };
 }
@@ -304,10 +307,10 @@ function formatRow(res: RowResult, quick: boolean): string[] {
   const body = row.variants.map((v) => [
     v.id,
     v.label,
-    seconds(v.published),
+    metricText(row.metric, v.published),
     ...columns.map((c) => {
       const cv = res.columns[c.id]!;
-      return cv.status === 'not-runnable' || cv.status === 'failed' ? '-' : seconds(cv.medians[v.id]);
+      return cv.status === 'not-runnable' || cv.status === 'failed' ? '-' : metricText(row.metric, cv.medians[v.id]);
     }),
     ...(showFaults
       ? columns.map((c) => {
@@ -335,6 +338,20 @@ function formatRow(res: RowResult, quick: boolean): string[] {
   lines.push('   commands:');
   for (const c of columns) for (const v of row.variants) lines.push(`     ${v.id}, ${c.id}: ${res.commands[c.id]?.[v.id] ?? '-'}`);
   return lines;
+}
+
+/** The April 2024 group's verdict (reproduce_rows.ts apr24GroupVerdict), per column, when its rows ran. */
+function apr24Lines(results: readonly RowResult[], columns: readonly ColumnSpec[]): string[] {
+  const rows = results.filter((r) => r.row.id.startsWith('apr24-'));
+  if (rows.length === 0) return [];
+  const lines = ['== apr24 (group): per-word / whole CLEAR CPU time across the three fault models'];
+  for (const c of columns) {
+    const ours: Record<string, number | null> = {};
+    for (const r of rows) ours[r.row.id] = r.columns[c.id]?.ratios[0]?.ours ?? null;
+    const v = apr24GroupVerdict(ours);
+    lines.push(`   verdict, ${c.label}: ${v.passed === null ? 'not judged' : v.passed ? 'reproduced' : 'missed'}: ${v.detail}`);
+  }
+  return [...lines, ''];
 }
 
 function summaryTable(results: readonly RowResult[]): string[] {
@@ -485,6 +502,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const out: string[] = [];
   out.push(...modelLines(plan, results, columns), '');
   for (const r of rowResults) out.push(...formatRow(r, quick), '');
+  out.push(...apr24Lines(rowResults, columns));
   const wall = (performance.now() - t0) / 1000;
   const c = counts(rowResults, 'calibrated');
   out.push(

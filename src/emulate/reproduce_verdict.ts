@@ -86,6 +86,10 @@ function toleranceText(j: Judgement): string {
       return 'none (printed only)';
     case 'within-spread':
       return '|difference of medians| < run-to-run spread ((max - min) / median of either variant) over interleaved runs';
+    case 'excess':
+      return j.expect
+        ? "the first variant's median exceeds the second's by more than the run-to-run spread (the larger max - min of either)"
+        : "the first variant's median does not exceed the second's by more than the run-to-run spread (the effect is absent)";
   }
 }
 
@@ -100,6 +104,8 @@ export function toleranceShort(j: Judgement): string {
       return 'none';
     case 'within-spread':
       return 'within run-to-run spread';
+    case 'excess':
+      return j.expect ? 'exceeds the spread' : 'absent (within the spread)';
   }
 }
 
@@ -109,6 +115,41 @@ export function rankSlowestFirst(values: readonly { readonly id: string; readonl
     .map((v, i) => ({ ...v, i }))
     .sort((a, b) => b.value - a.value || a.i - b.i)
     .map((v) => v.id);
+}
+
+/**
+ * An 'excess' judgement: does the first variant's median exceed the second's by more than the
+ * run-to-run spread? The spread is absolute (the larger max - min of the two variants' samples):
+ * the metrics judged this way (a share of vCPU time lost waiting for mmu_lock) can be about 0
+ * for one variant, where a spread relative to the median means nothing.
+ */
+function judgeExcess(
+  variants: readonly { readonly id: string }[],
+  samples: Readonly<Record<string, readonly number[]>>,
+  medians: Readonly<Record<string, number | null>>,
+  expect: boolean,
+): { rulePassed: boolean | null; detail: string; spread: SpreadResult | null } {
+  const [a, b] = variants;
+  const sa = a === undefined ? undefined : samples[a.id];
+  const sb = b === undefined ? undefined : samples[b.id];
+  if (a === undefined || b === undefined || sa === undefined || sb === undefined) {
+    return { rulePassed: null, detail: 'an excess row needs two variants', spread: null };
+  }
+  const ma = medians[a.id]!;
+  const mb = medians[b.id]!;
+  const range = (xs: readonly number[]): number => Math.max(...xs) - Math.min(...xs);
+  const runs = Math.min(sa.length, sb.length);
+  const differencePct = mb > 0 ? (ma / mb - 1) * 100 : Number.NaN;
+  const fmt = (x: number): string => x.toPrecision(3);
+  const head = `${a.id} median ${fmt(ma)} vs ${b.id} ${fmt(mb)} (difference ${fmt(ma - mb)})`;
+  if (runs < 2) {
+    return { rulePassed: null, detail: `${head}; spread unknown (fewer than two runs each): not judged`, spread: { differencePct, spreadPct: null, runs } };
+  }
+  const spreadAbs = Math.max(range(sa), range(sb));
+  const exceeds = ma - mb > spreadAbs;
+  const spread: SpreadResult = { differencePct, spreadPct: mb > 0 ? (spreadAbs / mb) * 100 : null, runs };
+  const detail = `${head}; run-to-run spread ${fmt(spreadAbs)} over ${runs} interleaved runs each: ${exceeds ? 'exceeds the spread' : 'within the spread'}`;
+  return { rulePassed: exceeds === expect, detail, spread };
 }
 
 /** `ours / published` within `[1/factor, factor]`. */
@@ -244,6 +285,13 @@ export function judgeColumn(row: VerdictRow, outcomes: Readonly<Record<string, V
           rulePassed ? 'within the spread' : differencePct > 0 ? `slower by more than the spread` : 'faster by more than the spread'
         }`;
       }
+      break;
+    }
+    case 'excess': {
+      const r = judgeExcess(row.variants, samples, medians, row.judgement.expect);
+      rulePassed = r.rulePassed;
+      detail = r.detail;
+      spread = r.spread;
       break;
     }
   }

@@ -212,13 +212,17 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     }
     pmlFlush(vm);
     // No translation at all (never mapped, or zapped): a first-touch fault, always the slow path.
-    if (spte === SHADOW_NONPRESENT_VALUE) stats.add(WS.firstTouchFaults, 1);
+    if (spte === SHADOW_NONPRESENT_VALUE) {
+      stats.add(WS.firstTouchFaults, 1);
+      if (faultKind === 'none') faultKind = 'first-touch';
+    }
     const slot = vm.slotOf(gfn);
     if (slot < 0) throw new EmulatorError('ERR_INVALID_ARG', `guestAccess: gfn 0x${gfn.toString(16)} is outside every memslot`);
     if (leaf && isWrite && level === PG_LEVEL_4K && (spte & SPTE_MMU_WRITABLE_MASK) !== 0n) {
       const r = fastFault(vm, slot, gfn);
       stats.add(WS.spteReads, walkOut.reads);
       if (r === 'fixed') stats.add(WS.fastFaults, 1);
+      if (faultKind === 'none') faultKind = 'wp-fast';
       if (r !== 'slow') {
         payHostCost(vm, vm.config.hostCosts?.wpfaultNs ?? 0);
         continue;
@@ -227,6 +231,7 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
       if (faultKind === 'wp-fast') faultKind = 'wp-slow';
     }
     payHostCost(vm, vm.config.hostCosts?.slowfaultNs ?? 0);
+    if (faultKind === 'none' || faultKind === 'wp-fast') faultKind = isWrite ? 'wp-slow' : kind === 'exec' ? 'exec' : 'read';
     slowFault(vm, slot, gfn, kind);
     slow = true;
   }
@@ -239,6 +244,7 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     out.faultNs = 0;
     out.timed = false;
     out.faults = 0;
+    out.faultKind = 'none';
     return;
   }
   const row = KIND_ROW[faultKind];

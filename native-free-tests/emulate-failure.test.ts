@@ -120,7 +120,7 @@ test.serial('--json writes the documented schema, matching the text report', asy
   t.is(r.stderr, '', 'no progress output when stderr is not a terminal');
   const rep = r.report;
   t.deepEqual(missingRequiredKeys(rep), []);
-  t.is(rep.schemaVersion, 1);
+  t.is(rep.schemaVersion, 2);
   t.is(rep.iterations.length, 3);
   t.is(rep.config.vcpus, 2);
   t.is(rep.host.nodeVersion, process.version);

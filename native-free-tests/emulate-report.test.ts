@@ -178,7 +178,7 @@ test('JSON has every required key; a missing one is caught', (t) => {
   const r = synthetic();
   const json = JSON.parse(reportToJson(r)) as Record<string, unknown>;
   t.deepEqual(missingRequiredKeys(json), []);
-  t.is(json['schemaVersion'], 1);
+  t.is(json['schemaVersion'], 2);
   t.true(REQUIRED_KEYS.length > 30);
   const broken = JSON.parse(JSON.stringify(json)) as { split: Record<string, unknown>; phases: Record<string, unknown>[] };
   delete broken.split['lockDrops'];

@@ -8,7 +8,7 @@ import type { Histogram, Percentiles } from '../stats/histogram.js';
 import type { SplitCounters } from '../stats/worker_stats.js';
 import type { TimelineReport } from './timeline.js';
 
-export const REPORT_SCHEMA_VERSION = 1;
+export const REPORT_SCHEMA_VERSION = 2;
 
 /** How many of the splitter's mmu_lock holds the host preempted (computed by hold_preemption.ts). */
 export interface HoldPreemption {

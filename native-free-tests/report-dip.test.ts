@@ -52,7 +52,8 @@ function synthetic(opts: { cpu: boolean; timeline: boolean }): ReturnType<typeof
     iteration: name.startsWith('iteration') ? 1 : null,
     seconds: 0.5,
     wallSeconds: 0.5,
-    stats: zero,
+    // The per-kind fault counters (cumulative snapshots): the CLEAR's faults, as the samples below time them.
+    stats: i >= 5 ? { ...zero, faultExec: 2, faultWpFast: 4, faultFirstTouch: 2 } : zero,
     splitterStats: zero,
     pages: { pages4k: 0, pages2m: 4, pages1g: 0 },
     dirtyPages: null,

@@ -44,15 +44,29 @@ export function vcpuPollKick(vm: Vm): void {
   vcpuCheckKick(vm);
 }
 
-/** One design instance per thread and name (designs with caches keep per-thread state). */
-const designs = new Map<string, SplitAllocDesign>();
+/**
+ * One design instance per thread, VM and name (designs with caches keep per-thread state, bound to
+ * the VM whose allocator fills them: jit_warmup.ts runs the same calls on a scratch VM first, and
+ * its designs must never serve the real VM).
+ */
+const designs = new WeakMap<Vm, Map<string, SplitAllocDesign>>();
+
+function designsOf(vm: Vm): Map<string, SplitAllocDesign> {
+  let m = designs.get(vm);
+  if (m === undefined) {
+    m = new Map();
+    designs.set(vm, m);
+  }
+  return m;
+}
 
 function designFor(vm: Vm, name: string, tuning: SplitTuning | undefined): SplitAllocDesign {
-  let d = designs.get(name);
+  const mine = designsOf(vm);
+  let d = mine.get(name);
   if (d === undefined) {
     d = createSplitAllocDesign(name, vm, tuning === undefined ? {} : { cacheCapacity: tuning.cacheCapacity, chunkPages: tuning.chunkPages });
     if (d === undefined) throw invalidOption('--split-alloc', `no implementation of design ${JSON.stringify(name)}`);
-    designs.set(name, d);
+    mine.set(name, d);
   }
   return d;
 }
@@ -122,7 +136,7 @@ export function clearCall(
 export function disableAll(vm: Vm): void {
   for (let slot = 0; slot < vm.config.memslots.length; slot++) disableDirtyLogging(vm, slot);
   // The memslot changed: designs that keep a cache across CLEARs (arm64's chunked cache) free it now.
-  for (const d of designs.values()) releaseSplitAllocDesign(d);
+  for (const d of designsOf(vm).values()) releaseSplitAllocDesign(d);
 }
 
 /** The invariant checker (everything quiescent), reduced to plain data (the list is capped). */

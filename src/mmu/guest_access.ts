@@ -244,7 +244,6 @@ export function guestAccess(vm: Vm, gfn: number, kind: AccessKind, out: AccessRe
     out.faultNs = 0;
     out.timed = false;
     out.faults = 0;
-    out.faultKind = 'none';
     return;
   }
   const row = KIND_ROW[faultKind];
@@ -332,7 +331,7 @@ function slowFault(vm: Vm, slot: number, gfn: number, kind: AccessKind): void {
   const exclusive = vm.config.faultModel === 'shadow';
   if (exclusive) vm.mmuLock.writeLock();
   else vm.mmuLock.readLock();
-  if (!faultMustRetry(vm, gfn, 'under-lock')) {
+  if (!faultMustRetry(vm, gfn, 'under-lock', exclusive)) {
     vm.rcu.readLock();
     kvmTdpMmuMapAtomic(vm, it, slot, gfn, kind);
     vm.rcu.readUnlock();

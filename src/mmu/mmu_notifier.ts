@@ -91,9 +91,10 @@ let faultSeq = 0;
  * While the invalidation lasts the guest re-faults; each re-entry costs a VM exit and entry
  * (host_costs.ts `slowfault`) and, before 6.8, a read-lock acquisition: the loop below spins in
  * that way until the range is no longer in progress, so one retry counts once however long it spins.
- * Called with the read lock held at 'under-lock', and returns with it held.
+ * Called at 'under-lock' with mmu_lock held for read, or for write when `exclusive` (the shadow
+ * fault model's slow faults), and returns with it held in the same mode.
  */
-export function faultMustRetry(vm: Vm, gfn: number, point: 'before-lock' | 'under-lock'): boolean {
+export function faultMustRetry(vm: Vm, gfn: number, point: 'before-lock' | 'under-lock', exclusive = false): boolean {
   const c = vm.control;
   const b = base(vm);
   const mode = Atomics.load(c, b + MMU_NOTIFIER_RETRY_MODE);
@@ -108,16 +109,19 @@ export function faultMustRetry(vm: Vm, gfn: number, point: 'before-lock' | 'unde
     return true;
   }
   if (mode === RETRY_MODE_NEVER) return false;
-  vm.mmuLock.assertHeldRead();
+  if (exclusive) vm.mmuLock.assertHeldWrite();
+  else vm.mmuLock.assertHeldRead();
   const stale = inProgressOver(vm, gfn) || Atomics.load(c, b + MMU_NOTIFIER_SEQ) !== faultSeq;
   if (!stale) return false;
   vm.stats.add(WS.notifierRetries, 1);
   const exitNs = vm.config.hostCosts?.slowfaultNs ?? 0;
   // Before 6.8: take the lock, detect, drop it, re-enter the guest, fault again.
   while (inProgressOver(vm, gfn)) {
-    vm.mmuLock.readUnlock();
+    if (exclusive) vm.mmuLock.writeUnlock();
+    else vm.mmuLock.readUnlock();
     payHostCost(vm, exitNs);
-    vm.mmuLock.readLock();
+    if (exclusive) vm.mmuLock.writeLock();
+    else vm.mmuLock.readLock();
   }
   return true;
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const MAIN = fileURLToPath(new URL('../src/emulate/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../src/emulate/main.js', import.meta.url));
 
 export interface CliResult {
   readonly code: number | null;

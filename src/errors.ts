@@ -56,7 +56,7 @@ export function invariantViolation(what: string, dump: Record<string, unknown>):
   return new EmulatorError('ERR_INVARIANT', `invariant violated: ${what} ${formatDump(dump)}`, dump);
 }
 
-export function formatDump(dump: Record<string, unknown>): string {
+function formatDump(dump: Record<string, unknown>): string {
   return JSON.stringify(dump, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
 }
 

@@ -53,7 +53,7 @@ import { RWLOCK_INT32S } from './atomics-lock/index.js';
 import { rcuInt32s } from './rcu/index.js';
 
 /** A cache line, in bytes and in Int32 slots. */
-export const CACHE_LINE_BYTES = 64;
+const CACHE_LINE_BYTES = 64;
 export const LINE_INT32S = CACHE_LINE_BYTES / 4;
 
 // ---------------------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ export const POOL_FREE = LINE_INT32S + 5;
 export const POOL_CAPACITY = LINE_INT32S + 6;
 /** allocRaw calls that found the list empty (ENOMEM seen by the pool). */
 export const POOL_EMPTY_HITS = LINE_INT32S + 7;
-export const POOL_CTRL_INT32S = 2 * LINE_INT32S;
+const POOL_CTRL_INT32S = 2 * LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // PAGE_STATS: offsets relative to ControlLayout.pageStatsBase. Index = level - 1.
@@ -97,7 +97,7 @@ export const POOL_CTRL_INT32S = 2 * LINE_INT32S;
 export const PAGE_STATS_4K = 0;
 export const PAGE_STATS_2M = 1;
 export const PAGE_STATS_1G = 2;
-export const PAGE_STATS_INT32S = LINE_INT32S;
+const PAGE_STATS_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // MEMSLOT_CTRL (dirty logging): one cache line per memslot, at
@@ -111,7 +111,7 @@ export const SLOT_FLAGS = 0;
 export const SLOT_FLAG_LOG_DIRTY = 1;
 /** Dirty logging with manual protect + initially-set (KVM_DIRTY_LOG_INITIALLY_SET). */
 export const SLOT_FLAG_INITIALLY_SET = 2;
-export const MEMSLOT_CTRL_INT32S = LINE_INT32S;
+const MEMSLOT_CTRL_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // PML_KICK (pml.ts): the kick KVM_GET_DIRTY_LOG sends every vCPU so that each flushes its PML
@@ -127,7 +127,7 @@ export const PML_VCPU_IN_GUEST = 0;
 export const PML_VCPU_ACK = 1;
 /** Int32 offset of worker 0's line within the region. */
 export const PML_KICK_LINE = LINE_INT32S;
-export function pmlKickInt32s(workers: number): number {
+function pmlKickInt32s(workers: number): number {
   return LINE_INT32S + workers * LINE_INT32S;
 }
 
@@ -138,7 +138,7 @@ export function pmlKickInt32s(workers: number): number {
 
 /** Threads of the run that are runnable now (running or woken and waiting for a core). */
 export const SCHED_RUNNABLE = 0;
-export const SCHED_INT32S = LINE_INT32S;
+const SCHED_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // MMU_NOTIFIER: one line at ControlLayout.mmuNotifierBase, KVM's mmu_invalidate_in_progress,
@@ -158,7 +158,7 @@ export const MMU_NOTIFIER_RANGE_END_LO = 4;
 export const MMU_NOTIFIER_RANGE_END_HI = 5;
 /** Where faults check (mmu_notifier.ts RETRY_MODE_*). Written once by the main thread before the workers start. */
 export const MMU_NOTIFIER_RETRY_MODE = 6;
-export const MMU_NOTIFIER_INT32S = LINE_INT32S;
+const MMU_NOTIFIER_INT32S = LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
 // WORKER_STATS: one slot per worker of WORKER_STAT_FIELDS Float64 counters (SPTE reads pass 2^31
@@ -169,7 +169,7 @@ export const MMU_NOTIFIER_INT32S = LINE_INT32S;
 
 /** Float64 fields per slot (48 x 8 B = 384 B: six cache lines, a multiple of 64 B). */
 export const WORKER_STAT_FIELDS = 48;
-export const WORKER_STAT_SLOT_INT32S = WORKER_STAT_FIELDS * 2;
+const WORKER_STAT_SLOT_INT32S = WORKER_STAT_FIELDS * 2;
 
 // ---------------------------------------------------------------------------------------------
 // The computed layout
@@ -213,7 +213,7 @@ function roundUpToLine(int32s: number): number {
 }
 
 /** Int32 words of a dirty bitmap for `npages` pages (one bit per page), rounded to a line. */
-export function dirtyBitmapInt32s(npages: number): number {
+function dirtyBitmapInt32s(npages: number): number {
   return roundUpToLine(Math.ceil(npages / 32));
 }
 

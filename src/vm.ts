@@ -37,8 +37,6 @@ import { resetStatSlots, sumStatSlots, WorkerStats } from './stats/worker_slot.j
 import { WorkerTiming } from './stats/worker_timing.js';
 import type { WorkerTimingData } from './stats/worker_timing.js';
 
-export type BackingName = 'anonymous' | 'anonymous_thp' | 'anonymous_hugetlb_2mb' | 'anonymous_hugetlb_1gb';
-
 export interface Memslot {
   readonly baseGfn: number;
   readonly npages: number;
@@ -151,7 +149,7 @@ export function layoutMemslots(totalPages: number, count = 1): Memslot[] {
 }
 
 /** Validate a VmConfig; throws ERR_INVALID_ARG naming the field. */
-export function checkVmConfig(config: VmConfig): void {
+function checkVmConfig(config: VmConfig): void {
   const bad = (why: string): never => {
     throw invalidArg('VmConfig', why);
   };

@@ -35,7 +35,7 @@ import { invalidArg } from './errors.js';
 /** Int32 slots in a 128-byte line: the spacing between independently written words. */
 export const LINE_INT32S = 32;
 /** The region must start on this many bytes (a cache line). */
-export const REGION_ALIGN_BYTES = 64;
+const REGION_ALIGN_BYTES = 64;
 
 export const QW_LOCKED = 0xff;
 export const QW_WAITING = 0x100;

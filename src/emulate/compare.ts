@@ -31,7 +31,7 @@ import type { LatencySummary, PhaseReport, Report } from './report_model.js';
 import { formatCount, formatNs, table } from './report.js';
 
 /** The design every verdict compares against: the one Linux ships since 6.11. */
-export const BASELINE_DESIGN = 'drop-always';
+const BASELINE_DESIGN = 'drop-always';
 
 export interface LatencyTriple {
   readonly count: number;
@@ -93,7 +93,7 @@ function triple(s: LatencySummary | undefined): LatencyTriple | null {
 }
 
 /** The phase that split the most huge pages (null if nothing was split), populate and disable excluded. */
-export function splitPhaseOf(r: Report): PhaseReport | null {
+function splitPhaseOf(r: Report): PhaseReport | null {
   let best: PhaseReport | null = null;
   for (const p of r.phases) {
     if (p.kind === 'populate' || p.kind === 'disable') continue;
@@ -326,7 +326,7 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
 }
 
 /** Percent change of `x` against `base` (null when base is 0 or either is missing). */
-export function changePct(x: number | null, base: number | null): number | null {
+function changePct(x: number | null, base: number | null): number | null {
   if (x === null || base === null || base === 0) return null;
   return (x / base - 1) * 100;
 }

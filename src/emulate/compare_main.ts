@@ -62,7 +62,7 @@ function baseRaw(raw: RawValues): RawValues {
 }
 
 /** Steps 1-4. Returns the exit code. */
-export async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
+async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
   let results: SweepResult<RunConfig>[];
   const quiet = raw['quiet'] === true;
   const csv = typeof raw['csv'] === 'string' ? raw['csv'] : undefined;

@@ -9,7 +9,7 @@
  * Each memslot must hold whole backing pages, so every huge page lies inside one memslot and the
  * huge-page counts follow from the sizes alone.
  */
-import { availableParallelism, constants as osConstants, freemem, totalmem } from 'node:os';
+import { availableParallelism, constants as osConstants, freemem } from 'node:os';
 import { EmulatorError, invalidOption } from '../errors.js';
 import { parsePressure } from '../mmu/allocator.js';
 import { hugePageFaultFor } from '../mmu/split_alloc_lazy.js';
@@ -22,9 +22,9 @@ import { planRoles } from './run_plan.js';
 import { hostEventsActive } from './host_events.js';
 
 /** Host memory the run may use is what is free minus this reserve (the OS, Node's heaps). */
-export const MEMORY_RESERVE_BYTES = 1024 * 1024 * 1024;
+const MEMORY_RESERVE_BYTES = 1024 * 1024 * 1024;
 /** Estimated per worker thread: V8 isolate, heap, stack, histograms. */
-export const PER_THREAD_BYTES = 24 * 1024 * 1024;
+const PER_THREAD_BYTES = 24 * 1024 * 1024;
 
 export interface RunConfig {
   readonly options: EmulateOptions;
@@ -42,7 +42,7 @@ export interface RunConfig {
 }
 
 /** Memory this process may use: free memory, or the cgroup limit when that is lower. */
-export function availableMemoryBytes(): number {
+function availableMemoryBytes(): number {
   let avail = freemem();
   const constrained = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
   // 0 or a huge value (2^64) means "no limit".
@@ -128,16 +128,6 @@ export function resolveRunConfig(
     availableBytes,
     faultInject,
   });
-}
-
-/** Host facts for the report. */
-export function hostFacts(vcpus: number): {
-  cores: number;
-  totalMemoryBytes: number;
-  vcpusPerCore: number;
-} {
-  const cores = availableParallelism();
-  return { cores, totalMemoryBytes: totalmem(), vcpusPerCore: vcpus / cores };
 }
 
 /** Exit status for a signal, as shells report it (SIGINT = 130). */

@@ -73,8 +73,8 @@ export const CTL64_CMD_DIRTY = 27; // splitter: dirty pages the last GET returne
 export const CTL64_CMD_START_NS = 28; // splitter: when the last op started (for the progress line)
 
 /** Per-worker slots start at Int32 64 (after line 3), 16 Int32s (64 B) each. */
-export const CTL_SLOTS_BASE = 64;
-export const CTL_SLOT_INT32S = 16;
+const CTL_SLOTS_BASE = 64;
+const CTL_SLOT_INT32S = 16;
 export const SLOT_PASSES_DONE = 0; // the worker writes; main and watchdog read
 export const SLOT_PROGRESS = 1; // the worker bumps it every batch of work; the watchdog reads it
 export const SLOT_STATE = 2; // the worker writes WSTATE_*; the watchdog prints it
@@ -102,8 +102,7 @@ export const OP_NAMES: Readonly<Record<number, string>> = {
   [OP_STOP]: 'stop',
 };
 
-/** Worker states, for the watchdog's dump. */
-export const WSTATE_STARTING = 0;
+/** Worker states, for the watchdog's dump (0, the slot's initial value, is 'starting'). */
 export const WSTATE_PARKED = 1;
 export const WSTATE_RUNNING = 2;
 export const WSTATE_EXITED = 3;
@@ -115,7 +114,7 @@ export const VCPU_BATCH = 256;
 /** Workers re-check ABORT at least this often while parked. */
 export const WAIT_SLICE_MS = 100;
 
-export function controlInt32s(workers: number): number {
+function controlInt32s(workers: number): number {
   return CTL_SLOTS_BASE + workers * CTL_SLOT_INT32S;
 }
 

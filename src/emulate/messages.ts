@@ -28,7 +28,7 @@ export type FaultInjection =
   | 'lost-dirty' // the splitter clears one dirty bit of memslot 0 just before the first GET_DIRTY_LOG
   | 'notifier-ignored'; // vCPU faults ignore MMU-notifier invalidations (the stale-translation detector's control)
 
-export const FAULT_INJECTIONS: readonly FaultInjection[] = [
+const FAULT_INJECTIONS: readonly FaultInjection[] = [
   'vcpu-throw',
   'vcpu-exit',
   'vcpu-hang',

@@ -44,7 +44,7 @@ export const BACKINGS: Readonly<Record<BackingName, { readonly level: 1 | 2 | 3;
 export const GUEST_PAGE_BYTES = 4096;
 
 /** Upper bounds that keep a run meaningful on one machine; each error message says why. */
-export const LIMITS = Object.freeze({
+const LIMITS = Object.freeze({
   /** Worker threads are real OS threads with their own heaps (~10 MB each). */
   maxVcpus: 512,
   maxIterations: 100_000,
@@ -182,7 +182,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
 // Labelled parsers (KVM's atoi_positive("Number of vCPUs", optarg) style)
 
 /** A decimal (or 0x hex) integer in [min, max]; `label` names the option in the error. */
-export function parseIntInRange(label: string, raw: string, min: number, max: number, why = ''): number {
+function parseIntInRange(label: string, raw: string, min: number, max: number, why = ''): number {
   const s = raw.trim();
   if (!/^(?:0x[0-9a-f]+|\d+)$/i.test(s)) {
     throw invalidOption(label, `expected an integer, got ${JSON.stringify(raw)}`);
@@ -199,7 +199,7 @@ export function parsePositiveInt(label: string, raw: string, max: number, why = 
 }
 
 /** A non-negative decimal number of seconds. */
-export function parseSeconds(label: string, raw: string, max: number): number {
+function parseSeconds(label: string, raw: string, max: number): number {
   const s = raw.trim();
   if (!/^\d+(?:\.\d+)?$/.test(s)) throw invalidOption(label, `expected a number of seconds, got ${JSON.stringify(raw)}`);
   const n = Number(s);
@@ -607,7 +607,7 @@ export function flagName(long: string): string {
 }
 
 /** Per-option parsers from the raw string; a sweep runs them on each comma-separated item. */
-export const OPTION_PARSERS = {
+const OPTION_PARSERS = {
   vcpus: (raw: string) => parsePositiveInt(flagName('vcpus'), raw, LIMITS.maxVcpus, ' (one thread per vCPU)'),
   memoryPerVcpuBytes: (raw: string) => parseSize(flagName('memory-per-vcpu'), raw),
   iterations: (raw: string) => parseIntInRange(flagName('iterations'), raw, 2, LIMITS.maxIterations),

@@ -101,7 +101,7 @@ function sumOf(records: readonly TimingData[], name: string): number {
  * Huge pages split between two page-stat snapshots: a 1G->2M split is pages_1g - 1 (+512 2M), a
  * 2M->4K split pages_4k + 512. Valid where leaves change only by splitting.
  */
-export function splitsBetween(before: PageStats, after: PageStats): { s1g: number; s2m: number } {
+function splitsBetween(before: PageStats, after: PageStats): { s1g: number; s2m: number } {
   return { s1g: Math.max(0, before.pages1g - after.pages1g), s2m: Math.max(0, after.pages4k - before.pages4k) / 512 };
 }
 
@@ -437,7 +437,7 @@ export function buildReport(input: BuildInput): Report {
  * page-by-page match: a spurious mark elsewhere in the same iteration would hide a lost one from
  * this figure, but not from the iteration's dirtyPagesOk. 0 where there is no oracle (steady).
  */
-export function lostDirtyPages(iterations: readonly IterationReport[]): number {
+function lostDirtyPages(iterations: readonly IterationReport[]): number {
   let lost = 0;
   for (const it of iterations) if (it.expectedDirtyPages !== null) lost += Math.max(0, it.expectedDirtyPages - it.dirtyPages);
   return lost;

@@ -105,7 +105,7 @@ export function createAccessResult(): AccessResult {
  * (faultFast / faultSlow) therefore hold samples: their percentiles estimate the latency
  * distribution, their counts are about 1/FAULT_TIMING_SAMPLE of the faults.
  */
-export const FAULT_TIMING_SAMPLE = 16;
+const FAULT_TIMING_SAMPLE = 16;
 const SAMPLE_MASK = FAULT_TIMING_SAMPLE - 1;
 /** Per-thread fault counters per timing class: 0 first-touch, 1 exec, 2 write-protection, 3 other. */
 const sampleCounters = new Int32Array(4);

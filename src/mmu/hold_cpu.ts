@@ -23,7 +23,7 @@ import { Histogram } from '../stats/histogram.js';
 import type { HistogramData } from '../stats/histogram.js';
 
 /** A reading older than this is refreshed at the next hold start (ms). */
-export const CPU_READ_STALE_MS = 0.1;
+const CPU_READ_STALE_MS = 0.1;
 /** Holds at least this long (wall, ns) are classified as preempted or not. */
 export const HOLD_CLASSIFY_MIN_NS = 250_000;
 /** A hold whose on-CPU time is under this fraction of its wall time was preempted. */

@@ -38,10 +38,6 @@ export function setMmuLockTiming(on: boolean): void {
   timingEnabled = on;
 }
 
-export function mmuLockTimingEnabled(): boolean {
-  return timingEnabled;
-}
-
 export class MmuLock {
   readonly rwlock: RwLock;
   readonly #timing: WorkerTiming;

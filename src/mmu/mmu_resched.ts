@@ -54,7 +54,7 @@ export function runnableThreads(vm: Vm): number {
 }
 
 /** The host's cores need_resched() compares against. */
-export function hostCoresOf(vm: Vm): number {
+function hostCoresOf(vm: Vm): number {
   return vm.config.hostCores ?? availableParallelism();
 }
 

@@ -26,7 +26,7 @@ import { setSpte, zapSpteAtomic } from './tdp_mmu.js';
 import { PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, spteToChildTable } from './spte.js';
 
 /** kvm.nx_huge_pages_recovery_ratio's default: each batch zaps 1/60 of the recorded tables. */
-export const DEFAULT_NX_RECOVERY_RATIO = 60;
+const DEFAULT_NX_RECOVERY_RATIO = 60;
 
 export interface NxRecoveryOptions extends ReschedOptions {
   /**

@@ -38,7 +38,7 @@ import { WS } from '../stats/worker_stats.js';
 export const PML_ENTRIES = 512;
 
 /** One vCPU's PML state: the buffer and its kick bookkeeping. Thread-private. */
-export class PmlBuffer {
+class PmlBuffer {
   /** Logged gfns, [0, count). */
   readonly gfns = new Float64Array(PML_ENTRIES);
   count = 0;
@@ -52,7 +52,7 @@ let lastVm: Vm | undefined;
 let lastBuffer: PmlBuffer | undefined;
 
 /** This thread's PML buffer for `vm` (created on first use). */
-export function pmlBufferOf(vm: Vm): PmlBuffer {
+function pmlBufferOf(vm: Vm): PmlBuffer {
   if (vm === lastVm) return lastBuffer!;
   let b = buffers.get(vm);
   if (b === undefined) {

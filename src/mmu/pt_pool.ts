@@ -42,7 +42,7 @@ export const TS_IN_USE = 1;
 export const TS_IN_CACHE = 2;
 export const TS_RCU_WAIT = 3;
 /** Flag: the table's contents are not all zero (it was used); allocRaw zeroes it before reuse. */
-export const TS_DIRTY = 0x80;
+const TS_DIRTY = 0x80;
 const TS_STATE_MASK = 0x7f;
 
 const TABLE_BYTES = PT_ENTRIES * 8;

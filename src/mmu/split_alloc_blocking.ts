@@ -12,7 +12,7 @@
 import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitCtx } from './split_alloc.js';
 
-export const blockingUnderLock: SplitAllocDesign = Object.freeze({
+const blockingUnderLock: SplitAllocDesign = Object.freeze({
   name: 'blocking-under-lock',
   begin(): void {},
   allocSp(ctx: SplitCtx): number {

@@ -35,7 +35,7 @@ import { WS } from '../stats/worker_stats.js';
 import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitAllocParams, SplitCtx } from './split_alloc.js';
 
-export const CACHE_DESIGN_NAME = 'cache';
+const CACHE_DESIGN_NAME = 'cache';
 
 export class CacheSplitDesign implements SplitAllocDesign {
   readonly name = CACHE_DESIGN_NAME;
@@ -82,7 +82,7 @@ export class CacheSplitDesign implements SplitAllocDesign {
   }
 }
 
-export function createCacheDesign(vm: Vm, params: SplitAllocParams): SplitAllocDesign {
+function createCacheDesign(vm: Vm, params: SplitAllocParams): SplitAllocDesign {
   return new CacheSplitDesign(vm, params.cacheCapacity ?? DEFAULT_CACHE_CAPACITY);
 }
 

@@ -35,12 +35,12 @@ import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitAllocParams, SplitCtx } from './split_alloc.js';
 import { PG_LEVEL_1G, PG_LEVEL_2M, pagesPerHpage } from './spte.js';
 
-export const CHUNKED_CACHE_DESIGN_NAME = 'chunked-cache';
+const CHUNKED_CACHE_DESIGN_NAME = 'chunked-cache';
 
 /** Chunk sizes arm64 accepts above the page size (4K granule): 2M and 1G, in 4K pages. */
 export const CHUNK_PAGES_2M = pagesPerHpage(PG_LEVEL_2M);
 export const CHUNK_PAGES_1G = pagesPerHpage(PG_LEVEL_1G);
-export const DEFAULT_CHUNK_PAGES = CHUNK_PAGES_1G;
+const DEFAULT_CHUNK_PAGES = CHUNK_PAGES_1G;
 
 /** kvm_mmu_split_nr_page_tables: tables needed to split one chunk of `chunkPages` to 4K. */
 export function splitNrPageTables(chunkPages: number): number {
@@ -116,7 +116,7 @@ export class ChunkedCacheSplitDesign implements SplitAllocDesign {
   }
 }
 
-export function createChunkedCacheDesign(vm: Vm, params: SplitAllocParams): SplitAllocDesign {
+function createChunkedCacheDesign(vm: Vm, params: SplitAllocParams): SplitAllocDesign {
   return new ChunkedCacheSplitDesign(vm, params.chunkPages ?? DEFAULT_CHUNK_PAGES);
 }
 

@@ -27,7 +27,7 @@ import './split_alloc_nowait.js';
 import './split_alloc_chunked.js';
 import './split_alloc_blocking.js';
 import { CHUNK_PAGES_1G, CHUNK_PAGES_2M } from './split_alloc_chunked.js';
-import { lazySplit, lazyZapSplit } from './split_alloc_lazy.js';
+import './split_alloc_lazy.js';
 import { splitAllocDesignRegistrations } from './split_alloc.js';
 import type { SplitAllocDesign } from './split_alloc.js';
 
@@ -63,7 +63,7 @@ export interface SplitAllocDesignSummary {
 }
 
 /** Every registered design's summary, in compare order (read from the registry: no second list). */
-export const SPLIT_ALLOC_DESIGN_SUMMARIES: readonly SplitAllocDesignSummary[] = Object.freeze(
+const SPLIT_ALLOC_DESIGN_SUMMARIES: readonly SplitAllocDesignSummary[] = Object.freeze(
   splitAllocDesignRegistrations().map((r) => Object.freeze({ name: r.name, summary: r.summary, origin: r.origin })),
 );
 
@@ -76,7 +76,4 @@ export function chunkSizeToPages(bytes: number): number | undefined {
   return pages === CHUNK_PAGES_2M || pages === CHUNK_PAGES_1G ? pages : undefined;
 }
 
-export { createSplitAllocDesign, splitAllocDesignImplNames, splitAllocDesignRegistrations, dropAlways } from './split_alloc.js';
-export { nowaitRetry } from './split_alloc_nowait.js';
-export { blockingUnderLock } from './split_alloc_blocking.js';
-export { lazySplit, lazyZapSplit };
+export { createSplitAllocDesign, splitAllocDesignRegistrations } from './split_alloc.js';

@@ -23,8 +23,8 @@ import type { HugePageFaultMode } from '../vm.js';
 import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign } from './split_alloc.js';
 
-export const LAZY_DESIGN_NAME = 'lazy';
-export const LAZY_ZAP_DESIGN_NAME = 'lazy-zap';
+const LAZY_DESIGN_NAME = 'lazy';
+const LAZY_ZAP_DESIGN_NAME = 'lazy-zap';
 
 function notEager(): never {
   throw new EmulatorError('ERR_INVALID_ARG', 'split-alloc lazy: eager splitting is off, the caller must not run the split walk (see splitIsEager)');

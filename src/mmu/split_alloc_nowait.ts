@@ -15,7 +15,7 @@
 import { registerSplitAllocDesign } from './split_alloc.js';
 import type { SplitAllocDesign, SplitCtx } from './split_alloc.js';
 
-export const nowaitRetry: SplitAllocDesign = Object.freeze({
+const nowaitRetry: SplitAllocDesign = Object.freeze({
   name: 'nowait-retry',
   begin(): void {},
   allocSp(ctx: SplitCtx): number {

@@ -44,14 +44,10 @@
 export const PT_ENTRIES = 512;
 /** log2(PT_ENTRIES): each level translates 9 bits of the gfn (SPTE_LEVEL_BITS). */
 export const PT_LEVEL_BITS = 9;
-/** A page is 4 KiB; a gfn is a guest physical address >> 12. */
-export const PAGE_SHIFT = 12;
 
 export const PG_LEVEL_4K = 1;
 export const PG_LEVEL_2M = 2;
 export const PG_LEVEL_1G = 3;
-/** The level of a 512 GiB entry (the root's entries in a 4-level table). */
-export const PG_LEVEL_512G = 4;
 /** Deepest root we model: 5-level paging (LA57), PT64_ROOT_MAX_LEVEL. */
 export const PT64_ROOT_MAX_LEVEL = 5;
 /** Largest level at which a leaf (huge page) may exist: 1G. */
@@ -103,8 +99,8 @@ export const SPTE_D_MASK = 1n << 9n;
 /** MMU-present (SPTE_MMU_PRESENT_MASK): KVM's software present bit; isShadowPresent tests only this. */
 export const SPTE_MMU_PRESENT_MASK = 1n << 11n;
 /** PFN field, bits 12..51 (PT64_BASE_ADDR_MASK): host frame of a leaf, child table index of a non-leaf. */
-export const SPTE_PFN_SHIFT = 12n;
-export const SPTE_PFN_BITS = 40n;
+const SPTE_PFN_SHIFT = 12n;
+const SPTE_PFN_BITS = 40n;
 export const SPTE_PFN_MASK = ((1n << SPTE_PFN_BITS) - 1n) << SPTE_PFN_SHIFT;
 /** Host-writable (EPT bit 57): the host mapping allows writes. Always set (we model no read-only memory). */
 export const SPTE_HOST_WRITABLE_MASK = 1n << 57n;
@@ -345,7 +341,7 @@ const SPLIT_OFFSETS: readonly (readonly bigint[])[] = (() => {
 })();
 
 /** The 512 child offsets for splitting a huge SPTE into children at `childLevel` (1 or 2). */
-export function splitChildOffsets(childLevel: number): readonly bigint[] {
+function splitChildOffsets(childLevel: number): readonly bigint[] {
   const row = SPLIT_OFFSETS[childLevel];
   if (row === undefined || childLevel < PG_LEVEL_4K) throw new RangeError(`splitChildOffsets: childLevel must be 1 or 2, got ${childLevel}`);
   return row;

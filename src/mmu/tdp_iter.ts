@@ -209,8 +209,3 @@ export class TdpIter {
     return true;
   }
 }
-
-/** A generator form of the walk for cold paths (tests, checkers): yields the iterator itself. */
-export function* walkRange(it: TdpIter, root: number, rootLevel: number, minLevel: number, start: number, end: number): Generator<TdpIter> {
-  for (it.start(root, rootLevel, minLevel, start); it.valid && it.gfn < end; it.next()) yield it;
-}

@@ -71,7 +71,7 @@ function hasVolatileBits(spte: bigint): boolean {
  * unsafe control (pool.unsafeFreeWithoutGracePeriod) poisons and frees at once, so stale walkers
  * read poison or a reused table, which is what the stress test must catch.
  */
-export function freeTableAfterGracePeriod(vm: Vm, table: number): void {
+function freeTableAfterGracePeriod(vm: Vm, table: number): void {
   vm.stats.add(WS.zappedTables, 1);
   vm.pool.freeAfterGracePeriod(table, vm.rcu);
 }
@@ -99,7 +99,7 @@ export function reclaimFreedTables(vm: Vm, maxRounds = 8): number {
  * actually replaced: an exchange when the old value has volatile bits (a concurrent fast fault may
  * have set W since it was read), a plain 64-bit store otherwise.
  */
-export function writeSpteLocked(spt: BigInt64Array, idx: number, oldSpte: bigint, newSpte: bigint): bigint {
+function writeSpteLocked(spt: BigInt64Array, idx: number, oldSpte: bigint, newSpte: bigint): bigint {
   if (hasVolatileBits(oldSpte)) return Atomics.exchange(spt, idx, newSpte);
   spt[idx] = newSpte;
   return oldSpte;
@@ -222,7 +222,7 @@ export function linkSp(vm: Vm, it: TdpIter, table: number, shared: boolean): boo
  *   - a present non-leaf replaced by a leaf or a non-present value: its table is torn down.
  * `shared` says which lock mode the caller holds (teardown uses atomics in shared mode).
  */
-export function handleChangedSpte(vm: Vm, gfn: number, oldSpte: bigint, newSpte: bigint, level: number, shared: boolean): void {
+function handleChangedSpte(vm: Vm, gfn: number, oldSpte: bigint, newSpte: bigint, level: number, shared: boolean): void {
   if (oldSpte === newSpte) return;
   const wasPresent = (oldSpte & SPTE_MMU_PRESENT_MASK) !== 0n;
   const wasLeaf = wasPresent && isLeaf(oldSpte, level);
@@ -250,7 +250,7 @@ const FROZEN_MAX_SLEEPS = 40_000;
  *   3. free the table after a grace period (walkers inside RCU may still be reading it; they see
  *      FROZEN children and retry).
  */
-export function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: number, shared: boolean): void {
+function handleRemovedPt(vm: Vm, table: number, level: number, baseGfn: number, shared: boolean): void {
   // `shared` (atomic teardown) also runs under the write lock for the shadow fault model.
   if (shared) vm.mmuLock.assertHeld();
   else vm.mmuLock.assertHeldWrite();

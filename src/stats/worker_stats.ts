@@ -382,7 +382,7 @@ export function jsonKeyOf(row: WorkerStatRow): string {
 }
 
 /** The rows of one group, in slot order. */
-export function rowsOf(group: WorkerStatGroup): readonly WorkerStatRow[] {
+function rowsOf(group: WorkerStatGroup): readonly WorkerStatRow[] {
   return STAT_ROWS.filter((r) => r.group === group);
 }
 

@@ -175,8 +175,12 @@ test('reproduce metrics: share over matched phases, dip, span; a field the repor
   t.true(span.kind === 'ok' && Math.abs(span.value - 2.5) < 1e-9, JSON.stringify(span));
   const seconds = m('kind:clear', 'seconds');
   t.true(seconds.kind === 'ok' && seconds.value === 0.5);
-  // The splitter's CPU time in a CLEAR is another change's field: absent here, so not runnable.
-  t.is(m('kind:clear', 'cpuSeconds').kind, 'not-runnable');
+  // CLEAR_DIRTY_LOG CPU comes from clearCalls[] (one entry per CLEAR pass); a report without it is not runnable.
+  const withCalls = { ...r, clearCalls: [{ phase: 'iteration 1 clear', calls: 2, cpuSeconds: 0.25 }] };
+  const cpu = extractMetric(withCalls, { phase: 'kind:clear', field: 'cpuSeconds', label: '' });
+  t.true(cpu.kind === 'ok' && cpu.value === 0.25, JSON.stringify(cpu));
+  const { clearCalls: _absent, ...noCalls } = r as Record<string, unknown>;
+  t.is(extractMetric(noCalls, { phase: 'kind:clear', field: 'cpuSeconds', label: '' }).kind, 'not-runnable');
   t.is(m('iteration 9 clear', 'seconds').kind, 'failed');
   // A report from before these fields: the share is not runnable, not a failure.
   const old = JSON.parse(JSON.stringify(r)) as { phases: { vcpu: Record<string, unknown> | null }[] };

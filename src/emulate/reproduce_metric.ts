@@ -79,8 +79,24 @@ export function extractMetric(report: unknown, metric: MetricRef): MetricValue {
       return sumField(matched, 'seconds', false, 'seconds');
     case 'splitSeconds':
       return sumField(matched, 'splitSeconds', false, 'split walk seconds');
-    case 'cpuSeconds':
-      return sumField(matched, 'cpuSeconds', false, 'splitter CPU seconds in the op');
+    case 'cpuSeconds': {
+      // CLEAR_DIRTY_LOG CPU: the splitter's on-CPU time inside the matched passes' CLEAR calls
+      // (report clearCalls[], one entry per CLEAR pass, by phase name).
+      const calls = obj(report)?.['clearCalls'];
+      if (!Array.isArray(calls)) return notRunnable('the report has no clearCalls[] (splitter CPU seconds in CLEAR): not built on this branch yet');
+      const names = new Set(matched.map((p) => p.name));
+      let sum = 0;
+      let seen = 0;
+      for (const c of calls) {
+        const o = obj(c);
+        if (o === null || typeof o['phase'] !== 'string' || !names.has(o['phase'])) continue;
+        const v = num(o['cpuSeconds']);
+        if (v === null) return notRunnable('the OS gives no per-thread CPU time (clearCalls[].cpuSeconds is null)');
+        sum += v;
+        seen++;
+      }
+      return seen === 0 ? failed(`no CLEAR call in ${JSON.stringify(metric.phase)}`) : ok(sum);
+    }
     case 'lockWaitShare':
     case 'onCpuShare': {
       const part = sumField(

@@ -26,20 +26,23 @@ test('a hold spent asleep is flagged preempted; a hold spent running is not; the
     t.pass('no /proc/thread-self/schedstat here');
     return;
   }
-  // CONTROL: off the CPU for 5 ms inside the hold (what a descheduled holder looks like).
+  // CONTROL: off the CPU for 20 ms inside the hold (what a descheduled holder looks like). Longer
+  // than two scheduler ticks: schedstat's runtime of a running thread lags by up to a tick
+  // (hold_cpu.ts), so a shorter sleep could read as half on a CPU.
   v.mmuLock.writeLock();
-  Atomics.wait(sleepWord, 0, 0, 5);
+  Atomics.wait(sleepWord, 0, 0, 20);
   v.mmuLock.writeUnlock();
   const slept = v.mmuLock.takeHoldCpu()!;
   t.is(slept.classified, 1);
   t.is(slept.preempted, 1);
-  t.true(slept.preemptedWallNs >= 5e6);
+  t.true(slept.preemptedWallNs >= 20e6);
   t.is(slept.writeHoldNotPreempted.count, 0);
-  // A running hold of 1 ms (busy): on a loaded host it may itself be preempted, so allow retries.
+  // A running hold of 10 ms (busy; more than two ticks, as above): on a loaded host it may itself
+  // be preempted, so allow retries.
   let ran = false;
-  for (let i = 0; i < 5 && !ran; i++) {
+  for (let i = 0; i < 10 && !ran; i++) {
     v.mmuLock.writeLock();
-    const end = performance.now() + 1;
+    const end = performance.now() + 10;
     while (performance.now() < end) {
       // busy
     }
@@ -48,7 +51,7 @@ test('a hold spent asleep is flagged preempted; a hold spent running is not; the
     t.is(d.classified, 1);
     ran = d.preempted === 0 && d.writeHoldNotPreempted.count === 1;
   }
-  t.true(ran, 'a hold that ran was not flagged (5 tries)');
+  t.true(ran, 'a hold that ran was not flagged (10 tries)');
   const samples = [{ phase: 1, op: 2, ns: 0, dirtyPages: null, splitMs: null, wrprotMs: null, timing: {}, holdCpu: slept }] as SplitterOpSample[];
   const s = summarizeHoldPreemption(samples)!;
   t.is(s.preempted, 1);

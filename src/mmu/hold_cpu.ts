@@ -15,6 +15,11 @@
  * that reading to the hold's start (the thread was running then), clamped to [0, wall]; it is
  * flagged preempted when that is under half its wall time (PREEMPTED_CPU_FRACTION).
  *
+ * Granularity: the kernel updates a running thread's runtime at scheduler events (a tick, a
+ * switch), so a reading lags by up to one tick (1-4 ms). A hold's estimate can therefore be off by
+ * about a tick either way: holds of a few ticks or more are classified reliably, shorter ones
+ * only roughly (the figures say how many holds were classified).
+ *
  * Single-threaded (one per MmuLock handle, the splitter's). Opening /proc/thread-self must happen
  * on the thread whose time is wanted: the descriptor names that thread.
  */

@@ -9,7 +9,7 @@ import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
 import type { VmConfig } from '../src/vm.js';
 import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
-import { WARMUP_PAGES, warmUpJit } from '../src/emulate/jit_warmup.js';
+import { SPLIT_WARMUP_ROUNDS, WARMUP_PAGES, warmUpJit } from '../src/emulate/jit_warmup.js';
 import type { DirtyLogMode } from '../src/emulate/mmu_ops.js';
 
 function config(extra: Partial<VmConfig>): VmConfig {
@@ -32,6 +32,9 @@ test('PML: every setup runs: slow faults (populate, write faults on huge pages),
   t.true(c.slowFaults > 0, 'slow faults');
   t.true(c.pmlWrites > 0, 'PML writes');
   t.true(c.hugePagesSplit > 0, 'splits (eager and on fault)');
+  // The split-in-CLEAR rounds must each find the scratch guest's 4 huge pages again (disable
+  // recovers them, the next populate maps them): otherwise the per-split path stays cold.
+  t.true(c.hugePagesSplit >= (WARMUP_PAGES / pagesPerHpage(2)) * SPLIT_WARMUP_ROUNDS, `splits ${c.hugePagesSplit}`);
 });
 
 test('write protection: fast faults run, no PML write (control of the PML count)', (t) => {

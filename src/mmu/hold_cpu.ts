@@ -5,10 +5,16 @@
  * never descheduled; an emulator thread is, and its hold then shows the scheduler, not the design.
  *
  * Source: Linux /proc/thread-self/schedstat, whose first field is the thread's time on a CPU in
- * ns. Reading it (pread on a descriptor kept open) costs about 2.6 us here (200,000 reads, a loaded
- * 2-core machine), 30 to 60 times a clock read, so it stays off the fast path:
+ * ns. Reading it (pread on a descriptor kept open) costs about 2.6 us in a tight loop (200,000 reads,
+ * a loaded 2-core machine), 30 to 60 times a clock read, and 5 to 9 us on average inside the
+ * threaded emulator, where each read also slows the code that runs after it; so it stays off the
+ * fast path:
  *   - at a hold's start the file is read only if the last reading is older than
- *     CPU_READ_STALE_MS (at most one read per 0.1 ms of wall time: <= 3 % of the thread's time);
+ *     CPU_READ_STALE_MS (at most one read per 1 ms of wall time: <= 1 % of the thread's time).
+ *     A read sooner than that tells nothing new: the value moves only at scheduler events (see
+ *     Granularity), so a running thread reads the same figure for a tick. At 0.1 ms, the 2,052
+ *     splits of a drop-always CLEAR (one hold each, about 50 us) made 970 to 1,319 reads costing
+ *     5 to 12 ms of that CLEAR's 0.11 s split time (2 vCPUs x 2G of 1G pages, iteration 1);
  *   - at a hold's end it is read only if the hold lasted HOLD_CLASSIFY_MIN_NS or more. A shorter
  *     hold cannot hide a preemption: the scheduler's tick is 1 ms or more (4 ms at HZ=250).
  * A classified hold's on-CPU time is the CPU time since the last reading minus the wall time from
@@ -28,7 +34,7 @@ import { Histogram } from '../stats/histogram.js';
 import type { HistogramData } from '../stats/histogram.js';
 
 /** A reading older than this is refreshed at the next hold start (ms). */
-const CPU_READ_STALE_MS = 0.1;
+const CPU_READ_STALE_MS = 1;
 /** Holds at least this long (wall, ns) are classified as preempted or not. */
 export const HOLD_CLASSIFY_MIN_NS = 250_000;
 /** A hold whose on-CPU time is under this fraction of its wall time was preempted. */

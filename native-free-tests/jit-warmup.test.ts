@@ -27,7 +27,7 @@ function config(extra: Partial<VmConfig>): VmConfig {
 const EAGER: DirtyLogMode = { manualProtect: true, eagerSplit: true, splitAlloc: 'drop-always' };
 
 test('PML: every setup runs: slow faults (populate, write faults on huge pages), PML writes, eager splits', (t) => {
-  const c = warmUpJit(config({ dirtyTrack: 'pml' }), EAGER);
+  const c = warmUpJit(config({ dirtyTrack: 'pml' }), EAGER, 'splitter');
   t.true(c.accesses >= 3 * 5 * WARMUP_PAGES, `accesses ${c.accesses}`);
   t.true(c.slowFaults > 0, 'slow faults');
   t.true(c.pmlWrites > 0, 'PML writes');
@@ -35,16 +35,19 @@ test('PML: every setup runs: slow faults (populate, write faults on huge pages),
   // The split-in-CLEAR rounds must each find the scratch guest's 4 huge pages again (disable
   // recovers them, the next populate maps them): otherwise the per-split path stays cold.
   t.true(c.hugePagesSplit >= (WARMUP_PAGES / pagesPerHpage(2)) * SPLIT_WARMUP_ROUNDS, `splits ${c.hugePagesSplit}`);
+  // CONTROL: a vCPU thread never runs the split walk in the real run, so its warm-up skips those rounds.
+  const vcpu = warmUpJit(config({ dirtyTrack: 'pml' }), EAGER, 'vcpu');
+  t.true(vcpu.hugePagesSplit < (WARMUP_PAGES / pagesPerHpage(2)) * SPLIT_WARMUP_ROUNDS, `vCPU splits ${vcpu.hugePagesSplit}`);
 });
 
 test('write protection: fast faults run, no PML write (control of the PML count)', (t) => {
-  const c = warmUpJit(config({ dirtyTrack: 'wrprot' }), EAGER);
+  const c = warmUpJit(config({ dirtyTrack: 'wrprot' }), EAGER, 'vcpu');
   t.true(c.fastFaults > 0, 'write-protection fast faults');
   t.is(c.pmlWrites, 0);
 });
 
 test('lazy-zap: the write faults zap instead of splitting, so only the eager setups split', (t) => {
-  const zap = warmUpJit(config({ dirtyTrack: 'pml', hugePageFault: 'zap' }), { manualProtect: true, eagerSplit: false, splitAlloc: 'lazy-zap' });
+  const zap = warmUpJit(config({ dirtyTrack: 'pml', hugePageFault: 'zap' }), { manualProtect: true, eagerSplit: false, splitAlloc: 'lazy-zap' }, 'vcpu');
   t.is(zap.hugePagesSplit, 0, 'no eager split and no split on fault');
   t.true(zap.slowFaults > WARMUP_PAGES, 'one slow fault per 4K page after a zap');
 });
@@ -53,7 +56,7 @@ test('the real VM is untouched: its counters, pool and page stats stay as create
   const base = config({ dirtyTrack: 'pml' });
   const vm = attachVm(createVm(base), 0);
   const pool0 = vm.poolAccounting();
-  warmUpJit(base, EAGER);
+  warmUpJit(base, EAGER, 'splitter');
   t.true(
     Object.values(vm.sumStats()).every((v) => v === 0),
     'no counter moved',

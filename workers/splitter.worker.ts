@@ -49,7 +49,7 @@ export default function splitterMain(task: SplitterTask): SplitterResult {
   const ctl = new Control(task.control);
   try {
     // Compile the split, write-protect and harvest paths before reporting ready (jit_warmup.ts says why).
-    if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup);
+    if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup, 'splitter');
     const vm = attachVm(task.vm, task.workerId);
     vm.mmuLock.enableHoldCpu(); // on-CPU vs wall time of the splitter's holds (hold_cpu.ts)
     return runSplitter(task, vm, ctl);

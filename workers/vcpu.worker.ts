@@ -126,7 +126,7 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
   const ctl = new Control(task.control);
   try {
     // Compile the paths this vCPU will time before it reports ready (jit_warmup.ts says why).
-    if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup);
+    if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup, 'vcpu');
     vm = attachVm(task.vm, task.workerId);
     return new VcpuThread(task, vm, ctl).run();
   } catch (err) {

@@ -55,10 +55,10 @@ export interface JitWarmupCounts {
 }
 
 /**
- * Run the warm-up for a worker of a VM configured as `base`, whose splitter uses `mode`. Lock
+ * Run the warm-up for a worker (`role`) of a VM configured as `base`, whose splitter uses `mode`. Lock
  * context: none held; the caller's real VM is not touched. Returns the scratch VM's counters.
  */
-export function warmUpJit(base: VmConfig, mode: DirtyLogMode): JitWarmupCounts {
+export function warmUpJit(base: VmConfig, mode: DirtyLogMode, role: 'vcpu' | 'splitter'): JitWarmupCounts {
   const { unsafe: _controlsNeverWarmed, poolTables: _sizedForTheRealGuest, ...kept } = base;
   const config: VmConfig = {
     ...kept,
@@ -88,7 +88,8 @@ export function warmUpJit(base: VmConfig, mode: DirtyLogMode): JitWarmupCounts {
       disableAll(vm);
     }
     const splitSetup: DirtyLogMode = { ...mode, manualProtect: true };
-    if (splitSetup.eagerSplit) {
+    // Only the splitter runs the split walk in the real run; a vCPU thread's warm-up skips it.
+    if (splitSetup.eagerSplit && role === 'splitter') {
       for (let r = 0; r < SPLIT_WARMUP_ROUNDS; r++) {
         guestPass(vm, 'write');
         enableAll(vm, splitSetup);

@@ -1,5 +1,5 @@
 /**
- * The lockless fast fault beside its floor, measured in the same run (issue 3 target: at most
+ * The lockless fast fault beside its floor, measured in the same run (target: at most
  * 2 x the floor of a bare walk of the same depth plus one cmpxchg).
  *
  * Setup (outside the timed part, every round): a 4-level guest of GFNS pages mapped at 4K, then

@@ -1,12 +1,12 @@
 /**
  * Memory: page-table bytes per GiB of guest mapped at 4K, against the ideal, and whether a 1 TiB
- * guest mapped at 4K fits on this 24 GiB machine (issue 3 target: within 1.05 x the ideal).
+ * guest mapped at 4K fits on this 24 GiB machine (target: within 1.05 x the ideal).
  *
  * The ideal ("floor") for P guest pages at 4K with an L-level root: P/512 leaf tables, then
  * /512 per level up to the root, 4 KiB each: 2 MiB + 4 KiB + ... per GiB (kvm-eager-split.md §6:
  * "1G pages need 513 tables per GiB"). It is computed, not measured, in the same run.
  *
- * What is measured, on a real tree built by the MMU code (C1's guestAccess and splitter):
+ * What is measured, on a real tree built by the MMU code (guestAccess and the splitter):
  *   A. a guest backed by 1G pages is faulted in (one access per 1G), then eagerly split to 4K
  *      under the read lock with the shipped drop-always design: tables in the tree afterwards;
  *   B. a smaller guest backed by 4K pages faulted in page by page (every gfn touched once);

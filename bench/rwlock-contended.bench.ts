@@ -12,7 +12,7 @@
  * one task after another, which is why the rounds are driven here; the statistics are the same
  * medians bench/_lib.ts uses.)
  *
- * Targets (issue 2): 2 workers read-locking <= 1.1x the 2-worker fetch-add-pair floor; 32 workers
+ * Targets: 2 workers read-locking <= 1.1x the 2-worker fetch-add-pair floor; 32 workers
  * aggregate read throughput >= 50 % of the 2-worker figure (ns/op at most 2x); no thread starved
  * (per-thread ops over all rounds: max/2 > min is flagged "???"). The scalable-reader mode
  * (ScalableRwLock, one slot per worker): aggregate ns/op at most half of glibc pthread_rwlock's

@@ -4,7 +4,7 @@
  *
  * One thread, one lock, nobody else: every acquire takes the fast path. The floor is measured in
  * the same run (machine-floors.md: Node 20 calls a builtin per Atomics op, ~8.8 ns per add).
- * Targets (issue 2): read lock+unlock <= 1.1x the floor, write lock+unlock <= 1.2x.
+ * Targets: read lock+unlock <= 1.1x the floor, write lock+unlock <= 1.2x.
  */
 import { RwLock, RWLOCK_INT32S } from '../src/atomics-lock/index.js';
 import { floorTwoAtomicAdds, medianNsPerOp, printRatioTable } from './_lib.js';

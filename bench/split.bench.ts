@@ -1,5 +1,5 @@
 /**
- * Split cost per 4K SPTE produced, beside its floor measured in the same run (issue 3 target:
+ * Split cost per 4K SPTE produced, beside its floor measured in the same run (target:
  * at most 3 x the floor of storing 512 SPTEs into a BigInt64Array).
  *
  * Each round maps HUGE_PAGES 2M pages (outside the timed part), then times one eager-split pass

@@ -1,5 +1,5 @@
 /**
- * Walk costs at 4 vs 5 levels, and the cost of one restart from the root (issue 3: printed; the
+ * Walk costs at 4 vs 5 levels, and the cost of one restart from the root (printed; the
  * 2021 argument is that every drop of mmu_lock costs a re-walk from the root, "especially when
  * using 5-level paging").
  *
@@ -72,7 +72,7 @@ function round(vm: Vm, it: TdpIter, gfns: Float64Array): { ns: number[]; readsPe
   }
   const cNs = ((performance.now() - t0) * 1e6) / RESTARTS;
   const restartReads = (it.spteReads - r0) / RESTARTS;
-  // D: lean lookups.
+  // Lean lookups.
   t0 = performance.now();
   for (let i = 0; i < RESTARTS; i++) walkGfn(spt, vm.root, vm.rootLevel, gfns[i]!);
   const dNs = ((performance.now() - t0) * 1e6) / RESTARTS;

@@ -1,5 +1,5 @@
 /**
- * compare / sweep / csv (issue 5) as pure functions on synthetic Reports: how many runs a sweep
+ * compare / sweep / csv as pure functions on synthetic Reports: how many runs a sweep
  * expands to and in what order, what one table row shows, the verdict wording against
  * drop-always, CSV rows and quoting; and that a sweep validates every combination before it runs
  * the first.

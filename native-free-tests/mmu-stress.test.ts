@@ -1,5 +1,5 @@
 /**
- * MMU concurrency stress (issue 3): vCPU workers fault and fast-fault random gfns while a splitter
+ * MMU concurrency stress: vCPU workers fault and fast-fault random gfns while a splitter
  * splits, a zapper zaps and recovers, and a harvester cycles dirty-logging periods (enable with
  * eager split, get/clear, disable with recovery). At the end:
  *   - the invariant checker finds nothing (translation, tables, pool accounting, page stats,

@@ -1,5 +1,5 @@
 /**
- * Every split allocation design on the one shared split walk (issue 5), single-threaded on small
+ * Every split allocation design on the one shared split walk, single-threaded on small
  * guests so that the counters can be derived exactly:
  *   - all huge pages are split and the invariants hold, at 4 and 5 levels, under the read lock
  *     (enable path) and the write lock (CLEAR path);

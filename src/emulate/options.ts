@@ -2,7 +2,7 @@
  * The `npm run emulate` command line: the kernel selftest's flags (`dirty_log_perf_test`,
  * reference §4.1) with their meanings, plus long options for what the emulator adds.
  *
- * Three layers, each usable on its own (issue 5 builds sweeps on the second):
+ * Three layers, each usable on its own (sweeps build on the second):
  *  1. `parseCommandLine(argv)`: util.parseArgs, strict; unknown options and missing values become
  *     one-line ERR_INVALID_OPTION errors naming the option (never a stack trace).
  *  2. `OPTION_PARSERS`: one labelled parser per option, `(raw string) -> typed value`, each throwing
@@ -86,7 +86,7 @@ export interface EmulateOptions {
   readonly steadySeconds: number;
   /** Seconds without progress before the watchdog declares a phase stuck; 0 disables it. */
   readonly watchdogSeconds: number;
-  // --- issue 5: the split allocation designs' knobs, compare and sweeps ---
+  // --- the split allocation designs' knobs, compare and sweeps ---
   /** Capacity of the `cache` design's kvm_mmu_memory_cache (tables). */
   readonly cacheCapacity: number;
   /** `chunked-cache`'s chunk, in 4K pages (2M = 512, 1G = 262144). */

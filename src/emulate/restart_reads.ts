@@ -1,5 +1,5 @@
 /**
- * The memory traffic of restarts, measured exactly (finding a. of issue 5; Sean, 2021-12-02:
+ * The memory traffic of restarts, measured exactly (FINDINGS.md section 4; Sean, 2021-12-02:
  * "If every allocation is dropping mmu_lock, that adds up to a lot of extra memory accesses,
  * especially when using 5-level paging").
  *

@@ -191,9 +191,11 @@ class VcpuThread {
       }
       this.#pass(kind, -1);
       this.#passDone();
-      // Step 4 of the pass protocol (control.ts): the last vCPU stamps the end time, then notifies.
+      // Step 4 of the pass protocol (control.ts): the last vCPU stamps the end time, then publishes
+      // it by a further add; main waits for vcpus + 1, so it never reads a stale end time.
       if (Atomics.add(i32, CTL_VCPU_DONE, 1) + 1 === ctl.vcpus) {
         Atomics.store(ctl.i64, CTL64_PASS_END_NS, nowNs());
+        Atomics.add(i32, CTL_VCPU_DONE, 1); // pairs with main's Atomics.load of VCPU_DONE, then of PASS_END_NS
         Atomics.notify(i32, CTL_VCPU_DONE); // pairs with the main thread's waitAsync on VCPU_DONE
       }
     }

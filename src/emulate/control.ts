@@ -28,9 +28,11 @@
  *  2. main: Atomics.add(VCPU_GO, 1) + notify; vCPUs parked on VCPU_GO wake (pairs with step 3's wait).
  *  3. vCPU: waits until VCPU_GO > its passes done; runs one pass over its region.
  *  4. vCPU: PASSES_DONE++; `Atomics.add(VCPU_DONE, 1)`; the vCPU that brings it to `vcpus` stores
- *     PASS_END_NS first, then notifies VCPU_DONE (pairs with main's waitAsync in step 5).
- *  5. main: waitAsync(VCPU_DONE) until it equals `vcpus`; phase time = PASS_END_NS - PASS_START_NS,
- *     the selftest's "wall time until all vCPUs finish".
+ *     PASS_END_NS, then publishes it with one more `Atomics.add(VCPU_DONE, 1)` (to `vcpus + 1`) and
+ *     notifies VCPU_DONE (pairs with main's waitAsync in step 5). Main must not stop at `vcpus`: it
+ *     could then read the previous pass's PASS_END_NS (a negative phase time was seen at 32 vCPUs).
+ *  5. main: waitAsync(VCPU_DONE) until it reaches `vcpus + 1`; phase time = PASS_END_NS -
+ *     PASS_START_NS, the selftest's "wall time until all vCPUs finish".
  *
  * Free-running vCPUs (-e during disable, and --steady): VCPU_MODE = MODE_FREE then VCPU_GO++;
  * vCPUs run passes back to back, re-reading PHASE_ID every batch so their samples land in the

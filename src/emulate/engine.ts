@@ -420,7 +420,8 @@ export class Engine {
     Atomics.store(c.i64, CTL64_PASS_START_NS, nowNs());
     Atomics.add(i32, CTL_VCPU_GO, 1);
     Atomics.notify(i32, CTL_VCPU_GO); // step 2: pairs with the vCPUs' Atomics.wait in their park
-    await this.#waitUntil(CTL_VCPU_DONE, (v) => v >= c.vcpus);
+    // Step 5: vcpus + 1 = every vCPU done AND the end time stored (control.ts "A vCPU pass").
+    await this.#waitUntil(CTL_VCPU_DONE, (v) => v > c.vcpus);
     const ns = Atomics.load(c.i64, CTL64_PASS_END_NS) - Atomics.load(c.i64, CTL64_PASS_START_NS);
     this.#endPhase(id, Number(ns) / 1e9);
   }
@@ -637,7 +638,7 @@ export class Engine {
     const passUnits = c.vcpus * (Math.floor(this.#config.pagesPerVcpu / VCPU_BATCH) + 1);
     if (Atomics.load(c.i32, CTL_VCPU_MODE) === MODE_PASS && Atomics.load(c.i32, CTL_VCPU_DONE) < c.vcpus && passUnits > 0) {
       const pct = Math.min(100, ((this.#vcpuProgress() - this.#phaseProgressBase) / passUnits) * 100);
-      return `${pct.toFixed(0)}% of the pages, ${Atomics.load(c.i32, CTL_VCPU_DONE)}/${c.vcpus} vCPUs done`;
+      return `${pct.toFixed(0)}% of the pages, ${Math.min(c.vcpus, Atomics.load(c.i32, CTL_VCPU_DONE))}/${c.vcpus} vCPUs done`;
     }
     return '';
   }

@@ -18,48 +18,22 @@
  * Run with tracing off (the emulator has no tracing on these paths). Timings are figures, not
  * assertions: on a loaded machine read the ratios, not the absolute values.
  */
-import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
-import type { Vm } from '../src/vm.js';
-import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
-import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
 import { splitHugePagesYieldSafe } from '../src/mmu/tdp_mmu_split.js';
 import { createSplitAllocDesign } from '../src/mmu/split_alloc_designs.js';
 import type { SplitAllocDesign } from '../src/mmu/split_alloc.js';
-import { zapGfnRangeYieldSafe } from '../src/mmu/tdp_mmu_zap.js';
-import { reclaimFreedTables } from '../src/mmu/tdp_mmu.js';
 import { MmuLockHolder } from '../src/mmu/mmu_resched.js';
 import { setMmuLockTiming } from '../src/mmu/mmu_lock.js';
 import { TdpIter } from '../src/mmu/tdp_iter.js';
-import { pagesPerHpage, PT_ENTRIES } from '../src/mmu/spte.js';
+import { PT_ENTRIES } from '../src/mmu/spte.js';
+import { createSplitTree } from './_split_tree.js';
 import { median, medianNsPerOp, printRatioTable, round } from './_lib.js';
 
 const HUGE_PAGES = 1024;
 /** Interleaved rounds for figures 2 and 3 (at least 9, so the spread is a fair measure of run-to-run noise). */
 const ROUNDS = 11;
 const INNER = 20_000;
-const M = pagesPerHpage(2);
 
-const vm: Vm = attachVm(
-  createVm({ levels: 4, memslots: layoutMemslots(HUGE_PAGES * M, 1), backingLevel: 2, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1, hostCores: 1 }),
-  0,
-);
-const slot = vm.config.memslots[0]!;
-const start = slot.baseGfn;
-const end = slot.baseGfn + slot.npages;
-const access = createAccessResult();
-
-function populate(): void {
-  for (let g = start; g < end; g += M) guestAccess(vm, g, 'write', access);
-  if (vm.pageStats().pages2m !== HUGE_PAGES) throw new Error('populate did not map every 2M page');
-}
-
-function teardown(): void {
-  vm.mmuLock.writeLock();
-  zapGfnRangeYieldSafe(vm, start, end, { shared: false });
-  vm.mmuLock.writeUnlock();
-  reclaimFreedTables(vm);
-  vm.takeTiming();
-}
+const { vm, start, end, populate, teardown } = createSplitTree(HUGE_PAGES, { hostCores: 1 });
 
 // ---- 1. drop + retake + re-walk against its floor ----------------------------------------------
 

@@ -14,42 +14,17 @@
  * Floor: storing 512 precomputed SPTEs into a BigInt64Array table, HUGE_PAGES times.
  * Figures are per 4K SPTE produced (the time / (HUGE_PAGES * 512)); medians over ROUNDS rounds.
  */
-import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
-import type { Vm } from '../src/vm.js';
-import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
-import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
 import { splitHugePagesYieldSafe } from '../src/mmu/tdp_mmu_split.js';
 import { dropAlways } from '../src/mmu/split_alloc.js';
 import type { SplitAllocDesign } from '../src/mmu/split_alloc.js';
-import { zapGfnRangeYieldSafe } from '../src/mmu/tdp_mmu_zap.js';
-import { reclaimFreedTables } from '../src/mmu/tdp_mmu.js';
-import { makeLeafSpte, pagesPerHpage, PT_ENTRIES } from '../src/mmu/spte.js';
+import { makeLeafSpte, PT_ENTRIES } from '../src/mmu/spte.js';
 import { median, printRatioTable } from './_lib.js';
+import { createSplitTree } from './_split_tree.js';
 
 const HUGE_PAGES = 1024;
 const ROUNDS = 25;
-const M = pagesPerHpage(2);
 
-const vm: Vm = attachVm(
-  createVm({ levels: 4, memslots: layoutMemslots(HUGE_PAGES * M, 1), backingLevel: 2, workers: 1, pressure: PRESSURE_PROFILES.none, seed: 1 }),
-  0,
-);
-const slot = vm.config.memslots[0]!;
-const start = slot.baseGfn;
-const end = slot.baseGfn + slot.npages;
-const out = createAccessResult();
-
-function populate(): void {
-  for (let g = start; g < end; g += M) guestAccess(vm, g, 'write', out);
-  if (vm.pageStats().pages2m !== HUGE_PAGES) throw new Error('populate did not map every 2M page');
-}
-
-function teardown(): void {
-  vm.mmuLock.writeLock();
-  zapGfnRangeYieldSafe(vm, start, end, { shared: false });
-  vm.mmuLock.writeUnlock();
-  reclaimFreedTables(vm);
-}
+const { vm, start, end, populate, teardown } = createSplitTree(HUGE_PAGES);
 
 /** A bench-only design: tables taken from a pre-filled array, never dropping the lock. */
 function preallocDesign(tables: number[]): SplitAllocDesign {

@@ -152,15 +152,18 @@ printRatioTable('Scaling to 32 workers on 2 cores (target: throughput >= 50 % of
 ]);
 console.log(`32-worker read throughput = ${round((100 * read2) / read32)} % of the 2-worker figure`);
 
-printRatioTable('Scalable-reader mode vs glibc pthread_rwlock (a constant: 2 threads, 33.5 ns aggregate, from machine-floors.md, not measured in this run; target <= 0.5x = 16.7 ns)', [
-  ...WORKER_COUNTS.map((n) => ({
-    figure: `${n} worker(s) ScalableRwLock read`,
-    value: byWorkers.get(n)![3]!.nsPerOp,
-    floorName: 'CONSTANT: glibc pthread_rwlock 2T, machine-floors.md (not measured in this run)',
-    floor: GLIBC_RWLOCK_2T_NS,
-    ...(n === 2 ? { target: 0.5 } : {}),
-  })),
-]);
+printRatioTable(
+  'Scalable-reader mode vs glibc pthread_rwlock (a constant: 2 threads, 33.5 ns aggregate, from machine-floors.md, not measured in this run; target <= 0.5x = 16.7 ns)',
+  [
+    ...WORKER_COUNTS.map((n) => ({
+      figure: `${n} worker(s) ScalableRwLock read`,
+      value: byWorkers.get(n)![3]!.nsPerOp,
+      floorName: 'CONSTANT: glibc pthread_rwlock 2T, machine-floors.md (not measured in this run)',
+      floor: GLIBC_RWLOCK_2T_NS,
+      ...(n === 2 ? { target: 0.5 } : {}),
+    })),
+  ],
+);
 
 console.log('\n## Per-thread operations over all rounds (min/max; ??? = max/2 > min, a starved thread)');
 console.table(starvation);

@@ -12,11 +12,10 @@
 process.env['ATOMICS_LOCK_DEBUG'] = '1';
 process.env['RCU_DEBUG'] = '1';
 
+import { smallVm } from './_small_vm.js';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
 import type { DirtyTrackMode, HugePageFaultMode, Vm } from '../src/vm.js';
-import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
 import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
 import { enableDirtyLogging, getDirtyLog } from '../src/mmu/dirty_log.js';
 import { lazySplit, lazyZapSplit, hugePageFaultFor } from '../src/mmu/split_alloc_lazy.js';
@@ -28,19 +27,7 @@ const M = pagesPerHpage(2);
 const HUGE_PAGES = 3;
 
 function makeVm(dirtyTrack: DirtyTrackMode, hugePageFault: HugePageFaultMode): Vm {
-  return attachVm(
-    createVm({
-      levels: 4,
-      memslots: layoutMemslots(HUGE_PAGES * M, 1),
-      backingLevel: 2,
-      workers: 1,
-      pressure: PRESSURE_PROFILES.none,
-      seed: 1,
-      dirtyTrack,
-      hugePageFault,
-    }),
-    0,
-  );
+  return smallVm(HUGE_PAGES, { dirtyTrack, hugePageFault });
 }
 
 function expectClean(t: ExecutionContext, vm: Vm, what: string): void {

@@ -12,11 +12,10 @@
 process.env['ATOMICS_LOCK_DEBUG'] = '1';
 process.env['RCU_DEBUG'] = '1';
 
+import { smallVm } from './_small_vm.js';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { attachVm, createVm, layoutMemslots } from '../src/vm.js';
 import type { HugePageFaultMode, Vm } from '../src/vm.js';
-import { PRESSURE_PROFILES } from '../src/mmu/allocator.js';
 import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
 import { enableDirtyLogging } from '../src/mmu/dirty_log.js';
 import { lazySplit } from '../src/mmu/split_alloc_lazy.js';
@@ -30,20 +29,7 @@ const M = pagesPerHpage(2);
 const HUGE_PAGES = 3;
 
 function makeVm(nxHugePages: boolean, hugePageFault: HugePageFaultMode = 'split'): Vm {
-  return attachVm(
-    createVm({
-      levels: 4,
-      memslots: layoutMemslots(HUGE_PAGES * M, 1),
-      backingLevel: 2,
-      workers: 1,
-      pressure: PRESSURE_PROFILES.none,
-      seed: 1,
-      dirtyTrack: 'wrprot',
-      hugePageFault,
-      nxHugePages,
-    }),
-    0,
-  );
+  return smallVm(HUGE_PAGES, { dirtyTrack: 'wrprot', hugePageFault, nxHugePages });
 }
 
 function base(vm: Vm): number {

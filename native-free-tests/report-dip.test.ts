@@ -6,6 +6,7 @@
  * Synthetic input: no threads, no clocks.
  */
 import test from 'ava';
+import { point } from './_timeline_point.js';
 import { resolveRunConfig } from '../src/emulate/config.js';
 import { OP_CHECK, OP_CLEAR, OP_ENABLE, OP_GET } from '../src/emulate/control.js';
 import type { SplitterResult, TimingData, VcpuResult } from '../src/emulate/messages.js';
@@ -91,20 +92,7 @@ function synthetic(opts: { cpu: boolean; timeline: boolean }): ReturnType<typeof
     const phase = i <= 100 ? 1 : i <= 150 ? 3 : 5;
     const rate = phase === 5 && i >= 200 && i < 220 ? 3e5 : 1e6;
     if (i > 0) acc += rate * 0.01;
-    pts.push({
-      tMs: i * 10,
-      phase,
-      accesses: acc,
-      fastFaults: 0,
-      slowFaults: 0,
-      firstTouchFaults: 0,
-      hugePagesSplit: 0,
-      lockDrops: 0,
-      restarts: 0,
-      lockWaiters: 0,
-      lockWaitingMs: 0,
-      writerHeld: false,
-    });
+    pts.push(point(i * 10, phase, acc));
   }
   return buildReport({
     config: cfg,

@@ -12,24 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTimeline, DIP_THRESHOLD, phaseDips, TIMELINE_CSV_COLUMNS, timelineCsv, timelineRows, TimelineRecorder } from '../src/emulate/timeline.js';
 import type { TimelinePoint } from '../src/emulate/timeline.js';
-
-function point(tMs: number, phase: number, accesses: number, extra: Partial<TimelinePoint> = {}): TimelinePoint {
-  return {
-    tMs,
-    phase,
-    accesses,
-    fastFaults: 0,
-    slowFaults: 0,
-    firstTouchFaults: 0,
-    hugePagesSplit: 0,
-    lockDrops: 0,
-    restarts: 0,
-    lockWaiters: 0,
-    lockWaitingMs: 0,
-    writerHeld: false,
-    ...extra,
-  };
-}
+import { point } from './_timeline_point.js';
 
 test('the recorder stays under its cap by decimation, keeps the newest point, and loses no work', (t) => {
   const rec = new TimelineRecorder(100);

@@ -29,6 +29,7 @@
 import { corruptionFound } from './report_model.js';
 import type { LatencySummary, PhaseReport, Report } from './report_model.js';
 import { formatCount, formatNs, table } from './report.js';
+import type { TableData } from './report.js';
 
 /** The design every verdict compares against: the one Linux ships since 6.11. */
 const BASELINE_DESIGN = 'drop-always';
@@ -253,10 +254,10 @@ function ns(n: number | null): string {
   return n === null ? '-' : formatNs(n);
 }
 
-/** The two tables, one row per run. */
-export function formatCompareTables(rows: readonly CompareRow[]): string[] {
-  const t1 = table(
-    [
+/** The two tables as data (title, header, rows), one row per run: compare text and the HTML report. */
+export function compareTablesData(rows: readonly CompareRow[]): { readonly title: string; readonly table: TableData }[] {
+  const t1: TableData = {
+    header: [
       'run',
       'enable split s',
       '1st clear split s',
@@ -268,7 +269,7 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
       'lock wait',
       'dip',
     ],
-    rows.map((r) => [
+    rows: rows.map((r) => [
       r.label,
       secs(r.enableSeconds),
       secs(r.firstClearSeconds),
@@ -280,9 +281,9 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
       r.lockWaitSharePct === null ? '-' : `${r.lockWaitSharePct.toFixed(2)}%`,
       r.dipPct === null ? '-' : `${r.dipPct.toFixed(1)}%`,
     ]),
-  );
-  const t2 = table(
-    [
+  };
+  const t2: TableData = {
+    header: [
       'run',
       'lock hold p99',
       'hold max',
@@ -298,7 +299,7 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
       'ENOMEM',
       'invariants',
     ],
-    rows.map((r) => [
+    rows: rows.map((r) => [
       r.label,
       r.holdP99Ns === null ? '-' : `${formatNs(r.holdP99Ns)} (${r.holdMode === 'write' ? 'w' : 'r'})`,
       ns(r.holdMaxNs),
@@ -314,15 +315,25 @@ export function formatCompareTables(rows: readonly CompareRow[]): string[] {
       formatCount(r.splitEnomem),
       r.invariantsOk ? 'ok' : 'VIOLATED',
     ]),
-  );
+  };
   return [
-    'Time and vCPU impact (split phase = the phase that split the most; before = the steady-before window; rate = vCPU accesses/s against before; ' +
-      'lock wait = share of vCPU time waiting for mmu_lock in the split phase; dip = its deepest throughput dip on the timeline)',
-    ...t1,
-    '',
-    'mmu_lock and walk work (lock times of the split phase, w = write hold, r = read hold; counts over the splitter ops; extra reads/split = restarts x re-walk depth / splits)',
-    ...t2,
+    {
+      title:
+        'Time and vCPU impact (split phase = the phase that split the most; before = the steady-before window; rate = vCPU accesses/s against before; ' +
+        'lock wait = share of vCPU time waiting for mmu_lock in the split phase; dip = its deepest throughput dip on the timeline)',
+      table: t1,
+    },
+    {
+      title:
+        'mmu_lock and walk work (lock times of the split phase, w = write hold, r = read hold; counts over the splitter ops; extra reads/split = restarts x re-walk depth / splits)',
+      table: t2,
+    },
   ];
+}
+
+/** The two tables as text, one row per run. */
+export function formatCompareTables(rows: readonly CompareRow[]): string[] {
+  return compareTablesData(rows).flatMap((t, i) => [...(i > 0 ? [''] : []), t.title, ...table(t.table.header, t.table.rows)]);
 }
 
 /** Percent change of `x` against `base` (null when base is 0 or either is missing). */

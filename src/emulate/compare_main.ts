@@ -9,7 +9,7 @@
  *   2. run them one after another (each its own VM and threads), a one-line summary per run on
  *      stderr; Ctrl-C stops the current run and the sweep;
  *   3. print the compare tables and one verdict per run against drop-always (compare.ts);
- *   4. write --csv FILE (one row per run).
+ *   4. write --csv FILE (one row per run) and --html FILE (html_report.ts: the designs overlaid).
  * `--compare` also turns on the steady workload: vCPU impact DURING splitting is the point of the
  * comparison, and vCPUs only run during splitting in steady mode. A plain sweep keeps the
  * selftest flow unless --steady is given.
@@ -27,6 +27,7 @@ import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } f
 import type { CompareRow } from './compare.js';
 import { compareCsv, writeCsv } from './csv.js';
 import { checkOutputPath } from './output_file.js';
+import { writeHtmlReport } from './html_report.js';
 import { corruptionFound } from './report_model.js';
 import { formatSize, resolveOptions } from './options.js';
 import type { RawValues } from './options.js';
@@ -66,6 +67,7 @@ async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
   let results: SweepResult<RunConfig>[];
   const quiet = raw['quiet'] === true;
   const csv = typeof raw['csv'] === 'string' ? raw['csv'] : undefined;
+  const html = typeof raw['html'] === 'string' ? raw['html'] : undefined;
   let runs: SweepRun[] = [];
   let configs: RunConfig[] = [];
   let repeat = 1;
@@ -80,6 +82,7 @@ async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
     runs = Array.from({ length: repeat }, () => combos).flat();
     configs = Array.from({ length: repeat }, () => comboConfigs).flat();
     if (csv !== undefined) checkOutputPath('--csv', csv);
+    if (html !== undefined) checkOutputPath('--html', html);
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ERR_INVALID_OPTION' || code === 'ERR_TOO_BIG' || code === 'ERR_INVALID_ARG') {
@@ -139,12 +142,22 @@ async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
   io.stdout.write(
     `${repeat > 1 ? `Medians of ${repeat} runs per row\n` : ''}${formatCompareTables(shown).join('\n')}\n\nVerdicts (against drop-always, the Linux 6.11+ design; ${how})\n`,
   );
-  io.stdout.write(`${verdictLines(shown).join('\n')}\n`);
+  const verdicts = verdictLines(shown);
+  io.stdout.write(`${verdicts.join('\n')}\n`);
   const o0 = configs[0]!.options;
   io.stdout.write(`Dirty tracking ${o0.dirtyTrack}; host costs ${formatHostCosts(o0.hostCosts)} (${HOST_COSTS_CALIBRATION})\n`);
   if (csv !== undefined) {
     writeCsv(csv, compareCsv(results.map((r, i) => ({ report: r.report, row: rows[i]!, repeat: Math.floor(i / combos) + 1 }))));
     if (!quiet) io.stderr.write(`emulate: wrote ${rows.length} row(s) to ${csv}\n`);
+  }
+  // The charts overlay the first repeat of every combination (one line per design); the tables give the medians.
+  if (html !== undefined) {
+    await writeHtmlReport(
+      html,
+      rows.slice(0, combos).map((row, i) => ({ label: row.label, report: results[i]!.report, splitPhase: row.splitPhase })),
+      { rows: shown, verdicts },
+    );
+    if (!quiet) io.stderr.write(`emulate: wrote the HTML report to ${html}\n`);
   }
   const bad = results.filter((r) => !r.report.invariants.ok || corruptionFound(r.report).length > 0 || r.report.dirtyLog.ok === false);
   if (bad.length > 0) {

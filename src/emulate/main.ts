@@ -26,6 +26,7 @@ import { runManyFromCli, wantsManyRuns } from './compare_main.js';
 import { csvSink, emitReport, jsonSink, textSink, timelineCsvSink } from './report_sink.js';
 import type { ReportSink } from './report_sink.js';
 import { checkOutputPath } from './output_file.js';
+import { writeHtmlReport } from './html_report.js';
 import type { RawValues } from './options.js';
 
 export const EXIT_OK = 0;
@@ -53,6 +54,7 @@ function configure(argv: readonly string[]): RunConfig | number | { readonly man
     if (options.json !== undefined) checkOutputPath('--json', options.json);
     if (options.csv !== undefined) checkOutputPath('--csv', options.csv);
     if (options.timelineCsv !== undefined) checkOutputPath('--timeline-csv', options.timelineCsv);
+    if (options.html !== undefined) checkOutputPath('--html', options.html);
     let faultInject: FaultInjection | null;
     try {
       faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);
@@ -112,6 +114,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const report = await runEmulation(cfg, { sinks, signal: abort.signal });
     progress.stop();
     emitReport(sinks, report);
+    if (o.html !== undefined) await writeHtmlReport(o.html, [{ label: String(report.config['splitAlloc']), report, splitPhase: null }]);
     if (!report.invariants.ok) {
       fail(`invariant checker found ${report.invariants.violationCount} violation(s)`);
       return EXIT_FAILED;

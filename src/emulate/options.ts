@@ -125,6 +125,8 @@ export interface EmulateOptions {
   readonly hostEvents: HostEventsProfile;
   /** Options that contradict the release without being impossible (printed in the banner). */
   readonly anachronisms: readonly string[];
+  /** `--html FILE`: the self-contained HTML report with charts (html_report.ts). */
+  readonly html: string | undefined;
   /** `--timeline-csv FILE`: the run's timeline (timeline.ts), one row per sample. */
   readonly timelineCsv: string | undefined;
 }
@@ -175,6 +177,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   kernel: DEFAULT_KERNEL,
   hostEvents: parseHostEvents('--host-events', 'none'),
   anachronisms: [],
+  html: undefined,
   timelineCsv: undefined,
 });
 
@@ -589,6 +592,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     shownDefault: 'from --pressure: none->none, moderate->light, heavy->heavy',
   },
   {
+    long: 'html',
+    type: 'string',
+    arg: 'FILE',
+    help: 'also write a self-contained HTML report: throughput over time with the phases shaded, latency tails, mmu_lock, splitter progress, tables (overlays the designs with --compare)',
+    shownDefault: 'none',
+  },
+  {
     long: 'timeline-csv',
     type: 'string',
     arg: 'FILE',
@@ -638,6 +648,7 @@ const OPTION_PARSERS = {
   clearLock: (raw: string) => parseClearLock(flagName('clear-lock'), raw),
   kernel: (raw: string) => parseKernel(flagName('kernel'), raw),
   hostEvents: (raw: string) => parseHostEvents(flagName('host-events'), raw),
+  html: (raw: string) => parseJsonPath(flagName('html'), raw),
   timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
@@ -737,6 +748,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     hostEvents:
       pick('hostEvents', 'host-events') ?? parseHostEvents(flagName('host-events'), hostEventsForPressure(pick('pressure', 'pressure') ?? DEFAULTS.pressure)),
     anachronisms: [],
+    html: pick('html', 'html') ?? DEFAULTS.html,
     timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
   };
   const applied = applyKernel(opts, str);

@@ -8,6 +8,7 @@ import { formatHostCosts } from '../mmu/host_costs.js';
 import { formatBytes, formatSize } from './options.js';
 import { corruptionFound } from './report_model.js';
 import type { LatencySummary, PhaseReport, Report, SplitCounters } from './report_model.js';
+import type { TimelineReport } from './timeline.js';
 import { jsonKeyOf, SPLIT_ROWS } from '../stats/worker_stats.js';
 import { holdPreemptionLine } from './hold_preemption.js';
 
@@ -36,6 +37,16 @@ function formatRate(perSecond: number): string {
   if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(2)}M/s`;
   if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)}k/s`;
   return `${perSecond.toFixed(0)}/s`;
+}
+
+/** A table as data: the text report pads it (textTable), the HTML report marks it up (html_report.ts). */
+export interface TableData {
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+}
+
+function textTable(t: TableData): string[] {
+  return table(t.header, t.rows);
 }
 
 /** A plain-text table: right-aligned numeric columns, left-aligned first column. */
@@ -87,7 +98,7 @@ function section(title: string): string[] {
   return ['', `== ${title} ==`];
 }
 
-function phaseTable(r: Report): string[] {
+export function phaseTableData(r: Report): TableData {
   const rows = r.phases.map((p: PhaseReport) => [
     p.name,
     p.seconds.toFixed(6),
@@ -100,10 +111,10 @@ function phaseTable(r: Report): string[] {
     formatCount(p.pagesAfter['2m']),
     formatCount(p.pagesAfter['1g']),
   ]);
-  return table(['phase', 'seconds', 'accesses', 'vCPU rate', 'fast flt', 'slow flt', 'split', 'pages_4k', 'pages_2m', 'pages_1g'], rows);
+  return { header: ['phase', 'seconds', 'accesses', 'vCPU rate', 'fast flt', 'slow flt', 'split', 'pages_4k', 'pages_2m', 'pages_1g'], rows };
 }
 
-function faultLatencyTable(r: Report): string[] {
+export function faultLatencyTableData(r: Report): TableData {
   const rows: string[][] = [];
   for (const p of r.phases) {
     if (p.vcpu === null) continue;
@@ -116,10 +127,10 @@ function faultLatencyTable(r: Report): string[] {
     if (l.fast.count > 0) rows.push(['', 'fast', ...latencyCells(l.fast)]);
     if (l.slow.count > 0) rows.push(['', 'slow', ...latencyCells(l.slow)]);
   }
-  return table(['phase', 'kind', ...LAT_HEADER], rows);
+  return { header: ['phase', 'kind', ...LAT_HEADER], rows };
 }
 
-function lockTable(r: Report): string[] {
+export function lockTableData(r: Report): TableData {
   const m = r.mmuLock;
   const rows = [
     ['read wait', ...latencyCells(m.readWaitNs)],
@@ -127,7 +138,7 @@ function lockTable(r: Report): string[] {
     ['write wait', ...latencyCells(m.writeWaitNs)],
     ['write hold', ...latencyCells(m.writeHoldNs)],
   ];
-  return table(['mmu_lock', ...LAT_HEADER], rows);
+  return { header: ['mmu_lock', ...LAT_HEADER], rows };
 }
 
 function lockByPhaseTable(r: Report): string[] {
@@ -199,7 +210,7 @@ function kvLines(kv: readonly (readonly [string, string])[]): string[] {
   return kv.map(([k, v]) => `${`${k}:`.padEnd(w + 1)}${v}`);
 }
 
-function dirtyTable(r: Report): string[] {
+export function dirtyTableData(r: Report): TableData {
   const rows = r.iterations.map((it) => [
     `${it.iteration}`,
     formatCount(it.pagesWritten),
@@ -207,7 +218,7 @@ function dirtyTable(r: Report): string[] {
     it.expectedDirtyPages === null ? '-' : formatCount(it.expectedDirtyPages),
     it.dirtyPagesOk === null ? 'n/a' : it.dirtyPagesOk ? 'ok' : 'MISMATCH',
   ]);
-  return table(['iteration', 'pages written', 'dirty pages', 'expected', 'verdict'], rows);
+  return { header: ['iteration', 'pages written', 'dirty pages', 'expected', 'verdict'], rows };
 }
 
 function steadyTable(r: Report): string[] {
@@ -282,6 +293,15 @@ function dipTable(r: Report): string[] {
   const head = `${formatCount(t.rows.length)} samples, every ${t.sampleMs * t.stride} ms; a dip is throughput below ${100 - t.dipThresholdPct}% of the baseline`;
   if (t.dips.length === 0) return [...section('Timeline'), head, 'no phase with running vCPUs was sampled'];
   const d0 = t.dips[0]!;
+  return [
+    ...section('Timeline: vCPU throughput dips by phase'),
+    `${head}; baseline ${formatRate(d0.baselinePerSecond)} (${d0.baselineFrom})`,
+    ...textTable(dipTableData(t)),
+  ];
+}
+
+/** One row per phase dip (timeline.ts phaseDips). */
+export function dipTableData(t: TimelineReport): TableData {
   const rows = t.dips.map((d) => [
     d.name,
     formatRate(d.meanPerSecond),
@@ -292,11 +312,7 @@ function dipTable(r: Report): string[] {
     String(d.maxLockWaiters),
     `${d.maxLockWaitingMs.toFixed(0)} ms`,
   ]);
-  return [
-    ...section('Timeline: vCPU throughput dips by phase'),
-    `${head}; baseline ${formatRate(d0.baselinePerSecond)} (${d0.baselineFrom})`,
-    ...table(['phase', 'mean rate', 'min rate', 'dip depth', 'below', 'longest', 'max lock waiters', 'longest queue'], rows),
-  ];
+  return { header: ['phase', 'mean rate', 'min rate', 'dip depth', 'below', 'longest', 'max lock waiters', 'longest queue'], rows };
 }
 
 /** The whole text report. */
@@ -369,21 +385,21 @@ export function formatReport(r: Report): string {
     ]),
   );
   out.push(...section('Phases (vCPU rate = guest accesses per second, all vCPUs; pages_* after the phase)'));
-  out.push(...phaseTable(r));
+  out.push(...textTable(phaseTableData(r)));
   out.push(...section('vCPU fault latency by phase and kind (fast = lockless, slow = mmu_lock for read)'));
-  out.push(...faultLatencyTable(r));
+  out.push(...textTable(faultLatencyTableData(r)));
   out.push(...steadyTable(r));
   out.push(...faultKindTable(r));
   out.push(...vcpuTimeTable(r));
   out.push(...dipTable(r));
   out.push(...section('mmu_lock (all threads, whole run)'));
-  out.push(...lockTable(r));
+  out.push(...textTable(lockTableData(r)));
   out.push(`contended acquisitions: ${formatCount(r.mmuLock.contendedReads)} reads, ${formatCount(r.mmuLock.contendedWrites)} writes`);
   out.push(...lockByPhaseTable(r).map((l) => l));
   out.push(...section('Splitting'));
   out.push(...splitterLines(r));
   out.push(...section('Dirty log (GET_DIRTY_LOG against the pages the vCPUs wrote)'));
-  out.push(...dirtyTable(r));
+  out.push(...textTable(dirtyTableData(r)));
   out.push(...section('RCU, pool, pages'));
   out.push(
     ...kvLines([

@@ -262,7 +262,15 @@ function splitterChart(runs: readonly ChartRun[]): Chart | null {
     const t = run.report.timeline;
     if (t === undefined) continue;
     const origin = originMs(run, aligned);
-    for (const k of PROGRESS) for (const r of t.rows) rows.push({ design: run.label, counter: k.name, s: (r.tMs - origin) / 1000, total: r[k.key] });
+    for (const k of PROGRESS) {
+      // The counters are cumulative and drawn as steps: only the samples where one changes (and the
+      // last) shape the line, so the flat stretches are left out of the page.
+      t.rows.forEach((r, i) => {
+        if (i === 0 || i === t.rows.length - 1 || r[k.key] !== t.rows[i - 1]![k.key]) {
+          rows.push({ design: run.label, counter: k.name, s: (r.tMs - origin) / 1000, total: r[k.key] });
+        }
+      });
+    }
   }
   if (rows.length === 0) return null;
   return {

@@ -16,7 +16,7 @@ import { reportCharts } from './charts.js';
 import type { Chart, ChartRun } from './charts.js';
 import { compareTablesData } from './compare.js';
 import type { CompareRow } from './compare.js';
-import { dipTableData, dirtyTableData, faultLatencyTableData, lockTableData, phaseTableData, selftestLines } from './report.js';
+import { dipTableData, dirtyTableData, faultLatencyTableData, formatReport, lockTableData, phaseTableData, selftestLines } from './report.js';
 import type { TableData } from './report.js';
 
 /** What --compare adds: its table rows (one per design, medians with --repeat) and verdicts. */
@@ -70,6 +70,7 @@ function runSection(run: ChartRun, open: boolean): string {
     `<details${open ? ' open' : ''}><summary>${esc(run.label)}: dirty_log_perf_test lines and tables</summary>`,
     `<pre class="selftest">${esc(selftestLines(run.report).join('\n'))}</pre>`,
     runTables(run),
+    `<details><summary>The whole text report</summary><pre>${esc(formatReport(run.report))}</pre></details>`,
     '</details>',
   ].join('\n');
 }

@@ -189,23 +189,14 @@ function tailChart(id: string, title: string, caption: string, rows: readonly Ta
     y: { field: 'slower', type: 'quantitative', scale: { type: 'log' }, title: 'fraction slower (1 - CDF)' },
     color: { field: colour, type: 'nominal', title: colour === 'design' ? 'design' : 'phase' },
   } as const;
-  const layer = [
-    { mark: { type: 'line', strokeWidth: 1.4 }, encoding },
-    {
-      mark: { type: 'point', filled: true, size: 24 },
-      encoding: { ...encoding, tooltip: [{ field: 'series' }, { field: 'design' }, { field: 'percentile' }, { field: 'ns' }] },
-    },
-  ] as const;
+  const line = { mark: { type: 'line', strokeWidth: 1.4 }, encoding } as const;
+  const tooltip = ['series', 'design', 'percentile', 'ns'].map((field) => ({ field }));
+  const point = { mark: { type: 'point', filled: true, size: 24 } as const, encoding: { ...encoding, tooltip } };
   const lines = distinct(rows.map((r) => `${r.series}\u0000${r.design}`));
-  return {
-    id,
-    title,
-    caption,
-    marks: lines + rows.length,
-    spec: facet
-      ? { data: { values: rows }, facet: { field: 'series', type: 'nominal', title: null }, columns: 2, spec: { width: 340, height: 200, layer: [...layer] } }
-      : { data: { values: rows }, width: WIDTH, height: HEIGHT, layer: [...layer] },
-  } as Chart;
+  const spec: TopLevelSpec = facet
+    ? { data: { values: rows }, facet: { field: 'series', type: 'nominal', title: null }, columns: 2, spec: { width: 340, height: 200, layer: [line, point] } }
+    : { data: { values: rows }, width: WIDTH, height: HEIGHT, layer: [line, point] };
+  return { id, title, caption, marks: lines + rows.length, spec };
 }
 
 /** Fault latency tails: per phase (one run), or per phase and design (--compare, one panel per phase). */

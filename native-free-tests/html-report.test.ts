@@ -2,11 +2,14 @@
  * The HTML report (src/emulate/html_report.ts) without a browser: a short real run's page is
  * self-contained (no http(s) URL, nothing to fetch, a CSP that forbids fetching), has one SVG per
  * chart with its spec and data beside it, declares as many marks as its data implies, and carries
- * the dirty_log_perf_test lines and the tables; two runs overlay as one line per design; a bad
- * --html path exits 2 before any run. The self-containment detector has its own control.
+ * the dirty_log_perf_test lines and the tables; two runs overlay as one line per design, also end
+ * to end through --compare; a bad --html path exits 2 before any run. The self-containment detector has its own control.
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compareRow, verdictLines } from '../src/emulate/compare.js';
 import { htmlReport } from '../src/emulate/html_report.js';
@@ -113,6 +116,25 @@ test('two runs overlay: one throughput line per design, lock and fault panels pe
   t.regex(html, /<h2>Compare<\/h2>/);
   t.regex(html, /<li>cache: /);
   t.deepEqual(externalRefs(html), []);
+});
+
+test('end to end: --compare --html overlays the designs it ran, with the compare tables', (t) => {
+  t.timeout(180_000);
+  const dir = mkdtempSync(join(tmpdir(), 'emulate-html-compare-'));
+  try {
+    const file = join(dir, 'c.html');
+    const args = ['--compare', '--split-alloc', 'drop-always,cache', '-q', '-v', '1', '-b', '16M', '--steady-seconds', '0.1', '--html', file];
+    const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 150_000 });
+    t.is(r.status, 0, r.stderr);
+    const html = readFileSync(file, 'utf8');
+    t.deepEqual(externalRefs(html), []);
+    const throughput = embeddedSpecs(html).find((s) => s.id === 'throughput')!.spec;
+    t.deepEqual([...new Set(throughput.layer[1].data.values.map((v: { design: string }) => v.design))], ['drop-always', 'cache']);
+    t.is([...html.matchAll(/<summary>(drop-always|cache): dirty_log_perf_test lines and tables<\/summary>/g)].length, 2);
+    t.regex(html, /<li>cache: split took /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a bad --html path exits 2 with one line before any run, for one run and for --compare', (t) => {

@@ -3,7 +3,8 @@
  * self-contained (no http(s) URL, nothing to fetch, a CSP that forbids fetching), has one SVG per
  * chart with its spec and data beside it, declares as many marks as its data implies, and carries
  * the dirty_log_perf_test lines and the tables; two runs overlay as one line per design, also end
- * to end through --compare; a bad --html path exits 2 before any run. The self-containment detector has its own control.
+ * to end through --compare; a bad --html path exits 2 before any run. The self-containment
+ * detector has its own control.
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
@@ -11,10 +12,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { evenRates } from '../src/emulate/charts.js';
 import { compareRow, verdictLines } from '../src/emulate/compare.js';
 import { htmlReport } from '../src/emulate/html_report.js';
 import type { Report } from '../src/emulate/report_model.js';
+import { buildTimeline } from '../src/emulate/timeline.js';
 import { embeddedSpecs, marksOfSpec, runWithHtml } from './_html_report.js';
+import { point } from './_timeline_point.js';
 
 const MAIN = fileURLToPath(new URL('../src/emulate/main.js', import.meta.url));
 const CHART_IDS = ['throughput', 'fault-latency', 'mmu-lock', 'splitter-progress'];
@@ -135,6 +139,28 @@ test('end to end: --compare --html overlays the designs it ran, with the compare
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('throughput points: a forced edge sample microseconds after the last is merged into the next gap, the work kept', (t) => {
+  // 1M accesses/s throughout, sampled every 10 ms, with a phase edge 2 us after the sample at 50 ms
+  // that happens to see 200 accesses land (a burst of 100M/s over the tiny gap).
+  const pts = [];
+  for (let i = 0; i <= 10; i++) pts.push(point(i * 10, 0, i * 10_000 + (i > 5 ? 200 : 0)));
+  pts.splice(6, 0, point(50.002, 1, 50_200));
+  const t0 = buildTimeline({ points: pts, events: [], stride: 1 }, ['a', 'b']);
+  t.true(
+    t0.rows.some((r) => r.accessesPerSecond > 50e6),
+    'the raw rows have the burst',
+  );
+  const even = evenRates(t0);
+  t.is(even.length, 10);
+  t.true(
+    even.every((p) => p.perSecond < 1.05e6),
+    even.map((p) => p.perSecond).join(', '),
+  );
+  let work = 0;
+  for (let i = 0; i < even.length; i++) work += (even[i]!.perSecond * (even[i]!.tMs - (i === 0 ? 0 : even[i - 1]!.tMs))) / 1000;
+  t.is(Math.round(work), 100_200);
 });
 
 test('a bad --html path exits 2 with one line before any run, for one run and for --compare', (t) => {

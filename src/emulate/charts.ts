@@ -103,7 +103,7 @@ function phaseSpans(run: ChartRun, origin: number): { name: string; kind: string
  * rate x gap is the work done, so the merged rate is exact over the longer gap. The first row
  * has no gap before it and is left out.
  */
-function evenRates(t: TimelineReport): { tMs: number; perSecond: number }[] {
+export function evenRates(t: TimelineReport): { tMs: number; perSecond: number }[] {
   const out: { tMs: number; perSecond: number }[] = [];
   const minGap = (t.sampleMs * t.stride) / 2;
   let work = 0;

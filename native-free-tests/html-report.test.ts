@@ -70,7 +70,7 @@ test('one SVG per chart, each with its spec beside it and as many marks declared
     specs.map((s) => s.id),
     CHART_IDS,
   );
-  const figures = [...run.html.matchAll(/<figure data-chart="([^"]+)" data-marks="(\d+)"><svg\b[\s\S]*?<\/svg><\/figure>/g)];
+  const figures = [...run.html.matchAll(/<figure data-chart="([^"]+)" data-marks="(\d+)"><svg id="chart-svg-\1"[\s\S]*?<\/svg><\/figure>/g)];
   t.deepEqual(
     figures.map((f) => f[1]),
     CHART_IDS,

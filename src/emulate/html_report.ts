@@ -41,7 +41,7 @@ function htmlTable(t: TableData): string {
 }
 
 async function chartSection(c: Chart): Promise<string> {
-  const svg = await renderSvg(c.spec);
+  const svg = (await renderSvg(c.spec)).replace(/^<svg\b/, `<svg id="chart-svg-${c.id}"`);
   return [
     `<section class="chart" id="chart-${c.id}">`,
     `<h2>${esc(c.title)}</h2>`,

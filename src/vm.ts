@@ -64,6 +64,8 @@ export interface VmConfig {
     readonly nonAtomicFreeList?: boolean;
     /** Pool pressure: an empty free list is ENOMEM at once, with no reaping or grace period pushed (pool_reclaim.ts). */
     readonly noPressureReclaim?: boolean;
+    /** Pool pressure: a blocking allocation pushes grace periods even inside RCU or under mmu_lock. */
+    readonly pressureWaitAnywhere?: boolean;
     /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
     readonly pmlDropBuffer?: boolean;
     /** NX huge pages: a torn-down table stays on the possible-NX list (tdp_mmu.ts handleRemovedPt). */
@@ -370,7 +372,10 @@ export class Vm {
     });
     // seed + workerId: independent, reproducible pressure streams per worker.
     const mmuLock = this.mmuLock;
-    const reclaim = config.unsafe?.noPressureReclaim === true ? undefined : new PoolReclaim(this.pool, this.rcu, () => mmuLock.isHeldByThisThread());
+    const reclaim =
+      config.unsafe?.noPressureReclaim === true
+        ? undefined
+        : new PoolReclaim(this.pool, this.rcu, () => mmuLock.isHeldByThisThread(), { unsafeWaitInAnyContext: config.unsafe?.pressureWaitAnywhere === true });
     this.alloc = new PageAllocator(this.pool, config.pressure, (config.seed + workerId) | 0, this.stats, reclaim);
     this.vcpuCache = new MmuMemoryCache(this.alloc, config.cacheCapacity ?? DEFAULT_CACHE_CAPACITY, { stats: this.stats, countLeftovers: false });
     this.spt = this.pool.spt;

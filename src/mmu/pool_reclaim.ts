@@ -52,20 +52,32 @@ import type { PtPool } from './pt_pool.js';
 
 /**
  * Grace periods one allocation may push before it reports ENOMEM. One suffices for every table
- * freed before the call; the others cover tables freed by other threads meanwhile.
+ * freed before the call; the others cover tables that other threads free (and that concurrent
+ * allocations take) meanwhile. 16 is the page allocator's MAX_RECLAIM_RETRIES (mm/page_alloc.c),
+ * its bound on direct-reclaim rounds without progress.
  */
-const MAX_PRESSURE_GRACE_PERIODS = 4;
+const MAX_PRESSURE_GRACE_PERIODS = 16;
+
+export interface PoolReclaimOptions {
+  /**
+   * CONTROL ONLY (the no-wait test's broken variant): step 3 ignores the caller's context, so a
+   * blocking allocation inside RCU or under mmu_lock pushes a grace period there.
+   */
+  readonly unsafeWaitInAnyContext?: boolean;
+}
 
 export class PoolReclaim {
   readonly pool: PtPool;
   readonly rcu: RcuReader;
   /** Does this thread hold mmu_lock now (MmuLock.isHeldByThisThread)? */
   readonly #mmuLockHeld: () => boolean;
+  readonly #unsafeWaitAnywhere: boolean;
 
-  constructor(pool: PtPool, rcu: RcuReader, mmuLockHeld: () => boolean) {
+  constructor(pool: PtPool, rcu: RcuReader, mmuLockHeld: () => boolean, opts: PoolReclaimOptions = {}) {
     this.pool = pool;
     this.rcu = rcu;
     this.#mmuLockHeld = mmuLockHeld;
+    this.#unsafeWaitAnywhere = opts.unsafeWaitInAnyContext === true;
   }
 
   /**
@@ -83,7 +95,7 @@ export class PoolReclaim {
     let t = pool.allocRaw();
     if (t >= 0) return t;
     // Step 3.
-    if (!blocking || rcu.isInReadSide() || this.#mmuLockHeld()) {
+    if (!blocking || (!this.#unsafeWaitAnywhere && (rcu.isInReadSide() || this.#mmuLockHeld()))) {
       pool.countPressure('failFast');
       return -1;
     }

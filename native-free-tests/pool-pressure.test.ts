@@ -26,6 +26,7 @@ import { dropAlways } from '../src/mmu/split_alloc.js';
 import { enableDirtyLogging } from '../src/mmu/dirty_log.js';
 import { checkInvariants, formatViolations } from '../src/mmu/invariants.js';
 import type { InvariantReport } from '../src/mmu/invariants.js';
+import { TS_FREE, TS_RCU_WAIT } from '../src/mmu/pt_pool.js';
 import type { PoolAccounting } from '../src/mmu/pt_pool.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { stressSeconds } from './_tier.js';
@@ -136,6 +137,37 @@ test.serial('control: without pressure reclamation the same stress ends with a v
   );
   t.is(o.pool.pressureAllocs, 0, 'the control never entered the pressure path');
   t.true(o.report.ok, formatViolations(o.report));
+});
+
+test("a table reaped by another thread is freed once; its freer's late callback leaves the next life alone", (t) => {
+  const shared = createVm({
+    levels: 4,
+    memslots: layoutMemslots(pagesPerHpage(2), 1),
+    backingLevel: 2,
+    workers: 2,
+    pressure: PRESSURE_PROFILES.none,
+    seed: 5,
+    poolTables: 4,
+  });
+  const a = attachVm(shared, 0);
+  const b = attachVm(shared, 1);
+  const x = a.pool.allocRaw();
+  a.pool.freeAfterGracePeriod(x, a.rcu); // life 1: a's callback is queued
+  t.is(b.pool.reapExpired(b.rcu), 0, 'nothing is reaped before a grace period');
+  t.true(b.rcu.synchronize(5_000));
+  t.is(b.pool.reapExpired(b.rcu), 1, "b reaps a's table once its grace period has ended");
+  t.is(a.pool.stateOf(x), TS_FREE);
+  t.is(b.pool.allocRaw(), x, 'the reaped table is reusable (top of the free list)');
+  b.pool.freeAfterGracePeriod(x, b.rcu); // life 2, waiting for a new grace period
+  t.is(a.rcu.pollCallbacks(), 1, "a's callback for life 1 runs (its grace period ended)...");
+  t.is(a.pool.stateOf(x), TS_RCU_WAIT, '...and leaves life 2 waiting for its own grace period');
+  t.is(a.pool.accounting().rcuWaiting, 1);
+  t.true(b.rcu.synchronize(5_000)); // runs b's callback: life 2 ends
+  t.is(a.pool.stateOf(x), TS_FREE);
+  t.like(a.pool.accounting(), { rcuWaiting: 0, reapedTables: 1 });
+  t.deepEqual(a.pool.audit().problems, []);
+  b.detach();
+  a.detach();
 });
 
 interface NoWaitOutcome {

@@ -224,7 +224,7 @@ function noWaitProblems(o: NoWaitOutcome): string[] {
     ['GFP_NOWAIT', p.nowait],
   ] as const) {
     if (r.threw !== null) problems.push(`${what}: threw ${r.threw}`);
-    else if (r.table >= 0) problems.push(`${what}: got table ${r.table} (it waited for a grace period)`);
+    else if (r.table >= 0) problems.push(`${what}: got table ${r.table} (only a grace period could have made one reclaimable)`);
   }
   if (p.cookieAfterNoWait !== p.cookieBefore) problems.push('a grace period ran during the no-wait allocations');
   return problems;

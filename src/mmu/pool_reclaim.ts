@@ -21,8 +21,10 @@
  *     readers still inside a section) and reaps again.
  *   - GFP_NOWAIT has no __GFP_DIRECT_RECLAIM: it takes what the free lists hold and fails fast.
  *     Code inside an RCU read-side section or under mmu_lock (a spinning rwlock: might_sleep()
- *     would fire) can only allocate that way. Waiting there for a grace period would wait for the
- *     caller's own read-side section: a deadlock.
+ *     would fire) can only allocate that way. Waiting for a grace period inside a read-side
+ *     section would wait for the caller's own section (a deadlock); under mmu_lock it would stall
+ *     every thread queued on the lock for a grace period, and deadlock should a reader that the
+ *     grace period waits for ever wait for mmu_lock.
  * The vCPU fault tops up its cache before taking mmu_lock, outside the RCU read side
  * (mmu_topup_memory_caches with GFP_KERNEL_ACCOUNT, in kvm_mmu_page_fault's path; guest_access.ts
  * slowFault), so it may wait: it fails only when live tables (in use or in caches) fill the pool.

@@ -25,7 +25,7 @@
  *   | RCU           rcuInt32s(workers) (rcu)              epoch word + reader slots     |
  *   +-----------------------------------------------------------------------------------+
  *   | POOL_CTRL     2 lines: [0] tagged free-list head (BigInt64)                         |
- *   |                        [1] accounting counters                                     |
+ *   |                        [1] accounting and pressure-reclaim counters                |
  *   +-----------------------------------------------------------------------------------+
  *   | PAGE_STATS    1 line: pages_4k, pages_2m, pages_1g                                 |
  *   +-----------------------------------------------------------------------------------+
@@ -86,6 +86,23 @@ export const POOL_FREE = LINE_INT32S + 5;
 export const POOL_CAPACITY = LINE_INT32S + 6;
 /** allocRaw calls that found the list empty (ENOMEM seen by the pool). */
 export const POOL_EMPTY_HITS = LINE_INT32S + 7;
+/**
+ * Pressure reclamation (pool_reclaim.ts), cumulative counters written with Atomics.add by any
+ * thread that found the free list empty; read by accounting(). Cold: touched only under pressure.
+ * POOL_PRESSURE_ALLOCS: allocations that entered the pressure path.
+ */
+export const POOL_PRESSURE_ALLOCS = LINE_INT32S + 8;
+/** Grace periods pushed by pressure (synchronize() from an allocation that may sleep: "expedited"). */
+export const POOL_PRESSURE_GPS = LINE_INT32S + 9;
+/** Tables whose grace period had ended, reclaimed by the pressure path instead of their freer's callback. */
+export const POOL_REAPED = LINE_INT32S + 10;
+/** Pressure paths that could not wait (nowait, inside RCU or under mmu_lock) and found nothing to reap. */
+export const POOL_PRESSURE_FAIL_FAST = LINE_INT32S + 11;
+/**
+ * The RCU grace-period sequence at which the last reap scan began (PtPool.reapExpired): a scan at
+ * the same sequence could find nothing new, so it is skipped. Written and read by reapers only.
+ */
+export const POOL_REAP_SEQ = LINE_INT32S + 12;
 const POOL_CTRL_INT32S = 2 * LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +338,11 @@ function checkFieldOffsets(): void {
     ['POOL_FREE', POOL_FREE],
     ['POOL_CAPACITY', POOL_CAPACITY],
     ['POOL_EMPTY_HITS', POOL_EMPTY_HITS],
+    ['POOL_PRESSURE_ALLOCS', POOL_PRESSURE_ALLOCS],
+    ['POOL_PRESSURE_GPS', POOL_PRESSURE_GPS],
+    ['POOL_REAPED', POOL_REAPED],
+    ['POOL_PRESSURE_FAIL_FAST', POOL_PRESSURE_FAIL_FAST],
+    ['POOL_REAP_SEQ', POOL_REAP_SEQ],
   ] as const) {
     within(n, o, POOL_CTRL_INT32S);
     // The counters live on their own line, away from the CAS'd head.

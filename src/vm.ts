@@ -31,6 +31,7 @@ import { PageAllocator, validatePressure } from './mmu/allocator.js';
 import type { PressureParams } from './mmu/allocator.js';
 import { DEFAULT_CACHE_CAPACITY, MmuMemoryCache } from './mmu/mmu_cache.js';
 import { MmuLock } from './mmu/mmu_lock.js';
+import { PoolReclaim } from './mmu/pool_reclaim.js';
 import type { HostCosts } from './mmu/host_costs.js';
 import { maxGfnForRoot, pagesPerHpage, PT_ENTRIES } from './mmu/spte.js';
 import { resetStatSlots, sumStatSlots, WorkerStats } from './stats/worker_slot.js';
@@ -61,6 +62,10 @@ export interface VmConfig {
   readonly unsafe?: {
     readonly freeWithoutGracePeriod?: boolean;
     readonly nonAtomicFreeList?: boolean;
+    /** Pool pressure: an empty free list is ENOMEM at once, with no reaping or grace period pushed (pool_reclaim.ts). */
+    readonly noPressureReclaim?: boolean;
+    /** Pool pressure: a blocking allocation pushes grace periods even inside RCU or under mmu_lock. */
+    readonly pressureWaitAnywhere?: boolean;
     /** PML: a flush discards the buffer instead of marking the bitmap (pml.ts). */
     readonly pmlDropBuffer?: boolean;
     /** NX huge pages: a torn-down table stays on the possible-NX list (tdp_mmu.ts handleRemovedPt). */
@@ -366,7 +371,12 @@ export class Vm {
       unsafeNonAtomicFreeList: config.unsafe?.nonAtomicFreeList === true,
     });
     // seed + workerId: independent, reproducible pressure streams per worker.
-    this.alloc = new PageAllocator(this.pool, config.pressure, (config.seed + workerId) | 0, this.stats);
+    const mmuLock = this.mmuLock;
+    const reclaim =
+      config.unsafe?.noPressureReclaim === true
+        ? undefined
+        : new PoolReclaim(this.pool, this.rcu, () => mmuLock.isHeldByThisThread(), { unsafeWaitInAnyContext: config.unsafe?.pressureWaitAnywhere === true });
+    this.alloc = new PageAllocator(this.pool, config.pressure, (config.seed + workerId) | 0, this.stats, reclaim);
     this.vcpuCache = new MmuMemoryCache(this.alloc, config.cacheCapacity ?? DEFAULT_CACHE_CAPACITY, { stats: this.stats, countLeftovers: false });
     this.spt = this.pool.spt;
     this.root = shared.root;

@@ -15,8 +15,10 @@
  *
  * The host is an INPUT: `hostFree` (free memory as a fraction of host RAM) against `watermark`
  * (the zone low watermark, same unit). The emulator's page-table pool is not the host: the
- * splitter's own tables never move the host below its watermark. The pool matters only when it is
- * truly empty, which is ENOMEM for both flavours.
+ * splitter's own tables never move the host below its watermark. The pool matters only when its
+ * free list is empty: then the allocation enters the pressure path (pool_reclaim.ts: reap tables
+ * whose grace period ended; GFP_KERNEL outside RCU and mmu_lock also pushes grace periods), and
+ * only if that finds nothing is it ENOMEM.
  *
  * Two allocations per split: tdp_mmu_alloc_sp_for_split allocates the kvm_mmu_page header
  * (kmem_cache_zalloc) and then the page table (get_zeroed_page), and kvm_mmu_memory_cache top-ups
@@ -40,6 +42,7 @@ import type { WorkerStats } from '../stats/worker_slot.js';
 import { invalidOption } from '../errors.js';
 import { WS } from '../stats/worker_stats.js';
 import type { PtPool } from './pt_pool.js';
+import type { PoolReclaim } from './pool_reclaim.js';
 import { Rng } from './rng.js';
 
 export type PressureProfileName = 'none' | 'moderate' | 'heavy';
@@ -294,6 +297,8 @@ export class PageAllocator {
   readonly pool: PtPool;
   readonly params: PressureParams;
   readonly model: PressureModel;
+  /** The pressure path for an empty free list; undefined = report ENOMEM at once (bare pools in tests, or the control). */
+  readonly reclaim: PoolReclaim | undefined;
   readonly #stats: WorkerStats;
   /** Private word for Atomics.wait (nobody ever notifies it: the wait always times out). */
   readonly #sleepWord = new Int32Array(new SharedArrayBuffer(4));
@@ -304,10 +309,11 @@ export class PageAllocator {
   #lastReason: AllocReason = 'ok';
   #lastReclaims = 0;
 
-  constructor(pool: PtPool, params: PressureParams, seed: number, stats: WorkerStats) {
+  constructor(pool: PtPool, params: PressureParams, seed: number, stats: WorkerStats, reclaim?: PoolReclaim) {
     this.pool = pool;
     this.params = params;
     this.model = new PressureModel(params, seed);
+    this.reclaim = reclaim;
     this.#stats = stats;
   }
 
@@ -319,7 +325,8 @@ export class PageAllocator {
   /**
    * GFP_NOWAIT for one sp (header, then page table): returns a table (zeroed, IN_USE) or -1.
    * Fails when either draw's fast path fails (the header is then freed, as
-   * __tdp_mmu_alloc_sp_for_split does) or when the pool is empty. A success may busy-spin a
+   * __tdp_mmu_alloc_sp_for_split does) or when the pool is empty even after reaping the tables
+   * whose grace period has ended (pool_reclaim.ts; never waits for one). A success may busy-spin a
    * long-tail latency (real CPU time; never sleeps, so it is legal under mmu_lock and RCU).
    */
   allocNowait(): number {
@@ -336,7 +343,9 @@ export class PageAllocator {
     if (page !== 'ok') return this.#fail(page, delayUs);
     delayUs += m.slowUs;
     if (delayUs > 0) spinUs(delayUs * this.params.timeScale);
-    const t = this.pool.allocRaw();
+    let t = this.pool.allocRaw();
+    // Empty free list: reap what is ripe, never wait (GFP_NOWAIT).
+    if (t < 0 && this.reclaim !== undefined) t = this.reclaim.allocRawUnderPressure(false);
     if (t < 0) return this.#fail('exhausted', delayUs);
     this.#stats.add(WS.allocNowait, 1);
     this.#ok(t, delayUs);
@@ -345,7 +354,8 @@ export class PageAllocator {
 
   /**
    * GFP_KERNEL for one sp (header, then page table): returns a table (zeroed, IN_USE) or -1 only
-   * when the pool is truly empty (ENOMEM). Each of the two draws whose fast path fails waits out a
+   * when the pool is truly empty (ENOMEM) after the pressure path: outside RCU and mmu_lock that
+   * includes waiting for grace periods, so -1 then means live tables fill the pool. Each of the two draws whose fast path fails waits out a
    * reclaim latency (real time: sleeps via Atomics.wait when long), counted in RECLAIMS. May sleep:
    * in KVM this is called with mmu_lock dropped; a design that calls it under the lock pays the
    * wait as hold time.
@@ -367,7 +377,9 @@ export class PageAllocator {
     if (reclaims > 0) this.#stats.add(WS.reclaims, reclaims);
     this.#stats.add(WS.spHeaderAllocs, 1);
     if (delayUs > 0) this.#wait(delayUs * this.params.timeScale);
-    const t = this.pool.allocRaw();
+    let t = this.pool.allocRaw();
+    // Empty free list: reap, and push grace periods if this thread may sleep (pool_reclaim.ts).
+    if (t < 0 && this.reclaim !== undefined) t = this.reclaim.allocRawUnderPressure(true);
     if (t < 0) return this.#fail('exhausted', delayUs);
     this.#stats.add(WS.allocBlocking, 1);
     this.#ok(t, delayUs);

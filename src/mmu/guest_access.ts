@@ -319,7 +319,8 @@ function slowFault(vm: Vm, slot: number, gfn: number, kind: AccessKind): void {
     throw new EmulatorError(
       'ERR_ENOMEM',
       `vCPU fault on gfn 0x${gfn.toString(16)}: cannot top up the MMU cache (page-table pool exhausted: ` +
-        `capacity ${a.capacity}, in use ${a.inUse}, cached ${a.inCaches}, waiting for RCU ${a.rcuWaiting}, free ${a.free})`,
+        `capacity ${a.capacity}, in use ${a.inUse}, cached ${a.inCaches}, waiting for RCU ${a.rcuWaiting}, free ${a.free}; ` +
+        `grace periods pushed by pressure ${a.pressureGracePeriods}, tables reaped ${a.reapedTables})`,
       { ...a },
     );
   }

@@ -47,6 +47,12 @@ export class MmuLock {
   #writeSince = 0;
   /** On-CPU time of this thread's holds (the splitter turns it on: enableHoldCpu). */
   #holdCpu: HoldCpuRecorder | null = null;
+  /**
+   * Holds of this handle now (0 or 1: never recursive). A plain field, thread-local like the
+   * handle: the page allocator's pressure path asks it whether this thread may sleep
+   * (pool_reclaim.ts), as the kernel's might_sleep() knows it is inside a spinning rwlock.
+   */
+  #holds = 0;
 
   constructor(rwlock: RwLock, timing: WorkerTiming, stats: WorkerStats) {
     this.rwlock = rwlock;
@@ -76,17 +82,20 @@ export class MmuLock {
   /** read_lock(&kvm->mmu_lock). true = acquired; false only when timeoutMs ran out. */
   readLock(timeoutMs?: number): boolean {
     if (this.rwlock.tryReadLock()) {
+      this.#holds++;
       if (timingEnabled) this.#readSince = this.#startHold(this.#timing.readWait);
       return true;
     }
     this.#stats.add(WS.lockReadContended, 1);
     const t0 = timingEnabled ? performance.now() : 0;
     if (!this.rwlock.readLock(timeoutMs)) return false;
+    this.#holds++;
     if (timingEnabled) this.#readSince = this.#startContendedHold(this.#timing.readWait, t0);
     return true;
   }
 
   readUnlock(): void {
+    this.#holds--;
     if (!timingEnabled) {
       this.rwlock.readUnlock();
       return;
@@ -98,17 +107,20 @@ export class MmuLock {
 
   writeLock(timeoutMs?: number): boolean {
     if (this.rwlock.tryWriteLock()) {
+      this.#holds++;
       if (timingEnabled) this.#writeSince = this.#startHold(this.#timing.writeWait);
       return true;
     }
     this.#stats.add(WS.lockWriteContended, 1);
     const t0 = timingEnabled ? performance.now() : 0;
     if (!this.rwlock.writeLock(timeoutMs)) return false;
+    this.#holds++;
     if (timingEnabled) this.#writeSince = this.#startContendedHold(this.#timing.writeWait, t0);
     return true;
   }
 
   writeUnlock(): void {
+    this.#holds--;
     if (!timingEnabled) {
       this.rwlock.writeUnlock();
       return;
@@ -120,12 +132,14 @@ export class MmuLock {
 
   tryReadLock(): boolean {
     if (!this.rwlock.tryReadLock()) return false;
+    this.#holds++;
     if (timingEnabled) this.#readSince = this.#startHold(this.#timing.readWait);
     return true;
   }
 
   tryWriteLock(): boolean {
     if (!this.rwlock.tryWriteLock()) return false;
+    this.#holds++;
     if (timingEnabled) this.#writeSince = this.#startHold(this.#timing.writeWait);
     return true;
   }
@@ -154,6 +168,11 @@ export class MmuLock {
   /** rwlock_needbreak(): is anyone queued behind the holder? */
   isContended(): boolean {
     return this.rwlock.isContended();
+  }
+
+  /** Does this thread hold mmu_lock (read or write) through this handle? Always tracked (no debug mode needed). */
+  isHeldByThisThread(): boolean {
+    return this.#holds > 0;
   }
 
   assertHeldRead(): void {

@@ -29,12 +29,33 @@
  * (BigInt64Array.fill of 4 KiB, measured here), half of an alloc+free pair (~400 ns single-threaded).
  *
  * Accounting is a partition: free + inUse + inCaches + rcuWaiting = capacity (when quiescent).
+ *
+ * Reclaimable by anyone: a table freed after a grace period records a polled grace-period cookie
+ * (rcu getStateSynchronize) and an odd generation, so once its grace period has ended any thread
+ * may reclaim it (reapExpired, the pressure path of pool_reclaim.ts), not only the thread whose
+ * callRcu callback would. Whoever moves the generation from odd to even owns the final free, so a
+ * table is never freed twice, and a stale callback can never free a later life of the table.
  */
 
 import type { RcuReader } from '../rcu/index.js';
 import { invariantViolation, invalidArg } from '../errors.js';
 import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
-import { POOL_ALLOCATED, POOL_CAPACITY, POOL_EMPTY_HITS, POOL_FREE, POOL_FREED, POOL_HEAD, POOL_IN_CACHES, POOL_IN_USE, POOL_RCU_WAITING } from '../layout.js';
+import {
+  POOL_ALLOCATED,
+  POOL_CAPACITY,
+  POOL_EMPTY_HITS,
+  POOL_FREE,
+  POOL_FREED,
+  POOL_HEAD,
+  POOL_IN_CACHES,
+  POOL_IN_USE,
+  POOL_PRESSURE_ALLOCS,
+  POOL_PRESSURE_FAIL_FAST,
+  POOL_PRESSURE_GPS,
+  POOL_RCU_WAITING,
+  POOL_REAP_SEQ,
+  POOL_REAPED,
+} from '../layout.js';
 
 /** Table states (low 7 bits of the state byte). FREE is 0 so a fresh poolMeta SAB is all free. */
 export const TS_FREE = 0;
@@ -69,6 +90,27 @@ export interface PoolAccounting {
   readonly free: number;
   /** allocRaw calls that found the pool empty. */
   readonly emptyHits: number;
+  /** Allocations that found the free list empty and entered the pressure path (pool_reclaim.ts). */
+  readonly pressureAllocs: number;
+  /** Grace periods pushed by allocations under pressure (expedited). */
+  readonly pressureGracePeriods: number;
+  /** Tables reclaimed by the pressure path after their grace period, instead of by their freer's callback. */
+  readonly reapedTables: number;
+  /** Pressure paths that could not wait (nowait, inside RCU, under mmu_lock) and found nothing to reap. */
+  readonly pressureFailFast: number;
+}
+
+/** What the pressure path counts (pool_reclaim.ts). */
+type PressureEvent = 'alloc' | 'gracePeriod' | 'failFast';
+const PRESSURE_EVENT_FIELD: Readonly<Record<PressureEvent, number>> = Object.freeze({
+  alloc: POOL_PRESSURE_ALLOCS,
+  gracePeriod: POOL_PRESSURE_GPS,
+  failFast: POOL_PRESSURE_FAIL_FAST,
+});
+
+/** Byte offset of the generation array in the poolMeta SAB (after next[] and the state bytes, 4-aligned). */
+function genOffset(capacity: number): number {
+  return Math.ceil((capacity * 5) / 4) * 4;
 }
 
 export interface PtPoolOptions {
@@ -98,15 +140,23 @@ export class PtPool {
   readonly #head: BigUint64Array;
   readonly #next: Int32Array;
   readonly #state: Uint8Array;
+  /**
+   * Per table: a generation, odd while the table waits for its grace period and may be reclaimed
+   * by whoever moves it to even first (its freer's callback or reapExpired). Zero (even) in a
+   * fresh buffer. Written by freeAfterGracePeriod and the claimers; read by reapExpired.
+   */
+  readonly #rcuGen: Int32Array;
+  /** Per table: the grace-period cookie taken when it was freed (valid while #rcuGen is odd). */
+  readonly #rcuCookie: Int32Array;
 
   /** Bytes of the spt SAB for `capacity` tables. */
   static sptBytes(capacity: number): number {
     return capacity * TABLE_BYTES;
   }
 
-  /** Bytes of the poolMeta SAB: next links (Int32) then state bytes, rounded to 8. */
+  /** Bytes of the poolMeta SAB: next links (Int32), state bytes, then generations and cookies (Int32), rounded to 8. */
   static metaBytes(capacity: number): number {
-    return Math.ceil((capacity * 5) / 8) * 8;
+    return Math.ceil((genOffset(capacity) + capacity * 8) / 8) * 8;
   }
 
   /**
@@ -123,7 +173,19 @@ export class PtPool {
     const head = new BigUint64Array(control.buffer, control.byteOffset + (base + POOL_HEAD) * 4, 1);
     // top+1 = 1 (table 0), tag 0. Published to workers by the postMessage that ships the SABs.
     Atomics.store(head, 0, 1n);
-    for (const f of [POOL_ALLOCATED, POOL_FREED, POOL_IN_USE, POOL_RCU_WAITING, POOL_IN_CACHES, POOL_EMPTY_HITS]) {
+    for (const f of [
+      POOL_ALLOCATED,
+      POOL_FREED,
+      POOL_IN_USE,
+      POOL_RCU_WAITING,
+      POOL_IN_CACHES,
+      POOL_EMPTY_HITS,
+      POOL_PRESSURE_ALLOCS,
+      POOL_PRESSURE_GPS,
+      POOL_REAPED,
+      POOL_PRESSURE_FAIL_FAST,
+      POOL_REAP_SEQ,
+    ]) {
       Atomics.store(control, base + f, 0);
     }
     Atomics.store(control, base + POOL_FREE, capacity);
@@ -144,6 +206,8 @@ export class PtPool {
     this.#head = new BigUint64Array(control.buffer, control.byteOffset + (base + POOL_HEAD) * 4, 1);
     this.#next = new Int32Array(meta, 0, capacity);
     this.#state = new Uint8Array(meta, capacity * 4, capacity);
+    this.#rcuGen = new Int32Array(meta, genOffset(capacity), capacity);
+    this.#rcuCookie = new Int32Array(meta, genOffset(capacity) + capacity * 4, capacity);
     this.unsafeFreeWithoutGracePeriod = opts.unsafeFreeWithoutGracePeriod === true;
     this.unsafeNonAtomicFreeList = opts.unsafeNonAtomicFreeList === true;
   }
@@ -213,10 +277,12 @@ export class PtPool {
 
   /**
    * Free a table that walkers may still be reading (it was unlinked from the tree):
-   *   1. poison all 512 SPTEs now (a walker that reads POISON_SPTE has a use-after-free);
-   *   2. state IN_USE -> RCU_WAIT;
-   *   3. rcu.callRcu: after a full grace period no walker holds it; RCU_WAIT -> FREE, push.
-   * With unsafeFreeWithoutGracePeriod (control only) step 3 runs immediately.
+   *   1. state IN_USE -> RCU_WAIT;
+   *   2. record the grace-period cookie, then make the generation odd: from here any thread's
+   *      reapExpired may reclaim the table once the cookie's grace period has ended;
+   *   3. rcu.callRcu: after a full grace period no walker holds it; the callback claims the table
+   *      (generation odd -> even) unless a reaper did first, then poisons it, RCU_WAIT -> FREE, push.
+   * With unsafeFreeWithoutGracePeriod (control only) the poison and free run immediately.
    * The callback runs on THIS thread (callRcu's contract), when it polls or synchronizes.
    */
   freeAfterGracePeriod(t: number, rcu: RcuReader): void {
@@ -225,13 +291,62 @@ export class PtPool {
     Atomics.add(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
     if (this.unsafeFreeWithoutGracePeriod) {
       this.#finishRcuFree(t);
-    } else {
-      // The table stays intact until the grace period ends: a walker that loaded the parent
-      // pointer before the unlink may still read it legitimately (KVM's walkers see the FROZEN
-      // children and retry). Poisoning happens in the callback, when no such walker can remain,
-      // so any later read of poison is a true use-after-free.
-      rcu.callRcu(() => this.#finishRcuFree(t));
+      return;
     }
+    // The table stays intact until the grace period ends: a walker that loaded the parent
+    // pointer before the unlink may still read it legitimately (KVM's walkers see the FROZEN
+    // children and retry). Poisoning happens when the table is claimed, when no such walker can
+    // remain, so any later read of poison is a true use-after-free.
+    // Cookie before generation: pairs with reapExpired(), which loads the generation first, so a
+    // reaper that sees this odd generation sees this cookie (or a later life's, never an older one).
+    Atomics.store(this.#rcuCookie, t, rcu.getStateSynchronize());
+    const gen = (Atomics.load(this.#rcuGen, t) + 1) | 0;
+    Atomics.store(this.#rcuGen, t, gen);
+    rcu.callRcu(() => {
+      this.#claimAndFinish(t, gen);
+    });
+  }
+
+  /**
+   * Reclaim every table waiting for RCU whose grace period has ended, whichever thread freed it:
+   * the pressure path's reaper (pool_reclaim.ts, step 2). Returns the tables reclaimed.
+   * Lock context: any; never blocks. Legal inside a read-side section: a table whose grace period
+   * ended was unlinked before a grace period that began after it and has ended, so no section,
+   * the caller's included, can hold a pointer into it.
+   * At most one scan per grace period: POOL_REAP_SEQ keeps the cookie of the last scan's start,
+   * and a scan is skipped until a full grace period has run since (nothing new can be ripe before;
+   * a scan during a grace period in progress may thus wait one grace period more). O(capacity).
+   */
+  reapExpired(rcu: RcuReader): number {
+    const c = this.#ctrl;
+    const b = this.#base;
+    if (Atomics.load(c, b + POOL_RCU_WAITING) === 0) return 0;
+    const last = Atomics.load(c, b + POOL_REAP_SEQ);
+    if (!rcu.pollStateSynchronize(last)) return 0;
+    // One scanner per grace period; a loser returns (the winner frees what it finds).
+    if (Atomics.compareExchange(c, b + POOL_REAP_SEQ, last, rcu.getStateSynchronize()) !== last) return 0;
+    const gens = this.#rcuGen;
+    let reaped = 0;
+    for (let t = 0; t < this.capacity; t++) {
+      const gen = Atomics.load(gens, t);
+      if ((gen & 1) === 0) continue;
+      // The cookie of this life, or of a later one (never older: see freeAfterGracePeriod); a
+      // later life's cookie only makes us skip, and its claim would fail on the generation.
+      if (!rcu.pollStateSynchronize(Atomics.load(this.#rcuCookie, t))) continue;
+      if (this.#claimAndFinish(t, gen)) reaped++;
+    }
+    if (reaped > 0) Atomics.add(c, b + POOL_REAPED, reaped);
+    return reaped;
+  }
+
+  /** Tables waiting for their grace period now (the pressure path's "is waiting worth it?"). */
+  rcuWaitingCount(): number {
+    return Atomics.load(this.#ctrl, this.#base + POOL_RCU_WAITING);
+  }
+
+  /** Count a pressure-path event (pool_reclaim.ts) in POOL_PRESSURE_ALLOCS / _GPS / _FAIL_FAST. */
+  countPressure(event: PressureEvent): void {
+    Atomics.add(this.#ctrl, this.#base + PRESSURE_EVENT_FIELD[event], 1);
   }
 
   /** A cache took table t (IN_USE -> IN_CACHE); accounting counts it as held in caches. */
@@ -267,6 +382,10 @@ export class PtPool {
       inCaches: Atomics.load(c, b + POOL_IN_CACHES),
       free: Atomics.load(c, b + POOL_FREE),
       emptyHits: Atomics.load(c, b + POOL_EMPTY_HITS),
+      pressureAllocs: Atomics.load(c, b + POOL_PRESSURE_ALLOCS),
+      pressureGracePeriods: Atomics.load(c, b + POOL_PRESSURE_GPS),
+      reapedTables: Atomics.load(c, b + POOL_REAPED),
+      pressureFailFast: Atomics.load(c, b + POOL_PRESSURE_FAIL_FAST),
     };
   }
 
@@ -277,8 +396,16 @@ export class PtPool {
    */
   audit(): { counts: { free: number; inUse: number; inCaches: number; rcuWaiting: number; listLength: number }; problems: string[] } {
     const counts = { free: 0, inUse: 0, inCaches: 0, rcuWaiting: 0, listLength: 0 };
+    const problems: string[] = [];
     for (let t = 0; t < this.capacity; t++) {
-      switch (Atomics.load(this.#state, t) & TS_STATE_MASK) {
+      const st = Atomics.load(this.#state, t) & TS_STATE_MASK;
+      // A claimable generation (odd) belongs to exactly the tables waiting for RCU (the unsafe
+      // control frees without making any table claimable).
+      if ((Atomics.load(this.#rcuGen, t) & 1) !== 0 && st !== TS_RCU_WAIT) problems.push(`table ${t} is claimable (odd generation) but not RCU_WAIT`);
+      if (st === TS_RCU_WAIT && !this.unsafeFreeWithoutGracePeriod && (Atomics.load(this.#rcuGen, t) & 1) === 0) {
+        problems.push(`table ${t} waits for RCU but nobody can claim it (even generation)`);
+      }
+      switch (st) {
         case TS_FREE:
           counts.free++;
           break;
@@ -295,7 +422,6 @@ export class PtPool {
           break;
       }
     }
-    const problems: string[] = [];
     const seen = new Uint8Array(this.capacity);
     let top1 = Number(Atomics.load(this.#head, 0) & 0xffffffffn);
     while (top1 !== 0) {
@@ -322,6 +448,17 @@ export class PtPool {
     if (a.free + a.inUse + a.inCaches + a.rcuWaiting !== a.capacity) problems.push('free + inUse + inCaches + rcuWaiting != capacity');
     if (((a.allocated - a.freed) | 0) !== a.inUse + a.inCaches + a.rcuWaiting) problems.push('allocated - freed != inUse + inCaches + rcuWaiting');
     return { counts, problems };
+  }
+
+  /**
+   * Claim table t's life `gen` (odd) and finish its free; false if someone else claimed it first
+   * (its freer's callback or a reaper). The compareExchange pairs with the same one in the other
+   * claimer: exactly one of them moves the generation to even.
+   */
+  #claimAndFinish(t: number, gen: number): boolean {
+    if (Atomics.compareExchange(this.#rcuGen, t, gen, (gen + 1) | 0) !== gen) return false;
+    this.#finishRcuFree(t);
+    return true;
   }
 
   #finishRcuFree(t: number): void {

@@ -356,6 +356,27 @@ export class RcuReader {
     }
   }
 
+  /**
+   * Linux's polled grace-period API (get_state_synchronize_rcu; polled since 5.12): a cookie that
+   * pollStateSynchronize() reports as done once a full grace period has begun after this call and
+   * ended. Take it after unpublishing an object; any thread may poll it. Never blocks; legal
+   * inside a read-side section. Pairs with steps 4 and 6 of runGracePeriod(), like callRcu's
+   * snapshot.
+   */
+  getStateSynchronize(): number {
+    return gpSnap(Atomics.load(this.view, this.#base + H_GP_SEQ));
+  }
+
+  /**
+   * poll_state_synchronize_rcu: has a full grace period elapsed since getStateSynchronize()
+   * returned `cookie` (on any thread of this domain)? Never blocks. A true answer pairs with the
+   * store of step 6 in runGracePeriod(): every reader section that could hold the object ended
+   * before it.
+   */
+  pollStateSynchronize(cookie: number): boolean {
+    return gpDone(Atomics.load(this.view, this.#base + H_GP_SEQ), cookie);
+  }
+
   /** Alias of callRcu (liburcu's defer_rcu, crossbeam's defer). */
   defer(fn: () => void): void {
     this.callRcu(fn);

@@ -19,6 +19,7 @@
  */
 import { recoverNxHugePagesYieldSafe } from '../src/mmu/nx_huge_pages.js';
 import { attachVm } from '../src/vm.js';
+import { openTraceRing, takeTraceRing } from '../src/stats/trace_ring.js';
 import type { Vm } from '../src/vm.js';
 import {
   Control,
@@ -106,6 +107,7 @@ export default function hostEventsMain(task: HostEventsTask): HostEventsResult {
   const stateIdx = ctl.slot(task.controlSlot, SLOT_STATE);
   try {
     const vm = attachVm(task.vm, task.workerId);
+    openTraceRing(task.trace);
     return runHostEvents(task, vm, ctl);
   } catch (err) {
     throw workerError('host events', err);
@@ -163,5 +165,5 @@ function runHostEvents(task: HostEventsTask, vm: Vm, ctl: Control): HostEventsRe
 function finish(vm: Vm, tally: Tally): HostEventsResult {
   vm.rcu.online(); // unregister from the online state, as the splitter does
   vm.rcu.unregister();
-  return { type: 'host-events-result', ...tally, timing: vm.takeTiming() as unknown as TimingData };
+  return { type: 'host-events-result', ...tally, timing: vm.takeTiming() as unknown as TimingData, ...takeTraceRing() };
 }

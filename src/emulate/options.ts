@@ -127,6 +127,8 @@ export interface EmulateOptions {
   readonly anachronisms: readonly string[];
   /** `--timeline-csv FILE`: the run's timeline (timeline.ts), one row per sample. */
   readonly timelineCsv: string | undefined;
+  /** `--trace FILE`: a Chrome Trace Event file of the run (trace_events.ts). */
+  readonly trace: string | undefined;
 }
 
 /**
@@ -176,6 +178,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   hostEvents: parseHostEvents('--host-events', 'none'),
   anachronisms: [],
   timelineCsv: undefined,
+  trace: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -595,6 +598,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: "also write the run's timeline (vCPU throughput, faults by kind, mmu_lock waiters, splitter progress every few ms) as CSV",
     shownDefault: 'none',
   },
+  {
+    long: 'trace',
+    type: 'string',
+    arg: 'FILE',
+    help: 'also write a Chrome Trace Event file of the run (threads, phases, ioctls, mmu_lock holds and waits, splits, counters) for ui.perfetto.dev',
+    shownDefault: 'none',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -639,6 +649,7 @@ const OPTION_PARSERS = {
   kernel: (raw: string) => parseKernel(flagName('kernel'), raw),
   hostEvents: (raw: string) => parseHostEvents(flagName('host-events'), raw),
   timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
+  trace: (raw: string) => parseJsonPath(flagName('trace'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -738,6 +749,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
       pick('hostEvents', 'host-events') ?? parseHostEvents(flagName('host-events'), hostEventsForPressure(pick('pressure', 'pressure') ?? DEFAULTS.pressure)),
     anachronisms: [],
     timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
+    trace: pick('trace', 'trace') ?? DEFAULTS.trace,
   };
   const applied = applyKernel(opts, str);
   // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager

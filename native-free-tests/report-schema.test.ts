@@ -3,7 +3,9 @@
  * as the report does, it agrees with REPORT_SCHEMA.md key for key, with report_json.ts's
  * REQUIRED_KEYS and with the counter table's split rows; a real report validates, and the
  * controls (the same report with a wrong type, a wrong unit, a negative count, an unknown enum
- * value, a missing or an extra key) are each rejected.
+ * value, a missing or an extra key) are each rejected. The reproduce table's schema
+ * (src/emulate/reproduce.schema.json) on a trimmed real table (fixtures/reproduce-table.json; the
+ * --quick test in reproduce.test.ts validates a fresh one) and its controls.
  */
 import test from 'ava';
 import { readFileSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { REPORT_SCHEMA_VERSION } from '../src/emulate/report_model.js';
 import { jsonKeyOf, SPLIT_ROWS } from '../src/stats/worker_stats.js';
 import { runWithJson } from './_emulate.js';
 import type { Json } from './_emulate.js';
-import { loadReportSchema, reportSchemaErrors } from './_report_schema.js';
+import { loadReportSchema, reportSchemaErrors, reproduceTableErrors } from './_report_schema.js';
 
 const schema = loadReportSchema() as Json;
 const MD = readFileSync(new URL('../../src/emulate/REPORT_SCHEMA.md', import.meta.url), 'utf8');
@@ -127,5 +129,35 @@ test.serial('a real report validates; the controls (wrong type, wrong unit, bad 
     const bad = structuredClone(r.report);
     mutate(bad);
     t.true(reportSchemaErrors(bad).length > 0, `${what}: accepted`);
+  }
+});
+
+test('the reproduce table schema: a trimmed real table validates; the controls are rejected', (t) => {
+  const doc = JSON.parse(readFileSync(new URL('../../native-free-tests/fixtures/reproduce-table.json', import.meta.url), 'utf8')) as Json;
+  t.deepEqual(reproduceTableErrors(doc), []);
+  const controls: Record<string, (d: Json) => void> = {
+    'an unknown verdict': (d) => {
+      d.rows[0].columns.calibrated.status = 'maybe';
+    },
+    'a median as a string': (d) => {
+      d.rows[0].columns.calibrated.medians[d.rows[0].variants[0].id] = '1.5';
+    },
+    'an unknown judgement kind': (d) => {
+      d.rows[0].judgement = { kind: 'vibes' };
+    },
+    "a run's config that breaks the report schema (vCPUs as a string)": (d) => {
+      d.runLog[0].config.vcpus = '2';
+    },
+    'a negative count': (d) => {
+      d.counts.calibrated.missed = -1;
+    },
+    'an extra key': (d) => {
+      d.rows[0].verdict = 'ok';
+    },
+  };
+  for (const [what, mutate] of Object.entries(controls)) {
+    const bad = structuredClone(doc);
+    mutate(bad);
+    t.true(reproduceTableErrors(bad).length > 0, `${what}: accepted`);
   }
 });

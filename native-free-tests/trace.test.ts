@@ -94,6 +94,14 @@ test.serial('a fixed short run: a well-formed trace with the expected tracks and
     const opPhases = report.phases.filter((p: Json) => ['enable', 'get', 'clear', 'disable'].includes(p.kind));
     t.is(ioctls.length, opPhases.length + 1);
     t.is(on('splitter', 'X', 'GET_DIRTY_LOG').length, 2);
+    // One clock: each op's ioctl (the splitter's own clock) lies inside its phase (the main thread's).
+    const phases = on('main', 'X');
+    ioctls
+      .filter((io) => io.name !== 'invariant check')
+      .forEach((io, i) => {
+        const p = phases.find((x) => x.name === opPhases[i].name)!;
+        t.true(p.ts <= io.ts && io.ts + io.dur <= p.ts + p.dur + EPS_US, `${io.name} [${io.ts}, +${io.dur}] outside ${p.name} [${p.ts}, +${p.dur}]`);
+      });
     t.is(on('splitter', 'X', 'CLEAR_DIRTY_LOG').length, 2);
     // Splits, drops, restarts and write holds: what the splitter's own counters say (nothing was dropped at this size).
     const splitterRing = trace.otherData.threads.find((x: Json) => x.name === 'splitter');

@@ -71,7 +71,9 @@ test.serial('a fixed short run: a well-formed trace with the expected tracks and
   try {
     const traceFile = join(dir, 'r.trace.json');
     const jsonFile = join(dir, 'r.json');
-    const r = await runCli(['-v', '2', '-b', '16M', '-i', '2', '--trace', traceFile, '--json', jsonFile, '--quiet'], { timeoutMs: 90_000 });
+    const r = await runCli(['-v', '2', '-b', '16M', '-i', '2', '--host-events', 'light', '--trace', traceFile, '--json', jsonFile, '--quiet'], {
+      timeoutMs: 90_000,
+    });
     t.is(r.code, 0, r.stderr);
     const report = JSON.parse(readFileSync(jsonFile, 'utf8')) as Json;
     assertReportValid(report);
@@ -79,7 +81,7 @@ test.serial('a fixed short run: a well-formed trace with the expected tracks and
     t.deepEqual(checkTrace(trace), []);
     const events = trace.traceEvents as Json[];
     const names = new Map<number, string>(events.filter((e) => e.ph === 'M' && e.name === 'thread_name').map((e) => [e.tid as number, e.args.name as string]));
-    t.deepEqual([...names.values()].sort(), ['main', 'splitter', 'vCPU 0', 'vCPU 1']);
+    t.deepEqual([...names.values()].sort(), ['host events', 'main', 'splitter', 'vCPU 0', 'vCPU 1']);
     const tidOf = (n: string): number => [...names].find(([, v]) => v === n)![0];
     const on = (thread: string, ph: string, name?: string): Json[] =>
       events.filter((e) => e.tid === tidOf(thread) && e.ph === ph && (name === undefined || e.name === name));
@@ -115,6 +117,10 @@ test.serial('a fixed short run: a well-formed trace with the expected tracks and
     // Every split happened inside a CLEAR (manual protect: split in CLEAR, under the write lock).
     for (const s of on('splitter', 'X', 'split'))
       t.true(ioctls.some((io) => io.name === 'CLEAR_DIRTY_LOG' && io.ts <= s.ts && s.ts + s.dur <= io.ts + io.dur + EPS_US));
+    // The host-events thread: one slice per event it counted, its mmu_lock holds inside them.
+    t.true(report.hostEvents.invalidations + report.hostEvents.agings > 0);
+    t.is(on('host events', 'X', 'invalidate').length, report.hostEvents.invalidations);
+    t.is(on('host events', 'X', 'age').length, report.hostEvents.agings);
     // Counters: one sample per timeline row on every series.
     const rows = report.timeline.rows.length;
     t.true(rows > 0);

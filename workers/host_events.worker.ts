@@ -19,7 +19,7 @@
  */
 import { recoverNxHugePagesYieldSafe } from '../src/mmu/nx_huge_pages.js';
 import { attachVm } from '../src/vm.js';
-import { openTraceRing, takeTraceRing } from '../src/stats/trace_ring.js';
+import { HOST_EVENT_KINDS, openTraceRing, takeTraceRing, TK, traceRing } from '../src/stats/trace_ring.js';
 import type { Vm } from '../src/vm.js';
 import {
   Control,
@@ -49,7 +49,7 @@ interface Tally {
 
 /** One kind of host event: its rate and what it does. */
 interface HostEvent {
-  readonly kind: string;
+  readonly kind: (typeof HOST_EVENT_KINDS)[number];
   readonly perSec: number;
   readonly run: (vm: Vm, rng: Rng, tally: Tally) => void;
 }
@@ -153,7 +153,9 @@ function runHostEvents(task: HostEventsTask, vm: Vm, ctl: Control): HostEventsRe
     Atomics.store(i32, stateIdx, WSTATE_RUNNING);
     setRunnable(vm, true);
     vm.rcu.online();
+    const traceT0 = traceRing === null ? 0 : performance.now();
     ev.run(vm, rng, tally);
+    if (traceRing !== null) traceRing.span(TK.hostEvent, traceT0, performance.now(), HOST_EVENT_KINDS.indexOf(ev.kind));
     vm.rcu.offline();
     setRunnable(vm, false);
     Atomics.add(i32, progressIdx, 1);

@@ -6,7 +6,7 @@
  * `main` (tid 0: the run's phases as slices), then every worker by its run-plan name (`vCPU n`,
  * `splitter`, `host events`) with tid = its Vm worker id. Worker tracks carry what the thread
  * recorded in its trace ring (src/stats/trace_ring.ts: mmu_lock holds and waits, slow faults,
- * splits, lock drops, ioctls as complete "X" slices; walk restarts and cond_resched yields as
+ * splits, lock drops, ioctls, host events (invalidate, age, nx-recovery) as complete "X" slices; walk restarts and cond_resched yields as
  * thread-scoped "i" instants). The timeline's series (timeline.ts) become counter ("C") tracks.
  *
  * Every timestamp is in µs since the engine's start (the timeline's clock: process.hrtime).
@@ -15,7 +15,7 @@
  * dropped ones cannot break that). The size is bounded by the rings' capacities, which the
  * engine takes from TRACE_RECORD_BUDGET (traceRingCapacity), and by the timeline's own sample cap.
  */
-import { TRACE_KINDS, TRACE_RECORD_F64S } from '../stats/trace_ring.js';
+import { HOST_EVENT_KINDS, TRACE_KINDS, TRACE_RECORD_F64S } from '../stats/trace_ring.js';
 import type { TraceRingData } from '../stats/trace_ring.js';
 import { OP_NAMES } from './control.js';
 import type { Report } from './report_model.js';
@@ -134,7 +134,7 @@ function threadEvents(t: TraceThread, t0HrMs: number): TraceEvent[] {
     if (kind === undefined) throw new Error(`trace: thread ${t.name} recorded an unknown kind ${d.records[o]}`);
     const ts = us(d.records[o + 1]! + base);
     const arg = d.records[o + 3]!;
-    const name = kind.cat === 'ioctl' ? (OP_NAMES[arg] ?? `op ${arg}`) : kind.name;
+    const name = kind.cat === 'ioctl' ? (OP_NAMES[arg] ?? `op ${arg}`) : kind.cat === 'host' ? (HOST_EVENT_KINDS[arg] ?? kind.name) : kind.name;
     if (kind.instant) {
       out.push({ name, ph: 'i', ts, pid: PID, tid: t.tid, cat: kind.cat, s: 't' });
       continue;

@@ -45,6 +45,7 @@ export const TRACE_KINDS: readonly TraceKind[] = [
   { name: 'cond_resched yield', cat: 'split', minUs: 0, keep: false, instant: true },
   { name: 'walk restart', cat: 'split', minUs: 0, keep: false, instant: true },
   { name: 'ioctl', cat: 'ioctl', minUs: 0, keep: true, instant: false },
+  { name: 'host event', cat: 'host', minUs: 0, keep: false, instant: false },
 ];
 
 /** Indices into TRACE_KINDS. */
@@ -59,7 +60,12 @@ export const TK = {
   yield: 7,
   restart: 8,
   ioctl: 9,
+  /** The host-events thread's events; the argument is the index of the event's kind in HOST_EVENT_KINDS. */
+  hostEvent: 10,
 } as const;
+
+/** The host-events thread's event kinds (workers/host_events.worker.ts), named in the trace by index. */
+export const HOST_EVENT_KINDS = ['invalidate', 'age', 'nx-recovery'] as const;
 
 /** Float64 slots per record: kind, start (ms, performance.now()), end (ms), argument. */
 export const TRACE_RECORD_F64S = 4;

@@ -8,8 +8,9 @@
  *  - off (the default), every hook is one predictable branch on `traceRing === null`, and the
  *    buffer is never allocated;
  *  - on, the hooks reuse timestamps their paths already take (mmu_lock.ts reads the clock for its
- *    histograms; guest_access.ts times one fault in 16), except a split, a lock drop and an ioctl,
- *    which read it twice more: about 80 ns against a split's own microseconds;
+ *    histograms; guest_access.ts times one fault in 16), except a split, a lock drop, an ioctl
+ *    and a host event, which read it twice more (about 80 ns against a split's own microseconds),
+ *    and a walk restart or a cond_resched yield, which read it once;
  *  - a record is four Float64 stores into a preallocated Float64Array: no allocation, no message.
  *
  * Bounded size (so that a 32-vCPU run writes a trace well under 100 MB): each kind of record has

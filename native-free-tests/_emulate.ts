@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { assertReportValid } from './_report_schema.js';
 
 const MAIN = fileURLToPath(new URL('../src/emulate/main.js', import.meta.url));
 
@@ -55,7 +56,11 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary report JSON by key, checked by their assertions
 export type Json = any;
 
-/** Run with `--json <tmp>` and return the parsed report too (null if the file was not written). */
+/**
+ * Run with `--json <tmp>` and return the parsed report too (null if the file was not written).
+ * Every report written is validated against src/emulate/report.schema.json (_report_schema.ts):
+ * a report that drifts from its schema fails the test that wrote it.
+ */
 export async function runWithJson(args: readonly string[], opts: CliOptions = {}): Promise<CliResult & { readonly report: Json }> {
   const dir = mkdtempSync(join(tmpdir(), 'emulate-test-'));
   const file = join(dir, 'report.json');
@@ -67,6 +72,7 @@ export async function runWithJson(args: readonly string[], opts: CliOptions = {}
     } catch {
       report = null;
     }
+    if (report !== null) assertReportValid(report);
     return { ...r, report };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,8 @@
 // watchdog (exit 3, with the lock state); Ctrl-C stops every worker (exit 130); -e and --steady
 // keep vCPUs running through the splitter's ops; --json writes the documented schema.
 import test from 'ava';
-import { missingRequiredKeys } from '../src/emulate/report_json.js';
+import { missingRequiredKeys, REPORT_SCHEMA_ID } from '../src/emulate/report_json.js';
+import { reportSchemaErrors } from './_report_schema.js';
 import { runCli, runWithJson } from './_emulate.js';
 import type { Json } from './_emulate.js';
 
@@ -120,6 +121,9 @@ test.serial('--json writes the documented schema, matching the text report', asy
   t.is(r.stderr, '', 'no progress output when stderr is not a terminal');
   const rep = r.report;
   t.deepEqual(missingRequiredKeys(rep), []);
+  // runWithJson validated it already; asserted here too so that this test says so on its own.
+  t.deepEqual(reportSchemaErrors(rep), []);
+  t.is(rep.$schema, REPORT_SCHEMA_ID);
   t.is(rep.schemaVersion, 2);
   t.is(rep.iterations.length, 3);
   t.is(rep.config.vcpus, 2);

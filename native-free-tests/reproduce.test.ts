@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { judgeColumn, rankSlowestFirst, withinFactor } from '../src/emulate/reproduce_verdict.js';
 import type { VariantOutcome, VerdictRow } from '../src/emulate/reproduce_verdict.js';
 import { apr24GroupVerdict, COLUMNS, planRuns, REPRODUCE_ROWS, rowRepeats, selectRows } from '../src/emulate/reproduce_rows.js';
+import { reproduceTableErrors } from './_report_schema.js';
 
 const ok = (...samples: number[]): VariantOutcome => ({ kind: 'ok', samples });
 
@@ -363,6 +364,7 @@ test('--quick runs end to end: every row gets a verdict, a command, and a JSON e
       rows: { id: string; commands: Record<string, Record<string, string>>; columns: Record<string, { status: string; detail: string }> }[];
     };
     t.true(doc.quick);
+    t.deepEqual(reproduceTableErrors(doc), [], 'the table validates against src/emulate/reproduce.schema.json');
     const expected = selectRows(REPRODUCE_ROWS, [], true).map((x) => x.id);
     t.deepEqual(
       doc.rows.map((x) => x.id),

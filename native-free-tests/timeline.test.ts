@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { buildTimeline, DIP_THRESHOLD, phaseDips, TIMELINE_CSV_COLUMNS, timelineCsv, timelineRows, TimelineRecorder } from '../src/emulate/timeline.js';
 import type { TimelinePoint } from '../src/emulate/timeline.js';
 import { point } from './_timeline_point.js';
+import { assertReportValid } from './_report_schema.js';
 
 test('the recorder stays under its cap by decimation, keeps the newest point, and loses no work', (t) => {
   const rec = new TimelineRecorder(100);
@@ -107,6 +108,7 @@ test('a run reports its timeline in the JSON and --timeline-csv; a bad path exit
     });
     t.is(r.status, 0, r.stderr);
     t.true(existsSync(csv));
+    assertReportValid(JSON.parse(readFileSync(json, 'utf8')));
     const report = JSON.parse(readFileSync(json, 'utf8')) as {
       phases: { name: string }[];
       timeline: { rows: unknown[]; events: { edge: string; name: string }[]; dips: { name: string; depthPct: number }[] };

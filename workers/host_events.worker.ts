@@ -19,6 +19,7 @@
  */
 import { recoverNxHugePagesYieldSafe } from '../src/mmu/nx_huge_pages.js';
 import { attachVm } from '../src/vm.js';
+import { HOST_EVENT_KINDS, openTraceRing, takeTraceRing, TK, traceRing } from '../src/stats/trace_ring.js';
 import type { Vm } from '../src/vm.js';
 import {
   Control,
@@ -48,7 +49,7 @@ interface Tally {
 
 /** One kind of host event: its rate and what it does. */
 interface HostEvent {
-  readonly kind: string;
+  readonly kind: (typeof HOST_EVENT_KINDS)[number];
   readonly perSec: number;
   readonly run: (vm: Vm, rng: Rng, tally: Tally) => void;
 }
@@ -106,6 +107,7 @@ export default function hostEventsMain(task: HostEventsTask): HostEventsResult {
   const stateIdx = ctl.slot(task.controlSlot, SLOT_STATE);
   try {
     const vm = attachVm(task.vm, task.workerId);
+    openTraceRing(task.trace);
     return runHostEvents(task, vm, ctl);
   } catch (err) {
     throw workerError('host events', err);
@@ -151,7 +153,9 @@ function runHostEvents(task: HostEventsTask, vm: Vm, ctl: Control): HostEventsRe
     Atomics.store(i32, stateIdx, WSTATE_RUNNING);
     setRunnable(vm, true);
     vm.rcu.online();
+    const traceT0 = traceRing === null ? 0 : performance.now();
     ev.run(vm, rng, tally);
+    if (traceRing !== null) traceRing.span(TK.hostEvent, traceT0, performance.now(), HOST_EVENT_KINDS.indexOf(ev.kind));
     vm.rcu.offline();
     setRunnable(vm, false);
     Atomics.add(i32, progressIdx, 1);
@@ -163,5 +167,5 @@ function runHostEvents(task: HostEventsTask, vm: Vm, ctl: Control): HostEventsRe
 function finish(vm: Vm, tally: Tally): HostEventsResult {
   vm.rcu.online(); // unregister from the online state, as the splitter does
   vm.rcu.unregister();
-  return { type: 'host-events-result', ...tally, timing: vm.takeTiming() as unknown as TimingData };
+  return { type: 'host-events-result', ...tally, timing: vm.takeTiming() as unknown as TimingData, ...takeTraceRing() };
 }

@@ -10,6 +10,7 @@
  * the ioctl.
  */
 import { attachVm } from '../src/vm.js';
+import { openTraceRing, takeTraceRing, TK, traceRing } from '../src/stats/trace_ring.js';
 import { warmUpJit } from '../src/emulate/jit_warmup.js';
 import type { Vm } from '../src/vm.js';
 import {
@@ -51,6 +52,7 @@ export default function splitterMain(task: SplitterTask): SplitterResult {
     // Compile the split, write-protect and harvest paths before reporting ready (jit_warmup.ts says why).
     if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup, 'splitter');
     const vm = attachVm(task.vm, task.workerId);
+    openTraceRing(task.trace); // after the JIT warm-up: its scratch VM is not traced
     vm.mmuLock.enableHoldCpu(); // on-CPU vs wall time of the splitter's holds (hold_cpu.ts)
     return runSplitter(task, vm, ctl);
   } catch (err) {
@@ -97,6 +99,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
     }
     const t0 = nowNs();
     Atomics.store(ctl.i64, CTL64_CMD_START_NS, t0);
+    const traceT0 = traceRing === null ? 0 : performance.now();
     let dirty: number | null = null;
     let breakdown: OpBreakdown | null = null;
     let clear: ClearCallFigures | undefined;
@@ -124,6 +127,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
         throw new EmulatorError('ERR_INVALID_ARG', `splitter: unknown command ${op}`);
     }
     const ns = Number(nowNs() - t0);
+    if (traceRing !== null) traceRing.span(TK.ioctl, traceT0, performance.now(), op);
     // RCU callbacks run after the op, outside its time (softirq work in the kernel).
     vm.rcu.pollCallbacks();
     samples.push({
@@ -147,7 +151,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
   setRunnable(vm, false);
   cpuClock?.close();
   vm.rcu.unregister();
-  return { type: 'splitter-result', samples, invariants };
+  return { type: 'splitter-result', samples, invariants, ...takeTraceRing() };
 }
 
 /**

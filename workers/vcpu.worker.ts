@@ -19,6 +19,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { Histogram } from '../src/stats/histogram.js';
 import type { FaultKind } from '../src/mmu/guest_access.js';
 import { attachVm } from '../src/vm.js';
+import { openTraceRing, takeTraceRing } from '../src/stats/trace_ring.js';
 import { warmUpJit } from '../src/emulate/jit_warmup.js';
 import type { Vm } from '../src/vm.js';
 import { createWorkload } from '../src/workloads/registry.js';
@@ -128,6 +129,7 @@ export default function vcpuMain(task: VcpuTask): VcpuResult {
     // Compile the paths this vCPU will time before it reports ready (jit_warmup.ts says why).
     if (task.jitWarmup !== null) warmUpJit(task.vm.config, task.jitWarmup, 'vcpu');
     vm = attachVm(task.vm, task.workerId);
+    openTraceRing(task.trace); // after the JIT warm-up: its scratch VM is not traced
     return new VcpuThread(task, vm, ctl).run();
   } catch (err) {
     // The task rejects: TaskPool fails the whole run at once with this error (messages.ts says
@@ -204,7 +206,7 @@ class VcpuThread {
     this.#vm.rcu.unregister();
     Atomics.add(i32, CTL_VCPU_EXITED, 1);
     Atomics.notify(i32, CTL_VCPU_EXITED); // pairs with the main thread's waitAsync
-    return { type: 'vcpu-result', vcpuId: this.#task.vcpuId, samples: this.#samples };
+    return { type: 'vcpu-result', vcpuId: this.#task.vcpuId, samples: this.#samples, ...takeTraceRing() };
   }
 
   /** Park until VCPU_GO moves past `seen`; RCU offline meanwhile. Returns the new GO value. */

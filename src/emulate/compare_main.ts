@@ -59,6 +59,7 @@ function baseRaw(raw: RawValues): RawValues {
   if (raw['json'] !== undefined) {
     throw invalidOption('--json', "writes one run's report; with --compare or a sweep use --csv FILE (one row per run)");
   }
+  if (raw['trace'] !== undefined) throw invalidOption('--trace', 'traces one run; drop --compare and comma lists to trace it');
   return raw['compare'] === true ? { ...raw, steady: true } : raw;
 }
 

@@ -74,6 +74,8 @@ import { MAIN_WORKER_ID } from './run_plan.js';
 import type { RoleKind, RunPlan, SplitterOp, Step } from './run_plan.js';
 import { runProgress, stuckError, Watchdog } from './watchdog.js';
 import { buildTimeline, TIMELINE_SAMPLE_MS, TimelineRecorder } from './timeline.js';
+import { traceRingCapacity } from './trace_events.js';
+import type { RunTrace } from './trace_events.js';
 
 /**
  * JIT: compile hot code on the thread that runs it. With dozens of busy vCPU threads on 2 cores,
@@ -182,7 +184,10 @@ export class Engine {
     const control = { sab: this.#c.i32.buffer as SharedArrayBuffer, vcpus: this.#c.vcpus, slots: this.#c.slots };
     const split = { cacheCapacity: o.cacheCapacity, chunkPages: o.chunkPages, reschedMs: o.reschedMs, yieldOnContention: o.yieldOnContention };
     const jitWarmup = o.jitWarmup ? { manualProtect: o.manualProtect, eagerSplit: o.eagerSplit, splitAlloc: o.splitAlloc, split } : null;
+    // --trace: a sink asked for the threads' records; each thread gets its share of the budget.
+    const tracing = this.#tracing();
     return this.#plan.roles.map((role): WorkerTask => {
+      const trace = tracing ? { trace: traceRingCapacity(role.kind === 'splitter' ? 'splitter' : 'other', this.#plan.roles.length) } : {};
       if (role.kind === 'vcpu') {
         const i = role.vcpuId!;
         const t: VcpuTask = {
@@ -199,6 +204,7 @@ export class Engine {
           seed: o.seed,
           faultInject: cfg.faultInject,
           jitWarmup,
+          ...trace,
         };
         return t;
       }
@@ -223,6 +229,7 @@ export class Engine {
           firstGfn: cfg.regions[0]!.firstGfn,
           totalPages: cfg.totalPages,
           backingPages: cfg.backingPageBytes / 4096,
+          ...trace,
         };
         return h;
       }
@@ -241,6 +248,7 @@ export class Engine {
         clearChunkPages: o.clearChunkPages,
         clearDelayMs: o.clearDelayMs,
         clearLock: o.clearLock,
+        ...trace,
       };
       return t;
     });
@@ -309,6 +317,7 @@ export class Engine {
     this.#watchdog.stop();
     this.#stopTicks();
     this.#stopSampler();
+    if (this.#tracing()) this.#handOverTrace(results);
     const finalStats = this.#vm.sumStats();
     const rcu = new RcuDomain(new Int32Array(this.#shared.control), this.#shared.layout.rcuBase, cfg.vm.workers).stats();
     return buildReport({
@@ -330,6 +339,20 @@ export class Engine {
         this.#phases.map((p) => p.name),
       ),
     });
+  }
+
+  #tracing(): boolean {
+    return (this.#hooks.sinks ?? []).some((s) => s.trace !== undefined);
+  }
+
+  /** Every thread's trace records, on the engine's clock (trace_events.ts), to the sinks that asked. */
+  #handOverTrace(results: readonly WorkerResult[]): void {
+    // Results come in role order (TaskPool.runAll keeps the task order).
+    const run: RunTrace = {
+      t0HrMs: Number(this.#t0) / 1e6,
+      threads: this.#plan.roles.map((role, i) => ({ tid: role.workerId, name: role.name, data: results[i]?.trace })),
+    };
+    for (const s of this.#hooks.sinks ?? []) s.trace?.(run);
   }
 
   /** One step of the plan. */

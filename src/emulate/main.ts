@@ -23,7 +23,7 @@ import { Progress } from './progress.js';
 import { corruptionFound } from './report_model.js';
 import { runEmulation } from './run.js';
 import { runManyFromCli, wantsManyRuns } from './compare_main.js';
-import { csvSink, emitReport, jsonSink, textSink, timelineCsvSink } from './report_sink.js';
+import { csvSink, emitReport, jsonSink, textSink, timelineCsvSink, traceSink } from './report_sink.js';
 import type { ReportSink } from './report_sink.js';
 import { checkOutputPath } from './output_file.js';
 import { writeHtmlReport } from './html_report.js';
@@ -55,6 +55,7 @@ function configure(argv: readonly string[]): RunConfig | number | { readonly man
     if (options.csv !== undefined) checkOutputPath('--csv', options.csv);
     if (options.timelineCsv !== undefined) checkOutputPath('--timeline-csv', options.timelineCsv);
     if (options.html !== undefined) checkOutputPath('--html', options.html);
+    if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
     let faultInject: FaultInjection | null;
     try {
       faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);
@@ -109,6 +110,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (o.json !== undefined) sinks.push(jsonSink(o.json));
   if (o.csv !== undefined) sinks.push(csvSink(o.csv));
   if (o.timelineCsv !== undefined) sinks.push(timelineCsvSink(o.timelineCsv));
+  if (o.trace !== undefined) sinks.push(traceSink(o.trace));
   progress.start();
   try {
     const report = await runEmulation(cfg, { sinks, signal: abort.signal });

@@ -15,6 +15,7 @@ import type { HistogramData } from '../stats/histogram.js';
 import type { VmShared } from '../vm.js';
 import type { HoldCpuData } from '../mmu/hold_cpu.js';
 import type { ControlShared } from './control.js';
+import type { TraceRingData } from '../stats/trace_ring.js';
 
 /** Test-only failure injection (env EMULATE_FAULT_INJECT), so the failure paths can be tested. */
 export type FaultInjection =
@@ -63,6 +64,8 @@ export interface VcpuTask {
   readonly faultInject: FaultInjection | null;
   /** Warm the JIT on a scratch VM set up like the run before reporting ready (jit_warmup.ts); null = --jit-warmup off. */
   readonly jitWarmup: DirtyLogMode | null;
+  /** --trace: this thread's trace ring capacity in records (trace_ring.ts); absent = off. */
+  readonly trace?: number;
 }
 
 export interface SplitterTask {
@@ -86,6 +89,8 @@ export interface SplitterTask {
   readonly clearChunkPages?: number;
   readonly clearDelayMs?: number;
   readonly clearLock?: 'whole' | 'per-word';
+  /** As VcpuTask.trace. */
+  readonly trace?: number;
 }
 
 /** The host-events thread's task (workers/host_events.worker.ts). */
@@ -114,6 +119,8 @@ export interface HostEventsTask {
   readonly firstGfn: number;
   readonly totalPages: number;
   readonly backingPages: number;
+  /** As VcpuTask.trace. */
+  readonly trace?: number;
 }
 
 export interface HostEventsResult {
@@ -124,6 +131,8 @@ export interface HostEventsResult {
   readonly staleLeaves: number;
   /** Its mmu_lock waits and holds over the whole run. */
   readonly timing: TimingData;
+  /** --trace: what the thread recorded (trace_ring.ts). */
+  readonly trace?: TraceRingData;
 }
 
 /** One CLEAR_DIRTY_LOG pass (one CLEAR op of the plan) as -k cut it into calls. */
@@ -180,6 +189,8 @@ export interface VcpuResult {
   readonly type: 'vcpu-result';
   readonly vcpuId: number;
   readonly samples: readonly VcpuPhaseSample[];
+  /** --trace: what the thread recorded (trace_ring.ts). */
+  readonly trace?: TraceRingData;
 }
 
 /** One splitter op (an "ioctl"), timed by the splitter itself. */
@@ -211,6 +222,8 @@ export interface SplitterResult {
   readonly type: 'splitter-result';
   readonly samples: readonly SplitterOpSample[];
   readonly invariants: InvariantVerdict | null;
+  /** --trace: what the thread recorded (trace_ring.ts). */
+  readonly trace?: TraceRingData;
 }
 
 export type WorkerTask = VcpuTask | SplitterTask | HostEventsTask;

@@ -129,6 +129,8 @@ export interface EmulateOptions {
   readonly html: string | undefined;
   /** `--timeline-csv FILE`: the run's timeline (timeline.ts), one row per sample. */
   readonly timelineCsv: string | undefined;
+  /** `--trace FILE`: a Chrome Trace Event file of the run (trace_events.ts). */
+  readonly trace: string | undefined;
 }
 
 /**
@@ -179,6 +181,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   anachronisms: [],
   html: undefined,
   timelineCsv: undefined,
+  trace: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -605,6 +608,13 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: "also write the run's timeline (vCPU throughput, faults by kind, mmu_lock waiters, splitter progress every few ms) as CSV",
     shownDefault: 'none',
   },
+  {
+    long: 'trace',
+    type: 'string',
+    arg: 'FILE',
+    help: 'also write a Chrome Trace Event file of the run (threads, phases, ioctls, mmu_lock holds and waits, splits, counters) for ui.perfetto.dev',
+    shownDefault: 'none',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -650,6 +660,7 @@ const OPTION_PARSERS = {
   hostEvents: (raw: string) => parseHostEvents(flagName('host-events'), raw),
   html: (raw: string) => parseJsonPath(flagName('html'), raw),
   timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
+  trace: (raw: string) => parseJsonPath(flagName('trace'), raw),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -750,6 +761,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     anachronisms: [],
     html: pick('html', 'html') ?? DEFAULTS.html,
     timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
+    trace: pick('trace', 'trace') ?? DEFAULTS.trace,
   };
   const applied = applyKernel(opts, str);
   // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager

@@ -1,13 +1,17 @@
 /**
- * `--json FILE`: the Report as JSON (schema: REPORT_SCHEMA.md, versioned by `schemaVersion`).
+ * `--json FILE`: the Report as JSON (schema: report.schema.json, JSON Schema draft 2020-12, whose
+ * `$id` carries `schemaVersion`; the same in prose: REPORT_SCHEMA.md).
  *
- * The Report is already plain data; this module fixes the key order of the top level, checks
+ * The Report is already plain data; this module puts `$schema` (the schema's `$id`) first, checks
  * that every REQUIRED key of the schema is present before writing (a self-check that keeps the
  * doc and the code in step), and validates the output path before the run starts so that a typo
  * costs nothing.
  */
 import { REPORT_SCHEMA_VERSION } from './report_model.js';
 import type { Report } from './report_model.js';
+
+/** The `$id` of report.schema.json: the report's `$schema` names the schema of its version. */
+export const REPORT_SCHEMA_ID = `urn:kvm-eager-split-emu:emulate-report:${REPORT_SCHEMA_VERSION}`;
 
 /** Dotted paths every report must have (the REQUIRED keys of REPORT_SCHEMA.md). `*` = every element or key. */
 export const REQUIRED_KEYS: readonly string[] = [
@@ -65,5 +69,5 @@ export function missingRequiredKeys(obj: unknown): string[] {
 export function reportToJson(r: Report): string {
   const missing = missingRequiredKeys(r);
   if (missing.length > 0) throw new Error(`report JSON is missing required keys: ${missing.join(', ')}`);
-  return `${JSON.stringify(r, null, 2)}\n`;
+  return `${JSON.stringify({ $schema: REPORT_SCHEMA_ID, ...r }, null, 2)}\n`;
 }

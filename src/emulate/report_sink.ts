@@ -12,6 +12,8 @@ import { formatReport } from './report.js';
 import { reportToJson } from './report_json.js';
 import type { Report } from './report_model.js';
 import { timelineCsv } from './timeline.js';
+import { traceJson } from './trace_events.js';
+import type { RunTrace } from './trace_events.js';
 
 /** How often the engine samples a running run for `tick`. */
 export const TICK_MS = 250;
@@ -37,6 +39,8 @@ export interface RunSample {
 export interface ReportSink {
   /** A sample while the run goes on (every TICK_MS; never after `end`). */
   tick?(sample: RunSample): void;
+  /** The threads' trace records (trace_events.ts), before `report`; asking for them turns recording on. */
+  trace?(run: RunTrace): void;
   /** The run stopped (finished or failed): end any live output. */
   end?(): void;
   /** The finished run's Report. */
@@ -71,6 +75,17 @@ export function timelineCsvSink(file: string): ReportSink {
         ),
       );
     },
+  };
+}
+
+/** `--trace FILE`: a Chrome Trace Event file (trace_events.ts) from the threads' records and the report's timeline. */
+export function traceSink(file: string): ReportSink {
+  let run: RunTrace = { t0HrMs: 0, threads: [] };
+  return {
+    trace: (t) => {
+      run = t;
+    },
+    report: (r) => writeFileSync(file, traceJson(run, r)),
   };
 }
 

@@ -22,6 +22,7 @@ import type { RwLock } from '../atomics-lock/index.js';
 import { WS } from '../stats/worker_stats.js';
 import type { WorkerStats } from '../stats/worker_slot.js';
 import type { WorkerTiming } from '../stats/worker_timing.js';
+import { TK, traceRing } from '../stats/trace_ring.js';
 import { HoldCpuRecorder } from './hold_cpu.js';
 import type { HoldCpuData } from './hold_cpu.js';
 
@@ -90,7 +91,11 @@ export class MmuLock {
     const t0 = timingEnabled ? performance.now() : 0;
     if (!this.rwlock.readLock(timeoutMs)) return false;
     this.#holds++;
-    if (timingEnabled) this.#readSince = this.#startContendedHold(this.#timing.readWait, t0);
+    if (timingEnabled) {
+      this.#readSince = this.#startContendedHold(this.#timing.readWait, t0);
+      // --trace: the wait as a slice, from the clock reads the histogram already made (trace_ring.ts).
+      if (traceRing !== null) traceRing.span(TK.readWait, t0, this.#readSince);
+    }
     return true;
   }
 
@@ -115,7 +120,10 @@ export class MmuLock {
     const t0 = timingEnabled ? performance.now() : 0;
     if (!this.rwlock.writeLock(timeoutMs)) return false;
     this.#holds++;
-    if (timingEnabled) this.#writeSince = this.#startContendedHold(this.#timing.writeWait, t0);
+    if (timingEnabled) {
+      this.#writeSince = this.#startContendedHold(this.#timing.writeWait, t0);
+      if (traceRing !== null) traceRing.span(TK.writeWait, t0, this.#writeSince);
+    }
     return true;
   }
 
@@ -163,6 +171,7 @@ export class MmuLock {
     const ns = (t - since) * NS_PER_MS;
     hold.record(ns);
     this.#holdCpu?.holdEnd(ns, write);
+    if (traceRing !== null) traceRing.span(write ? TK.writeHold : TK.readHold, since, t);
   }
 
   /** rwlock_needbreak(): is anyone queued behind the holder? */

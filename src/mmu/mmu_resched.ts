@@ -21,6 +21,7 @@ import type { Vm } from '../vm.js';
 import { invariantViolation } from '../errors.js';
 import { SCHED_RUNNABLE } from '../layout.js';
 import type { TdpIter } from './tdp_iter.js';
+import { TK, traceRing } from '../stats/trace_ring.js';
 
 /** A scheduler-tick-like time slice: need_resched() after holding the lock this long (ms) on a busy host. */
 export const DEFAULT_RESCHED_MS = 1;
@@ -145,6 +146,8 @@ export class MmuLockHolder {
     if (it.nextLastLevelGfn === it.yieldedGfn) return false;
     if (!this.shouldYield()) return false;
     this.release();
+    // --trace: an instant between the hold that ended and the one about to begin (trace_ring.ts).
+    if (traceRing !== null) traceRing.instant(TK.yield, performance.now());
     this.acquire();
     if (it.gfn > it.nextLastLevelGfn) {
       throw invariantViolation('cond_resched: iterator gfn past nextLastLevelGfn', { gfn: it.gfn, nextLastLevelGfn: it.nextLastLevelGfn });

@@ -27,6 +27,7 @@
  * translation error in the stress test.
  */
 import { invariantViolation } from '../errors.js';
+import { TK, traceRing } from '../stats/trace_ring.js';
 import { PT64_ROOT_MAX_LEVEL, PT_ENTRIES, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK } from './spte.js';
 
 /** The present and large bits, both in the SPTE's low 32 bits (checked without BigInt arithmetic). */
@@ -114,6 +115,7 @@ export class TdpIter {
    */
   restart(): void {
     this.restarts++;
+    if (traceRing !== null) traceRing.instant(TK.restart, performance.now());
     this.restartRaw();
   }
 

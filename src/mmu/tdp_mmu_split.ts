@@ -12,6 +12,7 @@
 import type { Vm } from '../vm.js';
 import { invariantViolation } from '../errors.js';
 import { WS } from '../stats/worker_stats.js';
+import { TK, traceRing } from '../stats/trace_ring.js';
 import { TdpIter } from './tdp_iter.js';
 import { linkSp } from './tdp_mmu.js';
 import { updatePageStats } from './page_stats.js';
@@ -118,14 +119,19 @@ class SplitCtxImpl extends MmuLockHolder implements SplitCtx {
   lockDropped = false;
   lockDrops = 0;
   allocUnderLock = 0;
+  /** --trace: when the current drop began (performance.now() ms, after the release). */
+  #droppedAt = 0;
 
   dropLocks(): void {
     this.release();
     this.lockDropped = true;
     this.lockDrops++;
+    if (traceRing !== null) this.#droppedAt = performance.now();
   }
 
   retakeLocks(): void {
+    // The drop's slice ends before the retake, so that the wait and the next hold follow it (nesting).
+    if (traceRing !== null) traceRing.span(TK.lockDrop, this.#droppedAt, performance.now());
     this.acquire();
   }
 
@@ -198,7 +204,10 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
             continue walk;
           }
         }
+        const tr = traceRing;
+        const ts = tr === null ? 0 : performance.now();
         if (!splitHugePage(vm, it, sp, shared, fi)) continue; // lost a race: re-evaluate it.oldSpte
+        if (tr !== null) tr.span(TK.split, ts, performance.now(), it.level);
         sp = -1;
         split++;
         continue walk;

@@ -86,6 +86,12 @@ export const POOL_FREE = LINE_INT32S + 5;
 export const POOL_CAPACITY = LINE_INT32S + 6;
 /** allocRaw calls that found the list empty (ENOMEM seen by the pool). */
 export const POOL_EMPTY_HITS = LINE_INT32S + 7;
+/**
+ * Tables that became reusable (went to the free list) before the grace period that began when
+ * they were unlinked had ended: a reuse-before-grace-period bug, reported by audit(). Cumulative;
+ * writers: the pool's RCU free path on any thread. The line's last slot, leaving room above.
+ */
+export const POOL_EARLY_FREES = LINE_INT32S + 15;
 const POOL_CTRL_INT32S = 2 * LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +327,7 @@ function checkFieldOffsets(): void {
     ['POOL_FREE', POOL_FREE],
     ['POOL_CAPACITY', POOL_CAPACITY],
     ['POOL_EMPTY_HITS', POOL_EMPTY_HITS],
+    ['POOL_EARLY_FREES', POOL_EARLY_FREES],
   ] as const) {
     within(n, o, POOL_CTRL_INT32S);
     // The counters live on their own line, away from the CAS'd head.

@@ -34,7 +34,18 @@
 import type { RcuReader } from '../rcu/index.js';
 import { invariantViolation, invalidArg } from '../errors.js';
 import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
-import { POOL_ALLOCATED, POOL_CAPACITY, POOL_EMPTY_HITS, POOL_FREE, POOL_FREED, POOL_HEAD, POOL_IN_CACHES, POOL_IN_USE, POOL_RCU_WAITING } from '../layout.js';
+import {
+  POOL_ALLOCATED,
+  POOL_CAPACITY,
+  POOL_EARLY_FREES,
+  POOL_EMPTY_HITS,
+  POOL_FREE,
+  POOL_FREED,
+  POOL_HEAD,
+  POOL_IN_CACHES,
+  POOL_IN_USE,
+  POOL_RCU_WAITING,
+} from '../layout.js';
 
 /** Table states (low 7 bits of the state byte). FREE is 0 so a fresh poolMeta SAB is all free. */
 export const TS_FREE = 0;
@@ -123,7 +134,7 @@ export class PtPool {
     const head = new BigUint64Array(control.buffer, control.byteOffset + (base + POOL_HEAD) * 4, 1);
     // top+1 = 1 (table 0), tag 0. Published to workers by the postMessage that ships the SABs.
     Atomics.store(head, 0, 1n);
-    for (const f of [POOL_ALLOCATED, POOL_FREED, POOL_IN_USE, POOL_RCU_WAITING, POOL_IN_CACHES, POOL_EMPTY_HITS]) {
+    for (const f of [POOL_ALLOCATED, POOL_FREED, POOL_IN_USE, POOL_RCU_WAITING, POOL_IN_CACHES, POOL_EMPTY_HITS, POOL_EARLY_FREES]) {
       Atomics.store(control, base + f, 0);
     }
     Atomics.store(control, base + POOL_FREE, capacity);
@@ -223,14 +234,19 @@ export class PtPool {
     this.#transition(t, TS_IN_USE, TS_RCU_WAIT | TS_DIRTY, 'freeAfterGracePeriod');
     Atomics.sub(this.#ctrl, this.#base + POOL_IN_USE, 1);
     Atomics.add(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
+    const cookie = rcu.gpCookie(); // for audit(): the grace period this table must wait for
     if (this.unsafeFreeWithoutGracePeriod) {
+      this.#noteEarlyFree(rcu, cookie);
       this.#finishRcuFree(t);
     } else {
       // The table stays intact until the grace period ends: a walker that loaded the parent
       // pointer before the unlink may still read it legitimately (KVM's walkers see the FROZEN
       // children and retry). Poisoning happens in the callback, when no such walker can remain,
       // so any later read of poison is a true use-after-free.
-      rcu.callRcu(() => this.#finishRcuFree(t));
+      rcu.callRcu(() => {
+        this.#noteEarlyFree(rcu, cookie);
+        this.#finishRcuFree(t);
+      });
     }
   }
 
@@ -321,7 +337,18 @@ export class PtPool {
     if (a.rcuWaiting !== counts.rcuWaiting) problems.push(`counter rcuWaiting ${a.rcuWaiting} != RCU_WAIT states ${counts.rcuWaiting}`);
     if (a.free + a.inUse + a.inCaches + a.rcuWaiting !== a.capacity) problems.push('free + inUse + inCaches + rcuWaiting != capacity');
     if (((a.allocated - a.freed) | 0) !== a.inUse + a.inCaches + a.rcuWaiting) problems.push('allocated - freed != inUse + inCaches + rcuWaiting');
+    const early = Atomics.load(this.#ctrl, this.#base + POOL_EARLY_FREES);
+    if (early !== 0) problems.push(`${early} table(s) became reusable before their grace period ended (reuse before a grace period)`);
     return { counts, problems };
+  }
+
+  /**
+   * Audit hook of the RCU free path: count a table about to go back on the free list although the
+   * grace period that began when it was unlinked (`cookie`) has not ended. Independent of how the
+   * free was deferred, so a free path that skips or shortens the wait is caught by audit().
+   */
+  #noteEarlyFree(rcu: RcuReader, cookie: number): void {
+    if (!rcu.gracePeriodElapsed(cookie)) Atomics.add(this.#ctrl, this.#base + POOL_EARLY_FREES, 1);
   }
 
   #finishRcuFree(t: number): void {

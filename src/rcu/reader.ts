@@ -356,6 +356,20 @@ export class RcuReader {
     }
   }
 
+  /**
+   * A cookie for "a full grace period from now" (get_state_synchronize_rcu): the snapshot callRcu()
+   * takes. gracePeriodElapsed(cookie) tells later whether that grace period has ended. Never blocks.
+   */
+  gpCookie(): number {
+    return gpSnap(Atomics.load(this.view, this.#base + H_GP_SEQ));
+  }
+
+  /** poll_state_synchronize_rcu: has a full grace period ended since gpCookie() returned `cookie`? */
+  gracePeriodElapsed(cookie: number): boolean {
+    // Pairs with step 6 (the store that completes a grace period) in runGracePeriod().
+    return gpDone(Atomics.load(this.view, this.#base + H_GP_SEQ), cookie);
+  }
+
   /** Alias of callRcu (liburcu's defer_rcu, crossbeam's defer). */
   defer(fn: () => void): void {
     this.callRcu(fn);

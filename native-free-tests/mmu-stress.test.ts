@@ -128,7 +128,7 @@ async function stress(
   let results: StressResult[];
   try {
     results = await runAllConcurrently<StressResult>(worker, tasks, {
-      timeoutMs: seconds * 1000 + 30_000,
+      timeoutMs: seconds * 1000 + 60_000, // a hang guard; a loaded shared machine can take 30 s and more
       // Assert every lock and RCU context the MMU functions state (debug holder tracking).
       env: { ATOMICS_LOCK_DEBUG: '1', RCU_DEBUG: '1' },
     });
@@ -252,7 +252,7 @@ function assertHealthy(t: ExecutionContext, o: Outcome): void {
   t.true((o.stats['zappedTables'] ?? 0) > 0, 'tables were zapped and freed through RCU');
   t.is(o.modesHarvested, (1 << HARVEST_MODES.length) - 1, 'every harvester mode had a period');
   t.true(o.periodsDone >= HARVEST_MODES.length, 'every mode ended with disable and recovery');
-  t.true(o.clearSplitCalls > 0, 'CLEAR ran its eager split under the write lock');
+  t.true(o.clearSplits > 0, 'CLEAR split huge pages under the write lock');
 }
 
 test.serial('stress: 4 levels, 2M backing — invariants hold, no poisoned read, nothing lost', async (t) => {

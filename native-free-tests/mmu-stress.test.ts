@@ -8,9 +8,12 @@
  *     disagreed with the backing;
  *   - every write a vCPU completed in a logging period was reported by a harvest (nothing lost;
  *     the epoch protocol is described in fixtures/mmu-stress.worker.ts).
- * Control (b): the same run with `unsafe.freeWithoutGracePeriod` must be caught (poisoned reads,
- * translation errors, lost writes, checker violations, or a worker stopping on a broken
- * invariant), and the test asserts that it is.
+ * The run lasts until every harvester mode has had a period ended by disable (recovery), so the
+ * short tier exercises each dirty-logging mode: GET with eager split at enable, initially-set with
+ * the eager split in CLEAR under the write lock, GET without eager split.
+ * Controls: each detector (poisoned reads, translation errors, lost writes, the invariant checker)
+ * has its own, the first real run's configuration with one bug injected once at a chosen point
+ * (fixtures/mmu-stress.worker.ts); each asserts that its detector fires and the others do not.
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
@@ -23,8 +26,21 @@ import type { InvariantReport } from '../src/mmu/invariants.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
 import { createAccessResult, guestAccess } from '../src/mmu/guest_access.js';
 import { stressSeconds } from './_tier.js';
-import { C_HARVESTS, C_PERIODS, C_STOP, KIND_FINAL, KIND_LOG, stressLayout } from './fixtures/mmu-stress.worker.js';
-import type { Role, StressResult, StressTask } from './fixtures/mmu-stress.worker.js';
+import {
+  C_CLEAR_SPLIT_CALLS,
+  C_CLEAR_SPLITS,
+  C_HARVESTS,
+  C_INJECTED,
+  C_MODES_HARVESTED,
+  C_PERIODS,
+  C_PERIODS_DONE,
+  C_STOP,
+  HARVEST_MODES,
+  KIND_FINAL,
+  KIND_LOG,
+  stressLayout,
+} from './fixtures/mmu-stress.worker.js';
+import type { Role, StressInjection, StressResult, StressTask } from './fixtures/mmu-stress.worker.js';
 
 const worker = new URL('./fixtures/mmu-stress.worker.js', import.meta.url);
 const VCPUS = 4;
@@ -42,10 +58,25 @@ interface Outcome {
   readonly lostExamples: string[];
   readonly harvests: number;
   readonly periods: number;
+  /** Periods ended by disable (recovery). */
+  readonly periodsDone: number;
+  /** Bit m: a period of HARVEST_MODES[m] reached its FINAL harvest. */
+  readonly modesHarvested: number;
+  /** CLEARs that ran the eager split (write lock), and the huge pages they split. */
+  readonly clearSplitCalls: number;
+  readonly clearSplits: number;
+  /** A control's fault was applied. */
+  readonly injected: boolean;
   readonly workerErrors: string[];
 }
 
-async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe: boolean, dirtyTrack: DirtyTrackMode = 'wrprot'): Promise<Outcome> {
+async function stress(
+  levels: 4 | 5,
+  backingLevel: 2 | 3,
+  pages: number,
+  inject: StressInjection = 'none',
+  dirtyTrack: DirtyTrackMode = 'wrprot',
+): Promise<Outcome> {
   const roles: Role[] = ['splitter', 'zapper', 'harvester', 'reader', ...new Array<Role>(VCPUS).fill('vcpu')];
   const memslots = layoutMemslots(pages, 1);
   const config: VmConfig = {
@@ -59,9 +90,7 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
     // Room for churn: in periods without dirty logging a fault on a split region collapses it back
     // to one huge leaf (freeing 513 tables for a 1G page) while the splitter splits it again, and
     // several threads can each hold a generation of freed tables in their grace periods.
-    // The control keeps the default (tight) pool: freed tables are reused at once, so a walker
-    // holding a stale pointer reads poison or someone else's SPTEs (crossbeam-style shrinking).
-    ...(unsafe ? { unsafe: { freeWithoutGracePeriod: true } } : { poolTables: 8 * worstCaseTreeTables({ levels, memslots }) + 2048 }),
+    poolTables: 8 * worstCaseTreeTables({ levels, memslots }) + 2048,
   };
   const shared = createVm(config);
   const main = attachVm(shared, 0);
@@ -85,19 +114,21 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
     layout,
     seconds,
     seed: 1000 + i * 7919,
+    inject,
   }));
-  // Stop after `seconds`, but not before three harvests of the first logging period (a loaded
-  // machine can spend the whole short tier in the first enable-time split of a 1G page).
+  // Stop after `seconds`, but not before every harvester mode has had a whole period (enable,
+  // harvests, FINAL, disable with recovery; a loaded machine can spend the whole short tier in the
+  // first enable-time split of a 1G page), nor before a control's fault has been applied.
   let timer: NodeJS.Timeout | undefined;
   const stopWhenDone = (): void => {
-    if (c[C_HARVESTS]! >= 3) Atomics.store(c, C_STOP, 1);
+    if (c[C_HARVESTS]! >= 3 && c[C_PERIODS_DONE]! >= HARVEST_MODES.length && (inject === 'none' || c[C_INJECTED] !== 0)) Atomics.store(c, C_STOP, 1);
     else timer = setTimeout(stopWhenDone, 50);
   };
   timer = setTimeout(stopWhenDone, seconds * 1000);
   let results: StressResult[];
   try {
     results = await runAllConcurrently<StressResult>(worker, tasks, {
-      timeoutMs: seconds * 1000 + 30_000,
+      timeoutMs: seconds * 1000 + 60_000, // a hang guard; a loaded shared machine can take 30 s and more
       // Assert every lock and RCU context the MMU functions state (debug holder tracking).
       env: { ATOMICS_LOCK_DEBUG: '1', RCU_DEBUG: '1' },
     });
@@ -185,6 +216,11 @@ async function stress(levels: 4 | 5, backingLevel: 2 | 3, pages: number, unsafe:
     lostExamples,
     harvests: c[C_HARVESTS]!,
     periods: c[C_PERIODS]!,
+    periodsDone: c[C_PERIODS_DONE]!,
+    modesHarvested: c[C_MODES_HARVESTED]!,
+    clearSplitCalls: c[C_CLEAR_SPLIT_CALLS]!,
+    clearSplits: c[C_CLEAR_SPLITS]!,
+    injected: c[C_INJECTED] !== 0,
     workerErrors: results.filter((r) => r.error !== null).map((r) => r.error!),
   };
 }
@@ -195,7 +231,8 @@ function summary(o: Outcome): string {
   return [
     `accesses ${n('accesses')}, fast faults ${n('fastFaults')}, slow faults ${n('slowFaults')}, retries ${n('faultRetries')}`,
     `huge pages split ${n('hugePagesSplit')}, lock drops ${n('lockDrops')}, yields ${n('yields')}, restarts ${n('restarts')}, zapped tables ${n('zappedTables')}`,
-    `dirty-log periods ${o.periods}, harvests ${o.harvests}, writes checked ${o.writesChecked} (unchecked ${o.writesUnchecked}), lost ${o.lost}, reported late ${o.late}`,
+    `dirty-log periods ${o.periods} (${o.periodsDone} ended by recovery, modes harvested 0b${o.modesHarvested.toString(2)}), CLEAR splits ${o.clearSplits} in ${o.clearSplitCalls} CLEARs`,
+    `harvests ${o.harvests}, writes checked ${o.writesChecked} (unchecked ${o.writesUnchecked}), lost ${o.lost}, reported late ${o.late}`,
     `poison reads ${n('poisonReads')}, translation errors ${n('xlateErrors')}, invariant violations ${o.report.count}`,
   ].join('\n');
 }
@@ -213,39 +250,58 @@ function assertHealthy(t: ExecutionContext, o: Outcome): void {
   t.true((o.stats['slowFaults'] ?? 0) > 0, 'slow faults happened');
   t.true((o.stats['hugePagesSplit'] ?? 0) > 0, 'huge pages were split');
   t.true((o.stats['zappedTables'] ?? 0) > 0, 'tables were zapped and freed through RCU');
-  t.true(o.periods >= 1, 'at least one dirty-logging period');
+  t.is(o.modesHarvested, (1 << HARVEST_MODES.length) - 1, 'every harvester mode had a period');
+  t.true(o.periodsDone >= HARVEST_MODES.length, 'every mode ended with disable and recovery');
+  t.true(o.clearSplits > 0, 'CLEAR split huge pages under the write lock');
 }
 
 test.serial('stress: 4 levels, 2M backing — invariants hold, no poisoned read, nothing lost', async (t) => {
-  assertHealthy(t, await stress(4, 2, 32 * M, false));
+  assertHealthy(t, await stress(4, 2, 32 * M));
 });
 
 test.serial('stress: PML dirty tracking (writes logged without faults, GET kicks running vCPUs) — nothing lost', async (t) => {
-  const o = await stress(4, 2, 32 * M, false, 'pml');
+  const o = await stress(4, 2, 32 * M, 'none', 'pml');
   assertHealthy(t, o);
   t.true((o.stats['pmlWrites'] ?? 0) > 0, 'writes were logged by PML');
 });
 
 test.serial('stress: 5 levels, 1G backing (1G -> 2M -> 4K splits)', async (t) => {
-  assertHealthy(t, await stress(5, 3, pagesPerHpage(3), false));
+  assertHealthy(t, await stress(5, 3, pagesPerHpage(3)));
 });
 
-test.serial('control (b): freeing without a grace period is caught', async (t) => {
-  // Detection needs a walker to hold a pointer into a table while it is freed and reused: a race,
-  // so a run may (rarely, about one in ten short runs on 2 busy cores) see none. Up to three runs;
-  // the first that reports anything ends the test.
-  const attempts = 3;
-  let caught = 0;
-  for (let i = 1; i <= attempts && caught === 0; i++) {
-    const o = await stress(4, 2, 32 * M, true);
-    t.log(`run ${i}:\n${summary(o)}`);
-    if (o.workerErrors.length > 0) t.log(`worker errors: ${o.workerErrors.join(' | ')}`);
-    caught =
-      (o.stats['poisonReads'] ?? 0) +
-      (o.stats['xlateErrors'] ?? 0) +
-      o.lost +
-      o.report.count +
-      o.workerErrors.filter((e) => e.includes('ERR_INVARIANT')).length;
-  }
-  t.true(caught > 0, `the broken variant must be reported (within ${attempts} runs)`);
-});
+/** What each detector counted in a run. */
+function detectors(o: Outcome): Record<'poisonReads' | 'xlateErrors' | 'lostWrites' | 'invariantViolations', number> {
+  return {
+    poisonReads: o.stats['poisonReads'] ?? 0,
+    xlateErrors: o.stats['xlateErrors'] ?? 0,
+    lostWrites: o.lost,
+    invariantViolations: o.report.count,
+  };
+}
+
+/** One row per detector: the bug only it can see (fixtures/mmu-stress.worker.ts) and its count. */
+const CONTROLS: readonly { inject: StressInjection; what: string; detector: keyof ReturnType<typeof detectors> }[] = [
+  { inject: 'poison-read', what: 'a table pointer used after its read-side section and the free', detector: 'poisonReads' },
+  { inject: 'translation-error', what: 'a leaf mapping the wrong pfn for one access', detector: 'xlateErrors' },
+  { inject: 'lost-write', what: 'a harvest that loses a written page', detector: 'lostWrites' },
+  { inject: 'table-leak', what: 'a table taken from the pool and never linked or freed', detector: 'invariantViolations' },
+];
+
+for (const c of CONTROLS) {
+  test.serial(`control (${c.inject}): ${c.what} is caught by ${c.detector}, and by nothing else`, async (t) => {
+    // The first real run's configuration; the fault is injected once, deterministically.
+    const o = await stress(4, 2, 32 * M, c.inject);
+    t.log(summary(o));
+    t.deepEqual(o.workerErrors, [], 'no worker failed');
+    t.true(o.injected, 'the fault was applied');
+    const d = detectors(o);
+    t.true(d[c.detector] > 0, `${c.detector} must fire`);
+    for (const [k, n] of Object.entries(d))
+      if (k !== c.detector) t.is(n, 0, `${k} must not fire${k === 'invariantViolations' ? `:\n${formatViolations(o.report)}` : ''}`);
+    if (c.detector === 'invariantViolations')
+      t.true(
+        o.report.violations.every((v) => v.kind === 'pool-accounting'),
+        formatViolations(o.report),
+      );
+  });
+}

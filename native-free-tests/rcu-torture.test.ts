@@ -1,8 +1,11 @@
 /**
  * rcutorture for src/rcu/ (see fixtures/rcu-torture.worker.ts for the model). Prints an
  * rcutorture-style summary; fails on any Reader Pipe or Reader Batch bucket past 1, any poisoned
- * or torn read, or any lost callback. The control runs the same harness against an RCU whose
- * synchronize() returns at once, and asserts that the harness reports violations.
+ * or torn read, or any lost callback. Each detector has its own control: the same harness and
+ * configuration with one bug injected once, deterministically, through a handshake with a reader
+ * that holds the current element (fixtures/rcu-torture.worker.ts): a callback run before its grace
+ * period (Reader Pipe), a reader offline while it holds a reference (Reader Batch), an element
+ * freed at unpublish (poison). Each control asserts that its detector fires and no other does.
  *
  * Tiers: STRESS_TIER=short (default) 1.5 s with 13 readers; ci 3 s / long 30 s with 29 readers
  * (32 workers in all). STRESS_SECONDS overrides the duration.
@@ -11,7 +14,7 @@ import test from 'ava';
 import { RcuDomain } from '../src/rcu/index.js';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { stressSeconds, stressTier } from './_tier.js';
-import { PIPE_LEN, initTorture, tortureInt32s, type TortureResult, type TortureTask } from './fixtures/rcu-torture.worker.js';
+import { PIPE_LEN, initTorture, tortureInt32s, type TortureInjection, type TortureResult, type TortureTask } from './fixtures/rcu-torture.worker.js';
 
 const worker = new URL('./fixtures/rcu-torture.worker.js', import.meta.url);
 
@@ -27,16 +30,19 @@ interface Summary {
   readonly pipeViolations: number; // sections that saw pipe_count >= 2
   readonly batchViolations: number; // sections across which >= 2 grace periods completed
   readonly lostCallbacks: number;
+  /** The injection took place (writer and reader both say so); false for the real test. */
+  readonly injected: boolean;
   readonly ok: boolean;
 }
 
-async function runTorture(unsafe: boolean, seconds: number, readers: number): Promise<Summary> {
+async function runTorture(inject: TortureInjection, seconds: number, readers: number): Promise<Summary> {
   const fakeWriters = 2;
   const workers = 1 + fakeWriters + readers;
   const maxReaders = workers;
   const sab = new SharedArrayBuffer(tortureInt32s(maxReaders) * 4);
   initTorture(sab, maxReaders);
-  const common = { sab, maxReaders, workers, seconds, unsafe };
+  // The first reader (a QSBR one, i = 0 below) takes part in a control's injection.
+  const common = { sab, maxReaders, workers, seconds, inject, injectReader: 1 + fakeWriters };
   const tasks: TortureTask[] = [{ role: 'writer', id: 0, ...common }];
   for (let i = 0; i < fakeWriters; i++) tasks.push({ role: 'fakewriter', id: 1 + i, ...common });
   for (let i = 0; i < readers; i++) {
@@ -74,7 +80,7 @@ async function runTorture(unsafe: boolean, seconds: number, readers: number): Pr
   const bang = (h: number[]): string => (h.slice(2).some((x) => x !== 0) ? ' !!!' : '');
   const modes = results.filter((r) => r.role === 'reader');
   const text = [
-    `rcu-torture${unsafe ? ' (CONTROL: synchronize() returns at once)' : ''}: ${seconds}s, ${readers} readers ` +
+    `rcu-torture${inject !== 'none' ? ` (CONTROL: ${inject})` : ''}: ${seconds}s, ${readers} readers ` +
       `(${modes.filter((r) => r.mode === 'qsbr').length} qsbr, ${modes.filter((r) => r.mode === 'epoch').length} epoch), 2 fake writers`,
     `rcu-torture: ver: ${w.versions} tfle: ${w.freeListEmpty} reads: ${reads} rtmbe(torn): ${torn} poisoned: ${poisoned} ` +
       `rtbe(lost callbacks): ${lostCallbacks} offlines: ${sum((r) => r.offlines)} qs: ${sum((r) => r.quiescentStates)}`,
@@ -97,6 +103,7 @@ async function runTorture(unsafe: boolean, seconds: number, readers: number): Pr
     pipeViolations,
     batchViolations,
     lostCallbacks,
+    injected: results.filter((r) => r.injected).length === 2,
     ok,
   };
 }
@@ -104,7 +111,7 @@ async function runTorture(unsafe: boolean, seconds: number, readers: number): Pr
 const readers = stressTier() === 'short' ? 13 : 29;
 
 test.serial('rcu torture: no reader sees an element past one grace period, nothing poisoned, no callback lost', async (t) => {
-  const s = await runTorture(false, stressSeconds(), readers);
+  const s = await runTorture('none', stressSeconds(), readers);
   console.log(s.text);
   t.true(s.reads > 0, 'readers ran');
   t.is(s.pipeViolations, 0, 'Reader Pipe buckets past 1');
@@ -117,10 +124,25 @@ test.serial('rcu torture: no reader sees an element past one grace period, nothi
   t.true(s.ok);
 });
 
-test.serial('rcu torture control: a synchronize() that returns at once is caught', async (t) => {
-  const s = await runTorture(true, Math.min(stressSeconds(), 1.5), readers);
-  console.log(s.text);
-  t.false(s.ok, 'the broken RCU must report FAILURE');
-  t.true(s.pipeViolations + s.batchViolations + s.poisoned > 0, 'violations were seen');
-  t.is(s.lostCallbacks, 0, 'the broken RCU still runs every callback (just too early)');
-});
+/** One row per detector: the bug that only it can see, and which count must be non-zero. */
+const CONTROLS: readonly { inject: TortureInjection; what: string; detector: 'pipeViolations' | 'batchViolations' | 'poisoned' }[] = [
+  { inject: 'early-callback', what: 'a callback run before its grace period is caught by Reader Pipe', detector: 'pipeViolations' },
+  { inject: 'offline-holding-ref', what: 'a reader offline while it holds a reference is caught by Reader Batch', detector: 'batchViolations' },
+  { inject: 'free-without-gp', what: 'an element freed at unpublish is caught by the poison check', detector: 'poisoned' },
+];
+
+for (const c of CONTROLS) {
+  test.serial(`rcu torture control (${c.inject}): ${c.what}, and by nothing else`, async (t) => {
+    // The same harness and readers; the injection happens at the 32nd publish, within the first
+    // milliseconds, and the rest of the run shows that nothing else fires: half a second suffices.
+    const s = await runTorture(c.inject, Math.min(stressSeconds(), 0.5), readers);
+    console.log(s.text);
+    t.true(s.injected, 'the writer and the injection reader both applied the fault');
+    t.false(s.ok, 'the broken variant must report FAILURE');
+    const counts = { pipeViolations: s.pipeViolations, batchViolations: s.batchViolations, poisoned: s.poisoned };
+    t.true(counts[c.detector] > 0, `${c.detector} must fire`);
+    for (const [k, n] of Object.entries(counts)) if (k !== c.detector) t.is(n, 0, `${k} must not fire`);
+    t.is(s.torn, 0, 'no torn read');
+    t.is(s.lostCallbacks, 0, 'every callback still runs');
+  });
+}

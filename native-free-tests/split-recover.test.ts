@@ -1,8 +1,10 @@
 /**
  * Split 1G -> 2M -> 4K and recovery back, on one thread, checked at every step by the invariant
  * checker and the page stats (what dirty_log_page_splitting_test checks in the kernel). Plus the
- * best-effort ENOMEM stop, the dirty-log flows on one thread, and control (a): a split that drops
- * one child mapping must be reported by the checker.
+ * best-effort ENOMEM stop, the dirty-log flows on one thread, and two controls for the checker:
+ * (a) a split that drops one child mapping and miscounts the page stats is caught by the page
+ * stats alone; (a') a split that drops one child mapping and keeps the stats consistent is caught
+ * by the lost-mapping check alone (memory populated and then only split must stay mapped).
  */
 process.env['ATOMICS_LOCK_DEBUG'] = '1'; // assert lock contexts (read before any lock is attached)
 process.env['RCU_DEBUG'] = '1'; // and RCU read-side contexts
@@ -16,6 +18,7 @@ import { guestAccess, createAccessResult } from '../src/mmu/guest_access.js';
 import { splitHugePagesYieldSafe } from '../src/mmu/tdp_mmu_split.js';
 import { dropAlways } from '../src/mmu/split_alloc.js';
 import { checkInvariants, formatViolations } from '../src/mmu/invariants.js';
+import type { GfnRange } from '../src/mmu/invariants.js';
 import { clearDirtyLog, disableDirtyLogging, enableDirtyLogging, getDirtyLog } from '../src/mmu/dirty_log.js';
 import { zapGfnRangeYieldSafe } from '../src/mmu/tdp_mmu_zap.js';
 import { pagesPerHpage } from '../src/mmu/spte.js';
@@ -36,11 +39,20 @@ function makeVm(levels: 4 | 5, backingLevel: 1 | 2 | 3, pages: number, extra: Pa
   return attachVm(createVm(config), 0);
 }
 
-/** Quiesce (run this thread's RCU callbacks) and check; fail the test with the violations. */
-function expectClean(t: ExecutionContext, vm: Vm, what: string): void {
+/**
+ * Quiesce (run this thread's RCU callbacks) and check; fail the test with the violations.
+ * `mustMap`: ranges that must still be fully translated (populated, then only split or protected).
+ */
+function expectClean(t: ExecutionContext, vm: Vm, what: string, mustMap: readonly GfnRange[] = []): void {
   vm.rcu.barrier();
-  const r = checkInvariants(vm);
+  const r = checkInvariants(vm, { mustMap });
   t.true(r.ok, `${what}: ${r.count} violations\n${formatViolations(r)}`);
+}
+
+/** The whole first memslot, as a must-map range. */
+function wholeSlot(vm: Vm): GfnRange[] {
+  const s = vm.config.memslots[0]!;
+  return [{ start: s.baseGfn, end: s.baseGfn + s.npages }];
 }
 
 function touchAll(vm: Vm, stride: number, isWrite: boolean): { hits: number; faults: number } {
@@ -72,7 +84,7 @@ for (const levels of [4, 5] as const) {
     const f = touchAll(vm, G, true);
     t.deepEqual(f, { hits: 0, faults: 2 }, 'one fault per 1G page');
     t.deepEqual(vm.pageStats(), { pages4k: 0, pages2m: 0, pages1g: 2 });
-    expectClean(t, vm, 'after populate');
+    expectClean(t, vm, 'after populate', wholeSlot(vm));
     t.deepEqual(touchAll(vm, 4099, false).faults, 0, 'reads of a mapped 1G page hit');
 
     const r1 = splitAll(vm, true, 2);
@@ -81,13 +93,13 @@ for (const levels of [4, 5] as const) {
     t.is(r1.lockDrops, 2, 'drop-always drops the lock once per table');
     t.true(r1.restarts >= 2, 'and restarts the walk after each drop');
     t.deepEqual(vm.pageStats(), { pages4k: 0, pages2m: 1024, pages1g: 0 });
-    expectClean(t, vm, 'after 1G -> 2M');
+    expectClean(t, vm, 'after 1G -> 2M', wholeSlot(vm));
 
     const r2 = splitAll(vm, false, 1);
     t.true(r2.ok);
     t.is(r2.hugePagesSplit, 1024);
     t.deepEqual(vm.pageStats(), { pages4k: 2 * G, pages2m: 0, pages1g: 0 });
-    expectClean(t, vm, 'after 2M -> 4K (write lock)');
+    expectClean(t, vm, 'after 2M -> 4K (write lock)', wholeSlot(vm));
     const again = splitAll(vm, true, 1);
     t.is(again.hugePagesSplit, 0, 'nothing left to split');
     t.is(again.lockDrops, 0, 'no allocation, so no lock drop');
@@ -114,7 +126,7 @@ test('2M backing: split to 4K and recover to 2M; unaligned slot edges map smalle
   const r = splitAll(vm, true, 1);
   t.is(r.hugePagesSplit, 8);
   t.deepEqual(vm.pageStats(), { pages4k: 8 * 512 + 100, pages2m: 0, pages1g: 0 });
-  expectClean(t, vm, 'after split');
+  expectClean(t, vm, 'after split', wholeSlot(vm));
   const d = disableDirtyLogging(vm, 0);
   t.is(d.zapped, 8, 'the partial 2M region is not collapsible');
   t.deepEqual(vm.pageStats(), { pages4k: 100, pages2m: 0, pages1g: 0 });
@@ -136,7 +148,7 @@ test('ENOMEM stops the split cleanly; unsplit huge pages stay mapped and correct
   const ps = vm.pageStats();
   t.is(ps.pages4k, r2.hugePagesSplit * 512);
   t.is(ps.pages2m, 1024 - r2.hugePagesSplit);
-  expectClean(t, vm, 'after ENOMEM');
+  expectClean(t, vm, 'after ENOMEM', wholeSlot(vm));
   t.is(vm.sumStats()['splitEnomem'], 1);
   t.deepEqual(touchAll(vm, 1021, false).faults, 0, 'every page still translates');
 });
@@ -189,7 +201,7 @@ test('dirty log with initially-set: CLEAR splits under the write lock, 64 pages 
   t.is(c.split.hugePagesSplit, 2, '1G -> 2M, then that 2M -> 4K');
   t.is(c.wrprotected, 128);
   t.deepEqual(vm.pageStats(), { pages4k: 512, pages2m: 511, pages1g: 0 });
-  expectClean(t, vm, 'after first clear');
+  expectClean(t, vm, 'after first clear', wholeSlot(vm));
   const s = vm.config.memslots[0]!;
   const out = createAccessResult();
   guestAccess(vm, s.baseGfn + 5, 'write', out);
@@ -224,20 +236,44 @@ test('zap a range under the read and the write lock, then refault', (t) => {
   expectClean(t, vm, 'after refault');
 });
 
-test('control (a): a split that drops one child mapping is caught by the checker', (t) => {
+/** Populate 4 x 2M, then split them all under the read lock with `faultInjection`; quiesced. */
+function splitWithLostChild(keepStatsConsistent: boolean): Vm {
   const vm = makeVm(4, 2, 4 * M);
   touchAll(vm, M, true);
-  expectClean(t, vm, 'before');
   const s = vm.config.memslots[0]!;
   vm.mmuLock.readLock();
-  splitHugePagesYieldSafe(vm, s.baseGfn, s.baseGfn + 4 * M, { shared: true, design: dropAlways, faultInjection: { dropChildIndex: 77 } });
+  const r = splitHugePagesYieldSafe(vm, s.baseGfn, s.baseGfn + 4 * M, {
+    shared: true,
+    design: dropAlways,
+    faultInjection: { dropChildIndex: 77, keepStatsConsistent },
+  });
   vm.mmuLock.readUnlock();
+  if (r.hugePagesSplit !== 4) throw new Error(`control setup: expected 4 splits, got ${r.hugePagesSplit}`);
   vm.rcu.barrier();
+  return vm;
+}
+
+test('control (a): a split that drops one child mapping and miscounts the stats is caught by the page stats', (t) => {
+  const vm = splitWithLostChild(false);
   const r = checkInvariants(vm);
   t.false(r.ok, 'the checker must report the lost mappings');
   t.true(
-    r.violations.some((v) => v.kind === 'page-stats' && v.level === 1),
+    r.violations.every((v) => v.kind === 'page-stats' && v.level === 1),
     formatViolations(r),
   );
   t.log(`control (a) reported ${r.count} violation(s): ${r.violations.map((v) => v.kind).join(', ')}`);
+});
+
+test("control (a'): a split that drops one child mapping with consistent stats is caught by the lost-mapping check", (t) => {
+  const vm = splitWithLostChild(true);
+  t.deepEqual(vm.pageStats(), { pages4k: 4 * 511, pages2m: 0, pages1g: 0 }, 'the stats agree with the broken tree');
+  t.true(checkInvariants(vm).ok, 'without knowing what must be mapped the tree looks legal (a zap leaves the same state)');
+  const r = checkInvariants(vm, { mustMap: wholeSlot(vm) });
+  t.is(r.count, 4, `one lost mapping per split table:\n${formatViolations(r)}`);
+  const s = vm.config.memslots[0]!;
+  t.deepEqual(
+    r.violations.map((v) => [v.kind, v.gfn, v.level]),
+    [0, 1, 2, 3].map((i) => ['lost-mapping', s.baseGfn + i * M + 77, 1]),
+    formatViolations(r),
+  );
 });

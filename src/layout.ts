@@ -103,6 +103,12 @@ export const POOL_PRESSURE_FAIL_FAST = LINE_INT32S + 11;
  * the same sequence could find nothing new, so it is skipped. Written and read by reapers only.
  */
 export const POOL_REAP_SEQ = LINE_INT32S + 12;
+/**
+ * Tables that became reusable (went to the free list) before the grace period that began when
+ * they were unlinked had ended: a reuse-before-grace-period bug, reported by audit(). Cumulative;
+ * writers: the pool's RCU free path on any thread.
+ */
+export const POOL_EARLY_FREES = LINE_INT32S + 15;
 const POOL_CTRL_INT32S = 2 * LINE_INT32S;
 
 // ---------------------------------------------------------------------------------------------
@@ -343,6 +349,7 @@ function checkFieldOffsets(): void {
     ['POOL_REAPED', POOL_REAPED],
     ['POOL_PRESSURE_FAIL_FAST', POOL_PRESSURE_FAIL_FAST],
     ['POOL_REAP_SEQ', POOL_REAP_SEQ],
+    ['POOL_EARLY_FREES', POOL_EARLY_FREES],
   ] as const) {
     within(n, o, POOL_CTRL_INT32S);
     // The counters live on their own line, away from the CAS'd head.

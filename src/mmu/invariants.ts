@@ -10,6 +10,11 @@
  * Checked:
  *   - translation: every present leaf maps the pfn the backing gives its gfn (pfn aligned to the
  *     level), and lies entirely inside one memslot (split, zap and recover never change gfn->pfn);
+ *   - lost mappings (only where the caller says what must be mapped, `mustMap`): a non-present
+ *     SPTE at any level whose gfns overlap a must-map range. The tree alone cannot tell a lost
+ *     mapping from a zapped one (a zap leaves the same non-present value), and page statistics
+ *     adjusted by the same bug stay consistent, so the caller's knowledge is the only witness:
+ *     after a populate, split, write-protect and CLEAR never unmap anything;
  *   - large bits only at legal levels: leaves at 2M and 1G carry it, 4K entries never, and nothing
  *     above 1G is a leaf;
  *   - no table reachable twice, every reachable table is IN_USE in the pool, child indices in range;
@@ -48,6 +53,7 @@ import {
 export interface Violation {
   readonly kind:
     | 'translation'
+    | 'lost-mapping'
     | 'outside-memslot'
     | 'large-bit'
     | 'table-twice'
@@ -77,11 +83,22 @@ export interface InvariantReport {
   readonly leaves: { readonly pages4k: number; readonly pages2m: number; readonly pages1g: number };
 }
 
+/** Guest frames [start, end). */
+export interface GfnRange {
+  readonly start: number;
+  readonly end: number;
+}
+
 export interface CheckOptions {
   /** Cap on listed violations (default 100). */
   readonly maxViolations?: number;
   /** Skip the dirty-bit check (e.g. while a harvest is known to be in progress). Default false. */
   readonly skipDirtyCheck?: boolean;
+  /**
+   * Ranges every gfn of which must be translated by a present leaf (e.g. memory populated and
+   * since only split or write-protected). Default none: in general a gfn may legally be unmapped.
+   */
+  readonly mustMap?: readonly GfnRange[];
 }
 
 /** Check every invariant of `vm`'s MMU (quiescent). */
@@ -100,6 +117,16 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
   let tables = 0;
   const logging = vm.config.memslots.map((_s, i) => !opts.skipDirtyCheck && slotLogsDirty(vm, i));
   const pml = vm.config.dirtyTrack === 'pml';
+  const mustMap = opts.mustMap ?? [];
+  /** The first gfn of [gfn, gfn + span) inside a must-map range, or -1. */
+  const firstMustMap = (gfn: number, span: number): number => {
+    let first = -1;
+    for (const r of mustMap) {
+      const g = Math.max(gfn, r.start);
+      if (g < Math.min(gfn + span, r.end) && (first < 0 || g < first)) first = g;
+    }
+    return first;
+  };
 
   const visitTable = (table: number, level: number, baseGfn: number): void => {
     tables++;
@@ -111,6 +138,17 @@ export function checkInvariants(vm: Vm, opts: CheckOptions = {}): InvariantRepor
       const spte = spt[table * PT_ENTRIES + i]!;
       const gfn = baseGfn + i * span;
       if (!isShadowPresent(spte)) {
+        const lost = mustMap.length === 0 ? -1 : firstMustMap(gfn, span);
+        if (lost >= 0) {
+          report({
+            kind: 'lost-mapping',
+            message: `gfn 0x${lost.toString(16)} must be mapped, but its SPTE is not present`,
+            gfn: lost,
+            level,
+            spte: spteHex(spte),
+            table,
+          });
+        }
         if (spte === SHADOW_NONPRESENT_VALUE) continue;
         if (spte === FROZEN_SPTE) report({ kind: 'frozen', message: 'a FROZEN_SPTE is reachable at rest', gfn, level, spte: spteHex(spte), table });
         else if (spte === POISON_SPTE) report({ kind: 'poison', message: 'a POISON_SPTE (freed table) is reachable', gfn, level, spte: spteHex(spte), table });

@@ -43,6 +43,7 @@ import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
 import {
   POOL_ALLOCATED,
   POOL_CAPACITY,
+  POOL_EARLY_FREES,
   POOL_EMPTY_HITS,
   POOL_FREE,
   POOL_FREED,
@@ -185,6 +186,7 @@ export class PtPool {
       POOL_REAPED,
       POOL_PRESSURE_FAIL_FAST,
       POOL_REAP_SEQ,
+      POOL_EARLY_FREES,
     ]) {
       Atomics.store(control, base + f, 0);
     }
@@ -289,7 +291,10 @@ export class PtPool {
     this.#transition(t, TS_IN_USE, TS_RCU_WAIT | TS_DIRTY, 'freeAfterGracePeriod');
     Atomics.sub(this.#ctrl, this.#base + POOL_IN_USE, 1);
     Atomics.add(this.#ctrl, this.#base + POOL_RCU_WAITING, 1);
+    // The grace period this table must wait for: the pressure reaper's test and audit()'s.
+    const cookie = rcu.getStateSynchronize();
     if (this.unsafeFreeWithoutGracePeriod) {
+      this.#noteEarlyFree(rcu, cookie);
       this.#finishRcuFree(t);
       return;
     }
@@ -299,11 +304,11 @@ export class PtPool {
     // remain, so any later read of poison is a true use-after-free.
     // Cookie before generation: pairs with reapExpired(), which loads the generation first, so a
     // reaper that sees this odd generation sees this cookie (or a later life's, never an older one).
-    Atomics.store(this.#rcuCookie, t, rcu.getStateSynchronize());
+    Atomics.store(this.#rcuCookie, t, cookie);
     const gen = (Atomics.load(this.#rcuGen, t) + 1) | 0;
     Atomics.store(this.#rcuGen, t, gen);
     rcu.callRcu(() => {
-      this.#claimAndFinish(t, gen);
+      this.#claimAndFinish(t, gen, rcu, cookie);
     });
   }
 
@@ -332,8 +337,9 @@ export class PtPool {
       if ((gen & 1) === 0) continue;
       // The cookie of this life, or of a later one (never older: see freeAfterGracePeriod); a
       // later life's cookie only makes us skip, and its claim would fail on the generation.
-      if (!rcu.pollStateSynchronize(Atomics.load(this.#rcuCookie, t))) continue;
-      if (this.#claimAndFinish(t, gen)) reaped++;
+      const cookie = Atomics.load(this.#rcuCookie, t);
+      if (!rcu.pollStateSynchronize(cookie)) continue;
+      if (this.#claimAndFinish(t, gen, rcu, cookie)) reaped++;
     }
     if (reaped > 0) Atomics.add(c, b + POOL_REAPED, reaped);
     return reaped;
@@ -447,6 +453,8 @@ export class PtPool {
     if (a.rcuWaiting !== counts.rcuWaiting) problems.push(`counter rcuWaiting ${a.rcuWaiting} != RCU_WAIT states ${counts.rcuWaiting}`);
     if (a.free + a.inUse + a.inCaches + a.rcuWaiting !== a.capacity) problems.push('free + inUse + inCaches + rcuWaiting != capacity');
     if (((a.allocated - a.freed) | 0) !== a.inUse + a.inCaches + a.rcuWaiting) problems.push('allocated - freed != inUse + inCaches + rcuWaiting');
+    const early = Atomics.load(this.#ctrl, this.#base + POOL_EARLY_FREES);
+    if (early !== 0) problems.push(`${early} table(s) became reusable before their grace period ended (reuse before a grace period)`);
     return { counts, problems };
   }
 
@@ -455,10 +463,20 @@ export class PtPool {
    * (its freer's callback or a reaper). The compareExchange pairs with the same one in the other
    * claimer: exactly one of them moves the generation to even.
    */
-  #claimAndFinish(t: number, gen: number): boolean {
+  #claimAndFinish(t: number, gen: number, rcu: RcuReader, cookie: number): boolean {
     if (Atomics.compareExchange(this.#rcuGen, t, gen, (gen + 1) | 0) !== gen) return false;
+    this.#noteEarlyFree(rcu, cookie);
     this.#finishRcuFree(t);
     return true;
+  }
+
+  /**
+   * Audit hook of the RCU free path: count a table about to go back on the free list although the
+   * grace period that began when it was unlinked (`cookie`) has not ended. Independent of how the
+   * free was deferred, so a free path that skips or shortens the wait is caught by audit().
+   */
+  #noteEarlyFree(rcu: RcuReader, cookie: number): void {
+    if (!rcu.pollStateSynchronize(cookie)) Atomics.add(this.#ctrl, this.#base + POOL_EARLY_FREES, 1);
   }
 
   #finishRcuFree(t: number): void {

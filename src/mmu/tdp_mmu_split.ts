@@ -25,6 +25,11 @@ import { PG_LEVEL_4K, PT_ENTRIES, PT_LEVEL_BITS, hugePageSplitBase, isPresentLar
 export interface SplitFaultInjection {
   /** CONTROL: leave child `dropChildIndex` of every split table non-present (a lost mapping). */
   readonly dropChildIndex?: number;
+  /**
+   * CONTROL: with dropChildIndex, count only the children really mapped in the page stats, so the
+   * statistics stay consistent with the tree and only the lost mapping itself is wrong.
+   */
+  readonly keepStatsConsistent?: boolean;
 }
 
 // Scratch for splitting a BigInt SPTE into Int32 halves without Number(bigint) (see spte.ts).
@@ -78,7 +83,7 @@ export function splitHugePage(vm: Vm, it: TdpIter, table: number, shared: boolea
     spt32[d + 1] = 0;
   }
   if (!linkSp(vm, it, table, shared)) return false;
-  updatePageStats(vm, childLevel, PT_ENTRIES);
+  updatePageStats(vm, childLevel, fi?.dropChildIndex !== undefined && fi.keepStatsConsistent === true ? PT_ENTRIES - 1 : PT_ENTRIES);
   // Counted here, not by the walk, so that splits on fault (the lazy design) are counted too.
   vm.stats.add(WS.hugePagesSplit, 1);
   return true;

@@ -57,6 +57,8 @@ const LIMITS = Object.freeze({
   maxCacheCapacity: 1026,
   maxReschedMs: 60_000,
   maxRepeat: 100,
+  /** The pool's free list links tables by Int32 index (vm.ts checkVmConfig). */
+  maxPoolTables: 2 ** 31 - 2,
 });
 
 /** Everything one emulation run needs from the command line (single values; sweeps expand lists). */
@@ -127,6 +129,8 @@ export interface EmulateOptions {
   readonly anachronisms: readonly string[];
   /** `--timeline-csv FILE`: the run's timeline (timeline.ts), one row per sample. */
   readonly timelineCsv: string | undefined;
+  /** `--pool-tables N`: the page-table pool's capacity in tables; undefined = sized for the worst case (vm.ts). */
+  readonly poolTables: number | undefined;
 }
 
 /**
@@ -176,6 +180,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   hostEvents: parseHostEvents('--host-events', 'none'),
   anachronisms: [],
   timelineCsv: undefined,
+  poolTables: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -595,6 +600,15 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: "also write the run's timeline (vCPU throughput, faults by kind, mmu_lock waiters, splitter progress every few ms) as CSV",
     shownDefault: 'none',
   },
+  {
+    long: 'pool-tables',
+    type: 'string',
+    arg: 'N',
+    help:
+      'cap the page-table pool at N tables (4 KiB each), to run out of them on purpose: eager splitting then stops with ENOMEM and ' +
+      'write-protects the huge pages it could not split, as KVM does; a pool too small for the faults ends the run with ERR_ENOMEM',
+    shownDefault: 'the all-4K tree + caches + slack',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -639,6 +653,7 @@ const OPTION_PARSERS = {
   kernel: (raw: string) => parseKernel(flagName('kernel'), raw),
   hostEvents: (raw: string) => parseHostEvents(flagName('host-events'), raw),
   timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
+  poolTables: (raw: string) => parsePositiveInt(flagName('pool-tables'), raw, LIMITS.maxPoolTables),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -738,6 +753,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
       pick('hostEvents', 'host-events') ?? parseHostEvents(flagName('host-events'), hostEventsForPressure(pick('pressure', 'pressure') ?? DEFAULTS.pressure)),
     anachronisms: [],
     timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
+    poolTables: pick('poolTables', 'pool-tables') ?? DEFAULTS.poolTables,
   };
   const applied = applyKernel(opts, str);
   // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager

@@ -13,8 +13,8 @@ const SMALL = ['-v', '4', '-b', '8M', '-q'];
 for (const [inject, re] of [
   ['vcpu-throw', /^emulate: ERR_WORKER: vCPU 0: injected failure/m],
   ['splitter-throw', /^emulate: ERR_WORKER: splitter: injected failure/m],
-  ['vcpu-exit', /^emulate: ERR_WORKER: a worker thread died/m],
-  ['splitter-exit', /^emulate: ERR_WORKER: a worker thread died/m],
+  ['vcpu-exit', /^emulate: ERR_WORKER: a worker thread died: vCPU 0: worker exited with code: 7$/m],
+  ['splitter-exit', /^emulate: ERR_WORKER: a worker thread died: splitter: worker exited with code: 7$/m],
 ] as const) {
   test.serial(`a worker that fails (${inject}) ends the run with its error, exit 1, without hanging`, async (t) => {
     const r = await runCli(SMALL, { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });

@@ -54,7 +54,7 @@ function assertRefusedBeforeRun(t: import('ava').ExecutionContext, r: CliResult,
 
 test('every option whose value is a FILE is in the checked list, and only those', (t) => {
   const fileOptions = OPTION_SPECS.filter((s) => s.arg === 'FILE').map((s) => s.long);
-  t.deepEqual([...fileOptions].sort(), [...OUTPUT_FILE_OPTIONS].sort());
+  t.deepEqual([...fileOptions].sort(), Object.keys(OUTPUT_FILE_OPTIONS).sort());
 });
 
 test('checkOutputPath: each unwritable path is ERR_INVALID_OPTION, one line naming the option; a writable one is left as it was', (t) => {
@@ -74,7 +74,7 @@ test('checkOutputPath: each unwritable path is ERR_INVALID_OPTION, one line nami
   t.is(readFileSync(existing, 'utf8'), 'keep me', 'an existing file is not truncated by the check');
 });
 
-for (const long of OUTPUT_FILE_OPTIONS) {
+for (const long of Object.keys(OUTPUT_FILE_OPTIONS)) {
   test.serial(`--${long} to a path that cannot be written: exit 2 before the run, one line naming it`, async (t) => {
     // The issue's case (a missing directory) and one that access(2) would pass; the test above has the others.
     const paths = unwritablePaths();
@@ -145,7 +145,7 @@ test.serial('--resched-ms: with more runnable threads than cores, a 0 ms slice m
   // -g: eager splitting runs when dirty logging is enabled, one long walk under the read lock;
   // --steady: the vCPUs are runnable meanwhile, more of them than the host has cores.
   const vcpus = String(availableParallelism() + 2);
-  const base = ['-v', vcpus, '-b', '8M', '-g', '--steady', '--steady-seconds', '0.1', '--split-alloc', 'cache'];
+  const base = ['-v', vcpus, '-b', '2M', '-g', '--steady', '--steady-seconds', '0.1', '--split-alloc', 'cache'];
   const fast = await runWithJson([...base, '--resched-ms', '0'], { timeoutMs: 90_000 });
   t.is(fast.code, 0, fast.stderr);
   t.is(fast.report.config.reschedMs, 0);

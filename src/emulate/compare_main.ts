@@ -27,6 +27,7 @@ import type { RunConfig } from './config.js';
 import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } from './compare.js';
 import type { CompareRow } from './compare.js';
 import { compareCsv, writeCsv } from './csv.js';
+import { OUTPUT_FILE_OPTIONS } from './output_file.js';
 import { corruptionFound } from './report_model.js';
 import { formatSize, resolveOptions } from './options.js';
 import type { RawValues } from './options.js';
@@ -55,9 +56,9 @@ export interface ManyRunsIo {
 
 /** The raw values every run shares, with --compare's implications applied. */
 function baseRaw(raw: RawValues): RawValues {
-  // Files of one run's report or timeline: many runs would overwrite them, so they are refused.
-  for (const long of ['json', 'timeline-csv']) {
-    if (raw[long] !== undefined) {
+  // Files of one run's output (output_file.ts): many runs would overwrite them, so they are refused.
+  for (const [long, holds] of Object.entries(OUTPUT_FILE_OPTIONS)) {
+    if (holds === 'one run' && raw[long] !== undefined) {
       throw invalidOption(`--${long}`, "writes one run's output; with --compare or a sweep use --csv FILE (one row per run)");
     }
   }

@@ -2,10 +2,11 @@
  * Output files named on the command line: refused before any run starts when they could not be
  * written, so a long run never ends by losing its results (exit 2, one line naming the option).
  *
- * OUTPUT_FILE_OPTIONS is the one list of options that name a file the run writes; main.ts checks
+ * OUTPUT_FILE_OPTIONS is the one table of options that name a file the run writes; main.ts checks
  * every one of them with checkOutputFiles() right after parsing, for single runs, compares and
- * sweeps alike. A new file option joins by adding its long name there (one line); the test
- * native-free-tests/emulate-e2e-paths.test.ts fails for any `FILE` option left out.
+ * sweeps alike, and compare_main.ts refuses the one-run files with many runs. A new file option
+ * joins with one line there; the test native-free-tests/emulate-e2e-paths.test.ts fails for any
+ * `FILE` option left out.
  *
  * The check is a probe, not a permission test: access(2) says yes to root for any path, and
  * /proc or a read-only mount refuse the create only when it is tried. An existing file is opened
@@ -16,12 +17,20 @@ import { invalidOption } from '../errors.js';
 import { flagName } from './options.js';
 import type { RawValues } from './options.js';
 
-/** Long names of every option whose value is a file the run writes. */
-export const OUTPUT_FILE_OPTIONS: readonly string[] = ['json', 'csv', 'timeline-csv'];
+/**
+ * Every option whose value is a file the run writes (by long name), and what the file holds: one
+ * run's output (a sweep or --compare would overwrite it run after run, so they refuse it) or a
+ * row for every run.
+ */
+export const OUTPUT_FILE_OPTIONS: Readonly<Record<string, 'one run' | 'every run'>> = Object.freeze({
+  json: 'one run',
+  csv: 'every run',
+  'timeline-csv': 'one run',
+});
 
 /** Throws ERR_INVALID_OPTION (exit code 2) naming the first output file option whose file cannot be written. */
 export function checkOutputFiles(raw: RawValues): void {
-  for (const long of OUTPUT_FILE_OPTIONS) {
+  for (const long of Object.keys(OUTPUT_FILE_OPTIONS)) {
     const file = raw[long];
     if (typeof file === 'string') checkOutputPath(flagName(long), file);
   }

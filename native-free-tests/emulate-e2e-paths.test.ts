@@ -151,6 +151,7 @@ test.serial('--resched-ms: with more runnable threads than cores, a 0 ms slice m
   t.is(fast.report.config.reschedMs, 0);
   const slow = await runWithJson([...base, '--resched-ms', '60000'], { timeoutMs: 90_000 });
   t.is(slow.code, 0, slow.stderr);
+  t.log(`enable-time yields: ${yieldsIn(fast.report, 'enable')} with a 0 ms slice, ${yieldsIn(slow.report, 'enable')} with 60 s`);
   t.true(yieldsIn(fast.report, 'enable') > 0, `yields with 0 ms: ${yieldsIn(fast.report, 'enable')}`);
   t.is(yieldsIn(slow.report, 'enable'), 0, 'the control never used up its slice');
   t.true(fast.report.invariants.ok && slow.report.invariants.ok);
@@ -172,13 +173,14 @@ test.serial('--yield-on-contention: the split walk yields to queued mmu_lock wri
     '--resched-ms',
     '60000',
     '--host-events',
-    'heavy,invalidate=20000',
+    'heavy,invalidate=100000',
   ];
   const on = await runWithJson([...base, '--yield-on-contention'], { timeoutMs: 90_000 });
   t.is(on.code, 0, on.stderr);
   t.true(on.report.config.yieldOnContention);
   const off = await runWithJson(base, { timeoutMs: 90_000 });
   t.is(off.code, 0, off.stderr);
+  t.log(`enable-time yields: ${yieldsIn(on.report, 'enable')} with --yield-on-contention, ${yieldsIn(off.report, 'enable')} without`);
   t.true(yieldsIn(on.report, 'enable') > 0, `yields with --yield-on-contention: ${yieldsIn(on.report, 'enable')}`);
   t.is(yieldsIn(off.report, 'enable'), 0, 'the control never yields');
   t.true(on.report.invariants.ok && off.report.invariants.ok);

@@ -1,7 +1,8 @@
 // End to end: failure handling and the run modes of `npm run emulate`. A worker that throws or
-// whose thread dies ends the run non-zero within seconds; a stuck phase is reported by the
-// watchdog (exit 3, with the lock state); Ctrl-C stops every worker (exit 130); -e and --steady
-// keep vCPUs running through the splitter's ops; --json writes the documented schema.
+// whose thread dies (a vCPU or the splitter) ends the run non-zero within seconds; a stuck phase
+// is reported by the watchdog (exit 3, with the lock state); corruption and a dirty log that
+// disagrees with the writes exit 1; Ctrl-C stops every worker (exit 130); -e and --steady keep
+// vCPUs running through the splitter's ops; --json writes the documented schema.
 import test from 'ava';
 import { missingRequiredKeys, REPORT_SCHEMA_ID } from '../src/emulate/report_json.js';
 import { reportSchemaErrors } from './_report_schema.js';
@@ -13,7 +14,8 @@ const SMALL = ['-v', '4', '-b', '8M', '-q'];
 for (const [inject, re] of [
   ['vcpu-throw', /^emulate: ERR_WORKER: vCPU 0: injected failure/m],
   ['splitter-throw', /^emulate: ERR_WORKER: splitter: injected failure/m],
-  ['vcpu-exit', /^emulate: ERR_WORKER: a worker thread died/m],
+  ['vcpu-exit', /^emulate: ERR_WORKER: a worker thread died: vCPU 0: worker exited with code: 7$/m],
+  ['splitter-exit', /^emulate: ERR_WORKER: a worker thread died: splitter: worker exited with code: 7$/m],
 ] as const) {
   test.serial(`a worker that fails (${inject}) ends the run with its error, exit 1, without hanging`, async (t) => {
     const r = await runCli(SMALL, { env: { EMULATE_FAULT_INJECT: inject }, timeoutMs: 20_000 });
@@ -68,6 +70,30 @@ test.serial('corruption control: the same run without injection passes with "inv
   const text = await runCli(['-v', '2', '-b', '4M', '-q'], { timeoutMs: 30_000 });
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /^invariant checker: OK in /m);
+});
+
+// -w 0: no vCPU writes, so iteration 2's oracle expects no dirty page at all, and the one page the
+// injection marks is a page nobody wrote (a count above the oracle: not a lost page).
+test.serial('a dirty log that reports a page nobody wrote fails the run: exit 1, MISMATCH in the table', async (t) => {
+  const r = await runWithJson(['-v', '2', '-b', '4M', '-w', '0'], { env: { EMULATE_FAULT_INJECT: 'spurious-dirty' }, timeoutMs: 30_000 });
+  t.is(r.signal, null);
+  t.is(r.code, 1, `stderr: ${r.stderr}`);
+  t.is(r.stderr.trim(), 'emulate: the dirty log disagrees with the pages the vCPUs wrote (see the Dirty log table)');
+  t.regex(r.stdout, /^invariant checker: .*; dirty log: MISMATCH$/m);
+  t.is(r.report.dirtyLog.ok, false);
+  t.is(r.report.dirtyLog.lostDirty, 0, 'nothing was lost: only the mismatch channel fires');
+  t.true(r.report.invariants.ok);
+  const it2 = r.report.iterations[1];
+  t.is(it2.expectedDirtyPages, 0);
+  t.is(it2.dirtyPages, 1, 'the one spurious mark');
+  t.false(it2.dirtyPagesOk);
+});
+
+test.serial('dirty-log mismatch control: the same -w 0 run without injection matches every iteration, exit 0', async (t) => {
+  const r = await runWithJson(['-v', '2', '-b', '4M', '-w', '0'], { timeoutMs: 30_000 });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.report.dirtyLog.ok, true);
+  t.is(r.report.iterations[1].dirtyPages, 0);
 });
 
 test.serial('an unknown EMULATE_FAULT_INJECT value is a usage error', async (t) => {

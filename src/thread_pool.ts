@@ -25,6 +25,20 @@ export interface RunAllOptions {
    * modules in one pool). Entry i overrides the pool's filename for task i; undefined keeps it.
    */
   readonly filenames?: readonly (URL | string | undefined)[];
+  /**
+   * Per-task name ("splitter", "vCPU 3"): a task whose thread died without an error of its own
+   * (a crash, process.exit) rejects with the name in front of piscina's message, so the failure
+   * says which thread it was. A task's own thrown errors carry their label already (workerError).
+   */
+  readonly labels?: readonly string[];
+}
+
+/** `err` with `label: ` in front when it is not a coded error from the task itself (a thread that died). */
+function labelThreadDeath(label: string, err: unknown): unknown {
+  if (!(err instanceof Error) || /^ERR_[A-Z_]+: /.test(err.message)) return err;
+  const e = new Error(`${label}: ${err.message}`);
+  if (err.stack !== undefined) e.stack = `${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
+  return e;
 }
 
 /** A pool that stays up for several rounds of tasks (the emulator's phases). */
@@ -78,7 +92,9 @@ export class TaskPool {
     const all = Promise.all(
       tasks.map((t, i) => {
         const f = opts.filenames?.[i];
-        return (f === undefined ? this.#pool.run(t) : this.#pool.run(t, { filename: typeof f === 'string' ? f : f.href })) as Promise<R>;
+        const run = (f === undefined ? this.#pool.run(t) : this.#pool.run(t, { filename: typeof f === 'string' ? f : f.href })) as Promise<R>;
+        const label = opts.labels?.[i];
+        return label === undefined ? run : run.catch((err: unknown) => Promise.reject(labelThreadDeath(label, err)));
       }),
     );
     const guarded: Promise<R[]>[] = [all.catch(fail)];

@@ -109,7 +109,7 @@ function runSplitter(task: SplitterTask, vm: Vm, ctl: Control): SplitterResult {
         breakdown = enableAll(vm, mode);
         break;
       case OP_GET:
-        if (++gets === 1) maybeLoseDirtyMark(task, vm);
+        maybeTamperDirtyLog(task, vm, ++gets);
         dirty = getAll(vm, mode, bitmaps);
         break;
       case OP_CLEAR:
@@ -223,15 +223,23 @@ function maybeInjectFault(task: SplitterTask, vm: Vm): void {
   if (task.faultInject === 'poison-read') vm.stats.add(WS.poisonReads, 1);
   if (task.faultInject === 'xlate-error') vm.stats.add(WS.xlateErrors, 1);
   if (task.faultInject === 'splitter-throw') throw new Error('injected failure (EMULATE_FAULT_INJECT=splitter-throw)');
+  // A thread that dies without an error (a crash): process.exit in a worker ends only that thread.
+  if (task.faultInject === 'splitter-exit') process.exit(7);
   if (task.faultInject === 'splitter-hang') {
     const never = new Int32Array(new SharedArrayBuffer(4));
     for (;;) Atomics.wait(never, 0, 0, 1000);
   }
 }
 
-/** EMULATE_FAULT_INJECT=lost-dirty (tests only): a write's dirty mark vanishes before GET sees it. */
-function maybeLoseDirtyMark(task: SplitterTask, vm: Vm): void {
-  if (task.faultInject !== 'lost-dirty') return;
-  // Page 0 of memslot 0: every iteration-1 oracle expects it dirty (written, or initially set).
-  Atomics.and(vm.dirtyBitmap(0), 0, ~1);
+/**
+ * EMULATE_FAULT_INJECT (tests only), before GET_DIRTY_LOG number `get`:
+ *   lost-dirty      a write's dirty mark vanishes before the first GET sees it: page 0 of memslot 0,
+ *                   which every iteration-1 oracle expects dirty (written, or initially set);
+ *   spurious-dirty  a page nobody wrote is marked before the second GET: page 0 of memslot 0, which
+ *                   no vCPU writes in iteration 2 when run with -w 0 (the oracle then expects 0
+ *                   pages): a harvest with more pages than written, which lostDirty does not count.
+ */
+function maybeTamperDirtyLog(task: SplitterTask, vm: Vm, get: number): void {
+  if (task.faultInject === 'lost-dirty' && get === 1) Atomics.and(vm.dirtyBitmap(0), 0, ~1);
+  if (task.faultInject === 'spurious-dirty' && get === 2) Atomics.or(vm.dirtyBitmap(0), 0, 1);
 }

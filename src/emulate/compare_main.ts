@@ -5,7 +5,8 @@
  *
  * Steps:
  *   1. expand the lists into runs (sweep.ts) and resolve every run's options and geometry, so a
- *      bad item or a guest too big exits 2 before anything runs; check --csv's path;
+ *      bad item or a guest too big exits 2 before anything runs (main.ts has checked every
+ *      output file already: output_file.ts);
  *   2. run them one after another (each its own VM and threads), a one-line summary per run on
  *      stderr; Ctrl-C stops the current run and the sweep;
  *   3. print the compare tables and one verdict per run against drop-always (compare.ts);
@@ -26,8 +27,8 @@ import type { RunConfig } from './config.js';
 import { compareRow, formatCompareTables, labelRows, medianRow, verdictLines } from './compare.js';
 import type { CompareRow } from './compare.js';
 import { compareCsv, writeCsv } from './csv.js';
-import { checkOutputPath } from './output_file.js';
 import { writeHtmlReport } from './html_report.js';
+import { OUTPUT_FILE_OPTIONS } from './output_file.js';
 import { corruptionFound } from './report_model.js';
 import { formatSize, resolveOptions } from './options.js';
 import type { RawValues } from './options.js';
@@ -56,10 +57,12 @@ export interface ManyRunsIo {
 
 /** The raw values every run shares, with --compare's implications applied. */
 function baseRaw(raw: RawValues): RawValues {
-  if (raw['json'] !== undefined) {
-    throw invalidOption('--json', "writes one run's report; with --compare or a sweep use --csv FILE (one row per run)");
+  // Files of one run's output (output_file.ts): many runs would overwrite them, so they are refused.
+  for (const [long, holds] of Object.entries(OUTPUT_FILE_OPTIONS)) {
+    if (holds === 'one run' && raw[long] !== undefined) {
+      throw invalidOption(`--${long}`, "writes one run's output; with --compare or a sweep use --csv FILE (one row per run)");
+    }
   }
-  if (raw['trace'] !== undefined) throw invalidOption('--trace', 'traces one run; drop --compare and comma lists to trace it');
   return raw['compare'] === true ? { ...raw, steady: true } : raw;
 }
 
@@ -82,8 +85,6 @@ async function runManyMain(raw: RawValues, io: ManyRunsIo): Promise<number> {
     // machine hit every design alike).
     runs = Array.from({ length: repeat }, () => combos).flat();
     configs = Array.from({ length: repeat }, () => comboConfigs).flat();
-    if (csv !== undefined) checkOutputPath('--csv', csv);
-    if (html !== undefined) checkOutputPath('--html', html);
   } catch (err) {
     const code = errorCode(err);
     if (code === 'ERR_INVALID_OPTION' || code === 'ERR_TOO_BIG' || code === 'ERR_INVALID_ARG') {

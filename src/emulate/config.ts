@@ -100,6 +100,7 @@ export function resolveRunConfig(
     faultModel: options.faultModel,
     hostCosts: options.hostCosts,
     hostCores: availableParallelism(),
+    ...(options.poolTables !== undefined ? { poolTables: options.poolTables } : {}),
   };
   const footprint = vmFootprint(vm);
   // Besides the pool: one thread per worker, each vCPU's written-page bitset, the splitter's

@@ -274,7 +274,7 @@ export class Engine {
     const tasks = this.#tasks();
     this.#pool = new TaskPool(WORKER_FILE.vcpu, tasks.length);
     const filenames = plan.roles.map((r) => (r.kind === 'vcpu' ? undefined : WORKER_FILE[r.kind]));
-    const all = this.#pool.runAll<WorkerResult>(tasks, { filenames });
+    const all = this.#pool.runAll<WorkerResult>(tasks, { filenames, labels: plan.roles.map((r) => r.name) });
     all.catch((err: unknown) => this.#fail(errorFromWorker(err)));
 
     const ctl = this.#c;

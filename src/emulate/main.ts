@@ -25,8 +25,8 @@ import { runEmulation } from './run.js';
 import { runManyFromCli, wantsManyRuns } from './compare_main.js';
 import { csvSink, emitReport, jsonSink, textSink, timelineCsvSink, traceSink } from './report_sink.js';
 import type { ReportSink } from './report_sink.js';
-import { checkOutputPath } from './output_file.js';
 import { writeHtmlReport } from './html_report.js';
+import { checkOutputFiles } from './output_file.js';
 import type { RawValues } from './options.js';
 
 export const EXIT_OK = 0;
@@ -48,14 +48,11 @@ function configure(argv: readonly string[]): RunConfig | number | { readonly man
       process.stdout.write(`${helpText()}\n`);
       return EXIT_OK;
     }
+    // Every output file, before anything runs (single runs, compares and sweeps alike).
+    checkOutputFiles(cmd.raw);
     // --compare and comma lists: many runs and the compare table (compare_main.ts).
     if (wantsManyRuns(cmd.raw)) return { many: cmd.raw };
     const options = resolveOptions(cmd.raw);
-    if (options.json !== undefined) checkOutputPath('--json', options.json);
-    if (options.csv !== undefined) checkOutputPath('--csv', options.csv);
-    if (options.timelineCsv !== undefined) checkOutputPath('--timeline-csv', options.timelineCsv);
-    if (options.html !== undefined) checkOutputPath('--html', options.html);
-    if (options.trace !== undefined) checkOutputPath('--trace', options.trace);
     let faultInject: FaultInjection | null;
     try {
       faultInject = parseFaultInjection(process.env['EMULATE_FAULT_INJECT']);
@@ -139,7 +136,8 @@ async function main(argv: readonly string[]): Promise<number> {
       fail('interrupted; every worker stopped');
       return signalExitCode('SIGINT');
     }
-    fail(`${code ?? 'ERR_INTERNAL'}: ${e.message}`);
+    // Node's system errors already start with their code ("ENOENT: no such file ..."): say it once.
+    fail(code !== undefined && e.message.startsWith(`${code}:`) ? e.message : `${code ?? 'ERR_INTERNAL'}: ${e.message}`);
     const stack = (e as EmulatorError).details?.['stack'] ?? e.stack;
     if (debug && typeof stack === 'string') process.stderr.write(`${stack}\n`);
     return code === 'ERR_STUCK' ? EXIT_STUCK : EXIT_FAILED;

@@ -24,9 +24,11 @@ export type FaultInjection =
   | 'vcpu-hang' // vCPU 0 parks forever during iteration 1: the watchdog must fire
   | 'splitter-throw' // the splitter throws while enabling dirty logging
   | 'splitter-hang' // the splitter parks forever while enabling dirty logging
+  | 'splitter-exit' // the splitter's thread exits while enabling dirty logging (process.exit in a worker)
   | 'poison-read' // the splitter's walk counts a read of POISON_SPTE while enabling dirty logging
   | 'xlate-error' // the splitter counts a translation that disagrees with the backing while enabling
   | 'lost-dirty' // the splitter clears one dirty bit of memslot 0 just before the first GET_DIRTY_LOG
+  | 'spurious-dirty' // the splitter sets the dirty bit of page 0 of memslot 0 just before the second GET_DIRTY_LOG
   | 'notifier-ignored'; // vCPU faults ignore MMU-notifier invalidations (the stale-translation detector's control)
 
 const FAULT_INJECTIONS: readonly FaultInjection[] = [
@@ -35,9 +37,11 @@ const FAULT_INJECTIONS: readonly FaultInjection[] = [
   'vcpu-hang',
   'splitter-throw',
   'splitter-hang',
+  'splitter-exit',
   'poison-read',
   'xlate-error',
   'lost-dirty',
+  'spurious-dirty',
   'notifier-ignored',
 ];
 

@@ -57,6 +57,8 @@ const LIMITS = Object.freeze({
   maxCacheCapacity: 1026,
   maxReschedMs: 60_000,
   maxRepeat: 100,
+  /** The pool's free list links tables by Int32 index (vm.ts checkVmConfig). */
+  maxPoolTables: 2 ** 31 - 2,
 });
 
 /** Everything one emulation run needs from the command line (single values; sweeps expand lists). */
@@ -131,6 +133,8 @@ export interface EmulateOptions {
   readonly timelineCsv: string | undefined;
   /** `--trace FILE`: a Chrome Trace Event file of the run (trace_events.ts). */
   readonly trace: string | undefined;
+  /** `--pool-tables N`: the page-table pool's capacity in tables; undefined = sized for the worst case (vm.ts). */
+  readonly poolTables: number | undefined;
 }
 
 /**
@@ -182,6 +186,7 @@ export const DEFAULTS: Readonly<EmulateOptions> = Object.freeze({
   html: undefined,
   timelineCsv: undefined,
   trace: undefined,
+  poolTables: undefined,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -615,6 +620,15 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'also write a Chrome Trace Event file of the run (threads, phases, ioctls, mmu_lock holds and waits, splits, counters) for ui.perfetto.dev',
     shownDefault: 'none',
   },
+  {
+    long: 'pool-tables',
+    type: 'string',
+    arg: 'N',
+    help:
+      'cap the page-table pool at N tables (4 KiB each), to run out of them on purpose: eager splitting then stops with ENOMEM and ' +
+      'write-protects the huge pages it could not split, as KVM does; a pool too small for the faults ends the run with ERR_ENOMEM',
+    shownDefault: 'the all-4K tree + caches + slack',
+  },
   { long: 'help', short: 'h', type: 'boolean', help: 'print this help and exit' },
 ];
 
@@ -661,6 +675,7 @@ const OPTION_PARSERS = {
   html: (raw: string) => parseJsonPath(flagName('html'), raw),
   timelineCsv: (raw: string) => parseJsonPath(flagName('timeline-csv'), raw),
   trace: (raw: string) => parseJsonPath(flagName('trace'), raw),
+  poolTables: (raw: string) => parsePositiveInt(flagName('pool-tables'), raw, LIMITS.maxPoolTables),
 } as const satisfies Partial<Record<keyof EmulateOptions, (raw: string) => unknown>>;
 
 /** The raw parseArgs values, keyed by long option name. */
@@ -762,6 +777,7 @@ export function resolveOptions(raw: RawValues): EmulateOptions {
     html: pick('html', 'html') ?? DEFAULTS.html,
     timelineCsv: pick('timelineCsv', 'timeline-csv') ?? DEFAULTS.timelineCsv,
     trace: pick('trace', 'trace') ?? DEFAULTS.trace,
+    poolTables: pick('poolTables', 'pool-tables') ?? DEFAULTS.poolTables,
   };
   const applied = applyKernel(opts, str);
   // The shadow MMU of the April 2024 measurement ran without eager splitting (tdp_mmu=N): eager

@@ -140,6 +140,8 @@ interface PanReport {
   readonly memoryBound: boolean;
   readonly fullSearch: boolean;
   readonly elapsedS: number;
+  /** Bitstate runs: bits per state (pan: "best if > 100"); a coverage estimate. */
+  readonly hashFactor: number;
 }
 
 function parsePan(out: string): PanReport {
@@ -155,6 +157,7 @@ function parsePan(out: string): PanReport {
     memoryBound: /reached -DMEMLIM bound/.test(out),
     fullSearch: /Full statespace search for:/.test(out),
     elapsedS: num(/pan: elapsed time ([\d.e+]+) seconds/),
+    hashFactor: num(/hash factor: ([\d.e+]+)/),
   };
 }
 
@@ -224,7 +227,7 @@ if (missing !== undefined) {
           const t2 = performance.now();
           const r = parsePan(pan.out);
           t.log(
-            `${r.stored} states stored, pan ${r.elapsedS} s; spin+gcc ${((t1 - t0) / 1000).toFixed(1)} s, pan ${((t2 - t1) / 1000).toFixed(1)} s wall (noisy)`,
+            `${r.stored} states stored${Number.isNaN(r.hashFactor) ? '' : ` (hash factor ${r.hashFactor})`}, pan ${r.elapsedS} s; spin+gcc ${((t1 - t0) / 1000).toFixed(1)} s, pan ${((t2 - t1) / 1000).toFixed(1)} s wall (noisy)`,
           );
           const trail = existsSync(join(dir, `${c.model}.trail`));
           if (c.expect === 'refuted') {

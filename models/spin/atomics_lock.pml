@@ -1,7 +1,7 @@
 /*
  * atomics_lock.pml: a Promela model of the reader/writer lock in src/atomics-lock/
- * (RwLock in rwlock.ts, its ticket queue in wait_queue.ts, the word layout of layout.ts; the
- * ScalableRwLock of scalable.ts with -DSCALABLE).
+ * (RwLock in rwlock.ts, its ticket queue in wait_queue.ts, the word layout of layout.ts).
+ * Not modelled: ScalableRwLock (scalable.ts), whose per-reader slots sit in front of an RwLock.
  *
  * Every JS `Atomics.*` call is one atomic Promela step (a d_step): JS Atomics are seq_cst, so
  * an interleaving of whole atomic operations is exactly their semantics. Plain per-thread JS
@@ -34,7 +34,8 @@
  *                             between sleeps through the release. Refuted by the liveness run.
  *  -DBROKEN_LEAVE_NO_RECHECK  a timed-out waiter marks its ticket ABANDONED and leaves without
  *                             re-checking SERVING (wait_queue.ts #leave step 2-3): the turn a
- *                             head handed it is lost and the queue stalls. Refuted (liveness).
+ *                             head handed it is lost and the queue stalls. Refuted by the safety
+ *                             run (NEXT !== SERVING once every thread is done).
  *  -DBROKEN_WRITER_IGNORES_READERS  the writer head takes the lock once the writer byte is
  *                             clear, forgetting the reader count. Refuted by mutual exclusion.
  */
@@ -43,7 +44,7 @@
 #define NTHREADS 3
 #endif
 #ifndef OPS
-#define OPS 2
+#define OPS 1 /* acquire/release rounds per thread */
 #endif
 #ifndef SPIN_LIMIT
 #define SPIN_LIMIT 0
@@ -524,16 +525,10 @@ inline FORGET() {
   }
 }
 
-#ifdef SCALABLE
-#include "atomics_lock_scalable.pml"
-#endif
 
 proctype thread(byte me) {
   bool timed, expired, deadlinePassed, ok, res, slept, gaveUp, hw, parkedByUs, granted;
   byte c, old, n, s, t, u, nx, nxt, st, seq, d, turn, spins, round;
-#ifdef SCALABLE
-  SCALABLE_LOCALS
-#endif
   round = 0;
   do
   :: round < OPS ->
@@ -563,9 +558,6 @@ proctype thread(byte me) {
            FORGET()
         :: else -> assert(timed)
         fi
-#ifdef SCALABLE
-     SCALABLE_OPS
-#endif
      fi
   :: else -> break
   od;

@@ -41,13 +41,13 @@
 #define NTHREADS 3
 #endif
 #ifndef OPS
-#define OPS 2
+#define OPS 1 /* rounds per thread before unregister() */
 #endif
 #ifndef QSBR_THREADS
 #define QSBR_THREADS 2 /* bit i: thread i is a 'qsbr' reader; the others are 'epoch' */
 #endif
 #ifndef UPDATERS
-#define UPDATERS 12 /* bit i: thread i may update (callRcu / synchronize); the rest only read */
+#define UPDATERS 6 /* bit i: thread i may update (callRcu / synchronize); the rest only read */
 #endif
 #ifndef TIMED_THREADS
 #define TIMED_THREADS 4 /* bit i: thread i may also call synchronize(timeoutMs) */

@@ -24,7 +24,8 @@
  *  - Time: a deadline is a per-thread flag `expired` (see atomics_lock.pml).
  *  - spinLimit polls are extra loads: SPIN_LIMIT 0 (park at once) is modelled.
  *  - Atomics.wait / notify are a futex (sleeper sets); notify(idx, 1) wakes any one sleeper.
- *  - Nested readLock only counts depth: one level is modelled.
+ *  - Nested readLock only counts depth: one level is modelled. An epoch reader's offline() and
+ *    online() only flip thread-local flags (nothing shared): only QSBR readers go offline here.
  *
  * Broken variants (each must be refuted by SPIN):
  *  -DBROKEN_ONLINE_LATE   a QSBR reader that comes online() reads ptr before publishing ACTIVE:

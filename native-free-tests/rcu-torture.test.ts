@@ -8,7 +8,7 @@
  * (32 workers in all). STRESS_SECONDS overrides the duration.
  */
 import test from 'ava';
-import { RcuDomain } from '../src/rcu/index.js';
+import { RcuDomain } from 'epoch-rcu';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { stressSeconds, stressTier } from './_tier.js';
 import { PIPE_LEN, initTorture, tortureInt32s, type TortureResult, type TortureTask } from './fixtures/rcu-torture.worker.js';

@@ -31,7 +31,7 @@
  * Accounting is a partition: free + inUse + inCaches + rcuWaiting = capacity (when quiescent).
  */
 
-import type { RcuReader } from '../rcu/index.js';
+import type { RcuReader } from 'epoch-rcu';
 import { invariantViolation, invalidArg } from '../errors.js';
 import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
 import { POOL_ALLOCATED, POOL_CAPACITY, POOL_EMPTY_HITS, POOL_FREE, POOL_FREED, POOL_HEAD, POOL_IN_CACHES, POOL_IN_USE, POOL_RCU_WAITING } from '../layout.js';

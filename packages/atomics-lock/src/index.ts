@@ -8,3 +8,4 @@ export { AtomicsLockError } from './errors.js';
 export type { AtomicsLockErrorCode } from './errors.js';
 export { ScalableRwLock, scalableRwLockInt32s } from './scalable.js';
 export type { ScalableRwLockOptions } from './scalable.js';
+export { HAS_ATOMICS_PAUSE } from './spin_pause.js';

@@ -50,6 +50,7 @@ import {
   STATS,
   checkRegion,
 } from './layout.js';
+import { spinPause } from './spin_pause.js';
 import { ST_READER, ST_WRITER, TURN_GRANTED, TURN_HEAD, WaitQueue } from './wait_queue.js';
 import { threadId } from 'node:worker_threads';
 
@@ -371,6 +372,7 @@ export class RwLock {
       }
       if (spins < this.#spinLimit) {
         spins++;
+        spinPause();
         continue;
       }
       const now = performance.now();

@@ -37,6 +37,7 @@ import type { RwLockStats } from './counters.js';
 import { AtomicsLockError, invalidArg, notHeld } from './errors.js';
 import { LINE_INT32S, RWLOCK_INT32S, STAT_FIELDS, checkRegion } from './layout.js';
 import { DEFAULT_SPIN_LIMIT, RwLock, checkTimeout } from './rwlock.js';
+import { spinPause } from './spin_pause.js';
 import type { RwLockOptions } from './rwlock.js';
 import { threadId } from 'node:worker_threads';
 
@@ -272,7 +273,10 @@ export class ScalableRwLock {
       let spins = 0;
       for (let s = Atomics.load(v, slot); s !== 0; s = Atomics.load(v, slot)) {
         contended = true;
-        if (spins++ < this.#spinLimit) continue;
+        if (spins++ < this.#spinLimit) {
+          spinPause();
+          continue;
+        }
         const now = performance.now();
         if (now >= deadline) return false;
         // Ask the reader to wake us; if it left meanwhile the CAS sees 0 and we move on.

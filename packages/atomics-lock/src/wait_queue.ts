@@ -56,6 +56,7 @@
  */
 
 import type { LockCounters } from './counters.js';
+import { spinPause } from './spin_pause.js';
 import { CNTS, NEXT, QPARKED, QR_BIAS, QUEUE_MASK, QUEUE_SLOTS, SERVING, STATE, WAKE } from './layout.js';
 
 /** Sleep between polls while the queue is full (ms). Pathological case only. */
@@ -158,6 +159,7 @@ export class WaitQueue {
       // Only the waiter next in line polls; the rest sleep at once (32 threads, 2 cores).
       if (ahead === 1 && spins < this.#spinLimit) {
         spins++;
+        spinPause();
         continue;
       }
       const now = performance.now();

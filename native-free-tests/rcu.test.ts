@@ -1,5 +1,5 @@
 /**
- * Unit tests for src/rcu/: layout arithmetic, argument checks, nesting, offline readers,
+ * Unit tests for epoch-rcu (packages/epoch-rcu/): layout arithmetic, argument checks, nesting, offline readers,
  * QSBR, callbacks and barrier, and two-worker interleavings sequenced by a phase SAB.
  * No timed assertions: every wait is bounded only so that a bug fails instead of hanging.
  */

@@ -1,6 +1,6 @@
 /**
- * The RCU's own error class. src/rcu/ stands alone (no imports from the rest of the project), so it
- * cannot use src/errors.ts; the codes are the same strings, so callers match on `code` either way.
+ * The RCU's own error class. The package stands alone (no imports from the rest of the project), so it
+ * cannot use the emulator's src/errors.ts; the codes are the same strings, so callers match on `code` either way.
  *
  * Tiers (STYLE.md practice 9): API misuse and bad arguments throw an RcuError with a stable code;
  * a timed-out synchronize() is a return value (false), never an exception.

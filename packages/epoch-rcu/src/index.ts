@@ -1,6 +1,6 @@
 /**
  * Epoch-based RCU over SharedArrayBuffer memory: public API.
- * Stands alone: nothing under src/rcu/ imports from the rest of the project.
+ * Stands alone: nothing in this package imports from outside it (the epoch-rcu package).
  * See README.md in this folder for the protocol and usage.
  */
 export { rcuInt32s, MAX_READERS } from './layout.js';

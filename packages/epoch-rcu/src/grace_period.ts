@@ -20,6 +20,7 @@
  * reader's entry is an Atomics.store and the published pointer must be read with Atomics.load.
  */
 import { H_GP_LOCK, H_GP_SEQ, S_STATE, STATE_ACTIVE, STATE_ID_MASK, STATE_WAITER, gpDone, slotIndex } from './layout.js';
+import { spinPause } from './spin_pause.js';
 
 /** What one synchronize() did, for the caller's counters. */
 export interface GpOutcome {
@@ -126,6 +127,7 @@ function waitForSectionEnd(view: Int32Array, idx: number, seen: number, spinLimi
   // park/wake round trip (about 47 us on this VM).
   for (let i = 0; i < spinLimit; i++) {
     if ((Atomics.load(view, idx) & STATE_ID_MASK) !== seen) return true; // pairs with R3
+    spinPause();
   }
   for (;;) {
     // Flag ourselves as a waiter. Pairs with the exchange in R3 (readUnlock / quiescentState /
@@ -145,6 +147,7 @@ function acquireGpLock(view: Int32Array, idx: number, spinLimit: number, deadlin
   if (Atomics.compareExchange(view, idx, 0, 1) === 0) return true;
   for (let i = 0; i < spinLimit; i++) {
     if (Atomics.load(view, idx) === 0 && Atomics.compareExchange(view, idx, 0, 1) === 0) return true;
+    spinPause();
   }
   for (;;) {
     // Mark "someone parks" before parking; pairs with the exchange in releaseGpLock(). Taking

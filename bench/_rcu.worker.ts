@@ -9,7 +9,7 @@
  * Every role polls the stop word between batches, then unregisters and exits.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { RcuDomain } from '../src/rcu/index.js';
+import { RcuDomain } from 'epoch-rcu';
 
 export interface RcuBenchWorkerData {
   readonly role: 'epoch' | 'qsbr' | 'echo' | 'ticker';

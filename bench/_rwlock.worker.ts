@@ -11,7 +11,7 @@
  *   MODE_SCALABLE_READ  readLock + readUnlock on one ScalableRwLock (each worker its own slot)
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { RwLock, RWLOCK_INT32S, ScalableRwLock, scalableRwLockInt32s } from '../src/atomics-lock/index.js';
+import { RwLock, RWLOCK_INT32S, ScalableRwLock, scalableRwLockInt32s } from 'atomics-lock';
 
 export const MODE_FLOOR = 0;
 export const MODE_READ = 1;

@@ -6,7 +6,7 @@
  *   (liburcu qsbr: 0.26 ns on this machine), one quiescentState() per WALKS_PER_QS walks.
  * Every figure is printed beside a floor measured in the same run (medians, batched tinybench).
  */
-import { RcuDomain, rcuInt32s } from '../src/rcu/index.js';
+import { RcuDomain, rcuInt32s } from 'epoch-rcu';
 import { floorTwoAtomicStores, medianNsPerOp, printRatioTable, round, type BatchedTask } from './_lib.js';
 
 const WALK_LEVELS = 4; // a 4-level TDP walk: one SPTE read per level

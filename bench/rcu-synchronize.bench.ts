@@ -11,7 +11,7 @@
  * measures the scheduler more than the RCU. It is printed, not targeted.
  */
 import { Worker } from 'node:worker_threads';
-import { RcuDomain, rcuInt32s } from '../src/rcu/index.js';
+import { RcuDomain, rcuInt32s } from 'epoch-rcu';
 import { CTRL_WORDS, W_READY, W_REQ, W_RESP, W_STOP, W_TICK, type RcuBenchWorkerData } from './_rcu.worker.js';
 import { floorTwoAtomicAdds, median, medianNsPerOp, printRatioTable, round, type BatchedTask } from './_lib.js';
 

@@ -20,7 +20,7 @@
  * its own same-run floor is the fetch-add pair on one word, printed beside it).
  */
 import { Worker } from 'node:worker_threads';
-import { RwLock, ScalableRwLock } from '../src/atomics-lock/index.js';
+import { RwLock, ScalableRwLock } from 'atomics-lock';
 import { median, printRatioTable, round } from './_lib.js';
 import type { RatioRow } from './_lib.js';
 import {

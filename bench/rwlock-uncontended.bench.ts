@@ -6,7 +6,7 @@
  * the same run (machine-floors.md: Node 20 calls a builtin per Atomics op, ~8.8 ns per add).
  * Targets: read lock+unlock <= 1.1x the floor, write lock+unlock <= 1.2x.
  */
-import { RwLock, RWLOCK_INT32S } from '../src/atomics-lock/index.js';
+import { RwLock, RWLOCK_INT32S } from 'atomics-lock';
 import { floorTwoAtomicAdds, medianNsPerOp, printRatioTable } from './_lib.js';
 
 const INNER = 20_000; // operations per tinybench sample

@@ -1,5 +1,5 @@
 /**
- * rcutorture for src/rcu/ (see fixtures/rcu-torture.worker.ts for the model). Prints an
+ * rcutorture for packages/epoch-rcu/src/ (see fixtures/rcu-torture.worker.ts for the model). Prints an
  * rcutorture-style summary; fails on any Reader Pipe or Reader Batch bucket past 1, any poisoned
  * or torn read, or any lost callback. Each detector has its own control: the same harness and
  * configuration with one bug injected once, deterministically, through a handshake with a reader
@@ -11,7 +11,7 @@
  * (32 workers in all). STRESS_SECONDS overrides the duration.
  */
 import test from 'ava';
-import { RcuDomain } from '../src/rcu/index.js';
+import { RcuDomain } from 'epoch-rcu';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { stressSeconds, stressTier } from './_tier.js';
 import { PIPE_LEN, initTorture, tortureInt32s, type TortureInjection, type TortureResult, type TortureTask } from './fixtures/rcu-torture.worker.js';

@@ -1,11 +1,11 @@
 /**
- * Unit tests for src/rcu/: layout arithmetic, argument checks, nesting, offline readers,
+ * Unit tests for epoch-rcu (packages/epoch-rcu/): layout arithmetic, argument checks, nesting, offline readers,
  * QSBR, callbacks and barrier, and two-worker interleavings sequenced by a phase SAB.
  * No timed assertions: every wait is bounded only so that a bug fails instead of hanging.
  */
 import test from 'ava';
-import { RcuDomain, RcuError, rcuInt32s, type RcuReaderOptions } from '../src/rcu/index.js';
-import { H_GP_SEQ, HEADER_INT32S, S_STATE, SLOT_INT32S, gpDone, gpSnap, slotIndex } from '../src/rcu/layout.js';
+import { RcuDomain, RcuError, rcuInt32s, type RcuReaderOptions } from 'epoch-rcu';
+import { H_GP_SEQ, HEADER_INT32S, S_STATE, SLOT_INT32S, gpDone, gpSnap, slotIndex } from 'epoch-rcu/layout';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { PHASE_INT32S, type PhaseResult, type PhaseTask } from './fixtures/rcu-phases.worker.js';
 

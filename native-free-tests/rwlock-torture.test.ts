@@ -19,7 +19,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { RwLock, ScalableRwLock } from '../src/atomics-lock/index.js';
+import { RwLock, ScalableRwLock } from 'atomics-lock';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { stressSeconds } from './_tier.js';
 import { LOCK_BASE, SCALABLE_MAX_READERS, TORTURE_INT32S } from './fixtures/lock-torture.worker.js';

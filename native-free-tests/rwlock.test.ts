@@ -9,7 +9,7 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { AtomicsLockError, DEBUG_MAX_HOLDERS, RwLock, RWLOCK_INT32S, ScalableRwLock, scalableRwLockInt32s } from '../src/atomics-lock/index.js';
+import { AtomicsLockError, DEBUG_MAX_HOLDERS, RwLock, RWLOCK_INT32S, ScalableRwLock, scalableRwLockInt32s } from 'atomics-lock';
 import { runAllConcurrently } from '../src/thread_pool.js';
 import { LOCK_BASE, PEER_BASE, PEER_ORDER, PEER_RELEASE, PEER_RESULT, PEER_STAGE, TORTURE_INT32S } from './fixtures/lock-torture.worker.js';
 import type { PeerTask } from './fixtures/lock-torture.worker.js';

@@ -1,6 +1,6 @@
 /**
  * Model checks with SPIN: the Promela models in models/spin/ of the lock (atomics_lock.pml, after
- * src/atomics-lock/) and of the RCU (rcu.pml, after src/rcu/). Each check runs `spin -a`, compiles
+ * packages/atomics-lock/src/) and of the RCU (rcu.pml, after packages/epoch-rcu/src/). Each check runs `spin -a`, compiles
  * pan.c with gcc -O2 and runs pan in its own temporary directory, then reads pan's report:
  *  - a correct model's search must complete (no depth truncation, no memory bound, errors: 0);
  *    an exhaustive one must also be a full state-space search;

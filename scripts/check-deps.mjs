@@ -7,8 +7,12 @@
  * Rules (RULES below says why each exists):
  *  - no-cycle: no import cycle between project files (type-only imports count: a cycle of types is
  *    still two modules that cannot be understood, or moved, one without the other);
- *  - isolated-library: src/atomics-lock/ and src/rcu/ import only their own files and node: builtins,
- *    so each can be lifted out of the emulator as it is;
+ *  - isolated-library: the sources of the workspace packages (packages/atomics-lock/src/,
+ *    packages/epoch-rcu/src/) import only their own files and node: builtins, so each package
+ *    ships with no dependencies;
+ *  - package-by-name: nothing outside a workspace package reaches into it by a relative path; the
+ *    emulator, its tests and benches import it by its package name (`'atomics-lock'`), through
+ *    the `exports` map, as a user of the published package would;
  *  - worker-no-main-thread: no *.worker.ts file reaches, through runtime imports, a main-thread-only
  *    module (MAIN_THREAD_ONLY, plus any module that imports piscina or src/thread_pool.ts);
  *  - no-import-of-worker: nothing imports a *.worker.ts file at run time (a type-only import is
@@ -21,6 +25,9 @@
  * codebase uses. `import type` and `export type` are type-only (erased from the emitted JavaScript);
  * `import { type A }` is not (verbatimModuleSyntax keeps the module load).
  *
+ * A workspace package's name (and each subpath of its `exports` map) resolves to the TypeScript
+ * source its export is compiled from, so a package import is an edge of the graph like any other.
+ *
  * --root points the checker at another tree laid out the same way (the test fixtures under
  * native-free-tests/fixtures/dep-rules/, which must fail it).
  */
@@ -30,7 +37,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The directories scanned, relative to the root. */
-const SOURCE_DIRS = ['src', 'workers', 'bench', 'native-free-tests'];
+const SOURCE_DIRS = ['src', 'workers', 'bench', 'native-free-tests', 'packages'];
 
 /**
  * Never scanned: the dependency-rule fixtures are deliberately broken trees, checked only with
@@ -38,8 +45,14 @@ const SOURCE_DIRS = ['src', 'workers', 'bench', 'native-free-tests'];
  */
 const SKIP_DIRS = ['native-free-tests/fixtures/dep-rules', 'native-free-tests/fixtures/dead-code'];
 
-/** Libraries that must stay liftable: they import only themselves and node: builtins. */
-const ISOLATED_LIBRARIES = ['src/atomics-lock/', 'src/rcu/'];
+/** The workspace packages, as directories relative to the root. */
+const PACKAGES_DIR = 'packages';
+
+/**
+ * The shipped sources of each workspace package (`<package>/src/`): they import only themselves
+ * and node: builtins. A package's tests (`<package>/test/`) may also import their test runner.
+ */
+const ISOLATED_SOURCE = 'src/';
 
 /**
  * Modules that only make sense on the main thread: the CLI entry points (loading one in a worker
@@ -196,9 +209,41 @@ function scanImports(text) {
 
 const BUILTINS = new Set(builtinModules);
 
+/**
+ * The workspace packages under the root: { dir, name, exports: Map(specifier -> source file) }.
+ * An export's target `./dist/x.js` is compiled from `src/x.ts` (each package's tsconfig.json).
+ */
+function workspacePackages(root) {
+  const base = join(root, PACKAGES_DIR);
+  if (!existsSync(base)) return [];
+  const out = [];
+  for (const d of readdirSync(base).sort()) {
+    const manifest = join(base, d, 'package.json');
+    if (!existsSync(manifest)) continue;
+    const pkg = JSON.parse(readFileSync(manifest, 'utf8'));
+    const dir = `${PACKAGES_DIR}/${d}/`;
+    const exports = new Map();
+    for (const [sub, target] of Object.entries(pkg.exports ?? {})) {
+      const file = typeof target === 'string' ? target : target.default;
+      if (typeof file !== 'string' || !file.endsWith('.js')) continue;
+      const source = `${dir}${file
+        .replace(/^\.\/dist\//, 'src/')
+        .replace(/^\.\//, '')
+        .replace(/\.js$/, '.ts')}`;
+      exports.set(sub === '.' ? pkg.name : `${pkg.name}${sub.slice(1)}`, source);
+    }
+    out.push({ dir, name: pkg.name, exports });
+  }
+  return out;
+}
+
 /** What a specifier names: a project file, a node builtin, a package, or nothing (unresolved). */
-function resolveSpec(root, fromRel, spec, files) {
+function resolveSpec(root, fromRel, spec, files, packages) {
   if (spec.startsWith('node:') || BUILTINS.has(spec)) return { kind: 'builtin', name: spec };
+  for (const p of packages) {
+    const source = p.exports.get(spec);
+    if (source !== undefined && files.has(source)) return { kind: 'file', name: source, viaPackage: p.name };
+  }
   if (!spec.startsWith('.') && !spec.startsWith('/')) {
     const parts = spec.split('/');
     return { kind: 'package', name: spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0] };
@@ -217,15 +262,16 @@ function resolveSpec(root, fromRel, spec, files) {
 export function buildGraph(root) {
   const list = listSources(root);
   const files = new Set(list);
+  const packages = workspacePackages(root);
   const graph = new Map();
   for (const f of list) {
     const edges = scanImports(readFileSync(join(root, f), 'utf8')).map((imp) => {
-      const r = resolveSpec(root, f, imp.spec, files);
-      return { to: r.name, kind: r.kind, typeOnly: imp.typeOnly, line: imp.line, spec: imp.spec };
+      const r = resolveSpec(root, f, imp.spec, files, packages);
+      return { to: r.name, kind: r.kind, viaPackage: r.viaPackage, typeOnly: imp.typeOnly, line: imp.line, spec: imp.spec };
     });
     graph.set(f, edges);
   }
-  return graph;
+  return { graph, packages };
 }
 
 function pathPattern(glob) {
@@ -302,7 +348,7 @@ function cyclePath(graph, comp) {
 
 /** Every violation of the rules on the tree at `root`, as one-line messages. */
 export function checkTree(root) {
-  const graph = buildGraph(root);
+  const { graph, packages } = buildGraph(root);
   const problems = [];
   const report = (rule, from, to, message) => {
     if (!allowed(rule, from, to)) problems.push(`${rule}: ${message}`);
@@ -320,14 +366,24 @@ export function checkTree(root) {
     report('no-cycle', path[0], path[1], `${path.join(' -> ')}${rest.length > 0 ? ` (the same strongly connected set also holds ${rest.join(', ')})` : ''}`);
   }
 
-  for (const lib of ISOLATED_LIBRARIES) {
+  for (const { dir } of packages) {
+    const lib = `${dir}${ISOLATED_SOURCE}`;
     for (const [from, edges] of graph) {
       if (!from.startsWith(lib)) continue;
       for (const e of edges) {
         if (e.kind === 'builtin' && e.to.startsWith('node:')) continue;
-        if (e.kind === 'file' && e.to.startsWith(lib)) continue;
+        if (e.kind === 'file' && e.to.startsWith(lib) && e.viaPackage === undefined) continue;
         report('isolated-library', from, e.to, `${from}:${e.line} imports '${e.spec}' (${e.kind}); ${lib} may import only its own files and node: builtins`);
       }
+    }
+  }
+
+  for (const [from, edges] of graph) {
+    for (const e of edges) {
+      if (e.kind !== 'file' || e.viaPackage !== undefined) continue;
+      const target = packages.find((p) => e.to.startsWith(p.dir));
+      if (target === undefined || from.startsWith(target.dir)) continue;
+      report('package-by-name', from, e.to, `${from}:${e.line} imports '${e.spec}' by path; import the package by its name ('${target.name}')`);
     }
   }
 

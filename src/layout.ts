@@ -49,8 +49,8 @@
  * share a cache line, and per-worker stat slots (single writer each) never false-share.
  */
 
-import { RWLOCK_INT32S } from './atomics-lock/index.js';
-import { rcuInt32s } from './rcu/index.js';
+import { RWLOCK_INT32S } from 'atomics-lock';
+import { rcuInt32s } from 'epoch-rcu';
 
 /** A cache line, in bytes and in Int32 slots. */
 const CACHE_LINE_BYTES = 64;

@@ -18,9 +18,9 @@
  * with one more level on top (they all sit under its entry 0), so the same memslots serve both.
  */
 
-import { DEBUG_MAX_HOLDERS, RwLock } from './atomics-lock/index.js';
-import { RcuDomain } from './rcu/index.js';
-import type { RcuReader } from './rcu/index.js';
+import { DEBUG_MAX_HOLDERS, RwLock } from 'atomics-lock';
+import { RcuDomain } from 'epoch-rcu';
+import type { RcuReader } from 'epoch-rcu';
 import { EmulatorError, invalidArg } from './errors.js';
 import { computeLayout, PAGE_STATS_1G, PAGE_STATS_2M, PAGE_STATS_4K } from './layout.js';
 import type { ControlLayout } from './layout.js';

@@ -1,5 +1,5 @@
 /*
- * atomics_lock.pml: a Promela model of the reader/writer lock in src/atomics-lock/
+ * atomics_lock.pml: a Promela model of the reader/writer lock in packages/atomics-lock/src/
  * (RwLock in rwlock.ts, its ticket queue in wait_queue.ts, the word layout of layout.ts).
  * Not modelled: ScalableRwLock (scalable.ts), whose per-reader slots sit in front of an RwLock.
  *
@@ -574,7 +574,7 @@ init {
     od
   }
   /* Quiescence: every thread done. A timed-out acquire "leaves nothing behind: no reader bias,
-   * no waiting bit and no live ticket" (src/atomics-lock/README.md); no one is left asleep. */
+   * no waiting bit and no live ticket" (packages/atomics-lock/README.md); no one is left asleep. */
   (finished == NTHREADS);
   assert((cnts & NOT_PARKED) == 0);
   assert(NEXT == SERVING);

@@ -1,5 +1,5 @@
 /*
- * rcu.pml: a Promela model of the RCU in src/rcu/ (RcuReader in reader.ts, runGracePeriod and
+ * rcu.pml: a Promela model of the RCU in packages/epoch-rcu/src/ (RcuReader in reader.ts, runGracePeriod and
  * the grace-period lock in grace_period.ts, CallbackQueue in callbacks.ts, the word layout of
  * layout.ts; RcuDomain in domain.ts only initialises and registers, modelled by init).
  *

@@ -16,7 +16,7 @@
 import v8 from 'node:v8';
 import { attachVm, createVm } from '../vm.js';
 import type { Vm, VmShared } from '../vm.js';
-import { RcuDomain } from '../rcu/index.js';
+import { RcuDomain } from 'epoch-rcu';
 import { EmulatorError, errorFromWorker } from '../errors.js';
 import { TaskPool } from '../thread_pool.js';
 import type { RunConfig } from './config.js';

@@ -18,7 +18,7 @@
  * Single-threaded per handle (one MmuLock per worker): the start timestamps are plain fields.
  */
 
-import type { RwLock } from '../atomics-lock/index.js';
+import type { RwLock } from 'atomics-lock';
 import { WS } from '../stats/worker_stats.js';
 import type { WorkerStats } from '../stats/worker_slot.js';
 import type { WorkerTiming } from '../stats/worker_timing.js';

@@ -49,7 +49,7 @@
  * Counting: the pool's control words (PoolAccounting pressureAllocs, pressureGracePeriods,
  * reapedTables, pressureFailFast), shared by every thread and touched only under pressure.
  */
-import type { RcuReader } from '../rcu/index.js';
+import type { RcuReader } from 'epoch-rcu';
 import type { PtPool } from './pt_pool.js';
 
 /**

@@ -37,7 +37,7 @@
  * table is never freed twice, and a stale callback can never free a later life of the table.
  */
 
-import type { RcuReader } from '../rcu/index.js';
+import type { RcuReader } from 'epoch-rcu';
 import { invariantViolation, invalidArg } from '../errors.js';
 import { PT_ENTRIES, POISON_SPTE, SHADOW_NONPRESENT_VALUE } from './spte.js';
 import {

@@ -11,6 +11,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { REPORT_SCHEMA_ID, REQUIRED_KEYS } from '../src/emulate/report_json.js';
 import { REPORT_SCHEMA_VERSION } from '../src/emulate/report_model.js';
+import { FAULT_INJECTIONS } from '../src/emulate/messages.js';
 import { jsonKeyOf, SPLIT_ROWS } from '../src/stats/worker_stats.js';
 import { runWithJson } from './_emulate.js';
 import type { Json } from './_emulate.js';
@@ -63,6 +64,11 @@ test('the schema is draft 2020-12 and names the report version; the report names
   t.is(schema.properties.$schema.const, schema.$id);
   t.regex(MD, new RegExp(`schemaVersion ${REPORT_SCHEMA_VERSION}\\b`));
   t.true(MD.includes(`\`${REPORT_SCHEMA_ID}\``), 'REPORT_SCHEMA.md names the $id');
+});
+
+test("config.faultInject's enum is the emulator's list of injections, and null", (t) => {
+  // Every injection a test drives must validate; a value added to messages.ts without the schema fails here.
+  t.deepEqual(schema.properties.config.properties.faultInject.enum, [null, ...FAULT_INJECTIONS]);
 });
 
 test("REPORT_SCHEMA.md and the schema list the same keys; REQUIRED_KEYS are required; splitCounters are the table's split rows", (t) => {

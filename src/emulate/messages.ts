@@ -31,7 +31,7 @@ export type FaultInjection =
   | 'spurious-dirty' // the splitter sets the dirty bit of page 0 of memslot 0 just before the second GET_DIRTY_LOG
   | 'notifier-ignored'; // vCPU faults ignore MMU-notifier invalidations (the stale-translation detector's control)
 
-const FAULT_INJECTIONS: readonly FaultInjection[] = [
+export const FAULT_INJECTIONS: readonly FaultInjection[] = [
   'vcpu-throw',
   'vcpu-exit',
   'vcpu-hang',

@@ -121,3 +121,25 @@ test('geometry helpers', (t) => {
   t.is(spte.spteIndex(2 ** 44 + 5 * 2 ** 36, 5), 256 + 5);
   t.is(spte.alignDownGfn(0x12345, 2), 0x12200);
 });
+
+test('spteClearLowBits / spteSetLowBits equal the BigInt & ~m and | m they replace, high bits and sign included', (t) => {
+  const values = [
+    0n,
+    spte.makeLeafSpte(0x12345678, 1, { writable: true }),
+    spte.makeLeafSpte(0xfffff, 2, { writable: false }) | spte.SPTE_D_MASK,
+    spte.makeNonLeafSpte(0xabcde),
+    spte.FROZEN_SPTE,
+    spte.POISON_SPTE,
+    -1n, // every bit set, bit 63 included: the value is negative as a BigInt64
+  ];
+  const masks = [spte.SPTE_W_MASK, spte.SPTE_D_MASK, spte.SPTE_W_MASK | spte.SPTE_D_MASK, spte.SPTE_MMU_PRESENT_MASK | spte.SPTE_LARGE_MASK];
+  for (const v of values) {
+    for (const m of masks) {
+      const lo = spte.lowFlagBits(m);
+      t.is(spte.spteClearLowBits(v, lo), BigInt.asIntN(64, v & ~m), `clear ${spte.spteHex(m)} of ${spte.spteHex(v)}`);
+      t.is(spte.spteSetLowBits(v, lo), BigInt.asIntN(64, v | m), `set ${spte.spteHex(m)} on ${spte.spteHex(v)}`);
+    }
+  }
+  t.throws(() => spte.lowFlagBits(spte.SPTE_MMU_WRITABLE_MASK), { instanceOf: RangeError });
+  t.throws(() => spte.lowFlagBits(0n), { instanceOf: RangeError });
+});

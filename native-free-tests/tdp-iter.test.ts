@@ -9,7 +9,7 @@
  * walk is "prefix of walk(start) + walk(max(start, g_k))", with reads added the same way.
  */
 import test from 'ava';
-import { TdpIter } from '../src/mmu/tdp_iter.js';
+import { TdpIter, TdpIterSlot } from '../src/mmu/tdp_iter.js';
 import {
   PT_ENTRIES,
   SHADOW_NONPRESENT_VALUE,
@@ -238,4 +238,22 @@ test('a walk restricted to one 4K gfn reads root-to-leaf plus one', (t) => {
   );
   t.is(got.visits[3]!.gfn, gfn);
   t.is(got.reads, 4 + 3 + 1, '4 entries + 3 re-reads + the neighbour past end');
+});
+
+test('TdpIterSlot hands back one iterator per pool, its counters zeroed as a fresh one, after a walk that restarted', (t) => {
+  const spt = new BigInt64Array(PT_ENTRIES);
+  const slot = new TdpIterSlot();
+  const first = slot.take(spt);
+  const fresh = iterWalk(new TdpIter(spt), 0, 4, 1, 0, pagesPerHpage(5));
+  first.start(0, 4, 1, 0);
+  first.yielded = true;
+  first.next(); // a restart from the root
+  t.true(first.spteReads > 0 && first.restarts === 1);
+  const again = slot.take(spt);
+  t.is(again, first, 'the same iterator for the same pool');
+  t.is(again.spteReads, 0);
+  t.is(again.restarts, 0);
+  t.false(again.yielded);
+  t.deepEqual(iterWalk(again, 0, 4, 1, 0, pagesPerHpage(5)), fresh, 'a reused iterator walks and counts exactly as a new one');
+  t.not(slot.take(new BigInt64Array(PT_ENTRIES)), first, 'another pool gets its own iterator');
 });

@@ -259,6 +259,8 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
   let cleared = 0;
   let wrprotected = 0;
   const perWord = opts.clearLock === 'per-word';
+  // One options object for every word's split walk, not two fresh objects per 64-page word.
+  const splitOpts = { shared: false, design: opts.design, targetLevel: opts.targetLevel ?? PG_LEVEL_4K, ...reschedOf(opts) };
   let holds = 0;
   if (!perWord) {
     vm.mmuLock.writeLock();
@@ -282,12 +284,7 @@ export function clearDirtyLog(vm: Vm, slot: number, firstPage: number, mask: Int
     if (splitting) {
       const first = lo !== 0 ? 31 - Math.clz32(lo & -lo) : 32 + 31 - Math.clz32(hi & -hi);
       const last = hi !== 0 ? 32 + 31 - Math.clz32(hi) : 31 - Math.clz32(lo);
-      const r = splitHugePagesYieldSafe(vm, base + first, base + last + 1, {
-        shared: false,
-        design: opts.design,
-        targetLevel: opts.targetLevel ?? PG_LEVEL_4K,
-        ...reschedOf(opts),
-      });
+      const r = splitHugePagesYieldSafe(vm, base + first, base + last + 1, splitOpts);
       totals.hugePagesSplit += r.hugePagesSplit;
       totals.restarts += r.restarts;
       totals.yields += r.yields;

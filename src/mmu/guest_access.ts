@@ -49,6 +49,8 @@ import {
   SPTE_W_MASK,
   SPTE_X_MASK,
   spteHex,
+  spteSetLowBits,
+  lowFlagBits,
 } from './spte.js';
 import { pmlFlush, pmlLogWrite } from './pml.js';
 import { payHostCost } from './host_costs.js';
@@ -131,6 +133,9 @@ function iterFor(vm: Vm): TdpIter {
   }
   return lastIter;
 }
+
+/** The D bit as a low-word mask (spteSetLowBits: no BigInt allocated per write). */
+const D_LO = lowFlagBits(SPTE_D_MASK);
 
 /** hardwareSetDirty results. */
 const DIRTY_LOST = 0;
@@ -301,7 +306,7 @@ function fastFault(vm: Vm, slot: number, gfn: number): 'fixed' | 'spurious' | 's
  * logged the write, DIRTY_SET otherwise.
  */
 function hardwareSetDirty(vm: Vm, gfn: number, spte: bigint): number {
-  if (Atomics.compareExchange(vm.spt, walkOut.idx, spte, spte | SPTE_D_MASK) !== spte) return DIRTY_LOST;
+  if (Atomics.compareExchange(vm.spt, walkOut.idx, spte, spteSetLowBits(spte, D_LO)) !== spte) return DIRTY_LOST;
   if (vm.config.dirtyTrack === 'pml') {
     const slot = vm.slotOf(gfn);
     if (slot >= 0 && slotLogsDirty(vm, slot)) {

@@ -56,7 +56,17 @@ export function runnableThreads(vm: Vm): number {
 
 /** The host's cores need_resched() compares against. */
 function hostCoresOf(vm: Vm): number {
-  return vm.config.hostCores ?? availableParallelism();
+  return vm.config.hostCores ?? hostCores();
+}
+
+/**
+ * os.availableParallelism(), read once per thread: it is a system call (sched_getaffinity), and a
+ * holder is built per walk, which CLEAR starts once per 64-page word (4,096 per GiB).
+ */
+let hostCoresCached = 0;
+function hostCores(): number {
+  if (hostCoresCached === 0) hostCoresCached = availableParallelism();
+  return hostCoresCached;
 }
 
 export class MmuLockHolder {

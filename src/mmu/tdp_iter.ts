@@ -211,3 +211,28 @@ export class TdpIter {
     return true;
   }
 }
+
+/**
+ * One reusable TdpIter for one call site of a walk that runs often and briefly (a walk per
+ * 64-page word of GET/CLEAR, a split walk per word of CLEAR): a new TdpIter allocates two typed
+ * arrays, which at tens of thousands of walks per op is allocation and GC the kernel's on-stack
+ * iterator does not have. `take` hands back the site's iterator with its counters zeroed, exactly
+ * as a fresh one (start() sets everything else). Thread-private (module state is per worker);
+ * the site must not re-enter itself while the iterator is in use (none of the users nests).
+ */
+export class TdpIterSlot {
+  #it: TdpIter | undefined;
+
+  take(spt: BigInt64Array): TdpIter {
+    let it = this.#it;
+    if (it === undefined || it.spt !== spt) {
+      it = new TdpIter(spt);
+      this.#it = it;
+    }
+    it.spteReads = 0;
+    it.restarts = 0;
+    it.valid = false;
+    it.yielded = false;
+    return it;
+  }
+}

@@ -58,6 +58,8 @@ import {
   makeLeafSpte,
   pagesPerHpage,
   spteHex,
+  spteSetLowBits,
+  lowFlagBits,
 } from './spte.js';
 
 /** 4K pages per SPTE by level (index 0 unused). */
@@ -129,6 +131,9 @@ export function maxMappingLevel(vm: Vm, slot: number, gfn: number, logging: bool
 
 export type FastFaultResult = 'fixed' | 'spurious' | 'slow';
 
+/** W and D as a low-word mask (spteSetLowBits: no BigInt allocated per fast fault). */
+const W_D_LO = lowFlagBits(SPTE_W_MASK | SPTE_D_MASK);
+
 /** fast_page_fault gives up after this many lost cmpxchg races (KVM: 4). */
 const FAST_FAULT_RETRIES = 4;
 
@@ -162,7 +167,7 @@ export function fastPageFaultRcu(vm: Vm, slot: number, gfn: number): FastFaultRe
     }
     // Pairs with every *Atomic updater's cmpxchg and with the write-lock exchange of
     // writeSpteLocked (wrprot / zap under the write lock): exactly one of us wins.
-    if (Atomics.compareExchange(spt, walkOut.idx, spte, spte | SPTE_W_MASK | SPTE_D_MASK) === spte) {
+    if (Atomics.compareExchange(spt, walkOut.idx, spte, spteSetLowBits(spte, W_D_LO)) === spte) {
       if (slotLogsDirty(vm, slot)) markPageDirty(vm, slot, gfn);
       walkOut.reads = reads;
       return 'fixed';

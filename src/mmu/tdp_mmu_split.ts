@@ -13,7 +13,8 @@ import type { Vm } from '../vm.js';
 import { invariantViolation } from '../errors.js';
 import { WS } from '../stats/worker_stats.js';
 import { TK, traceRing } from '../stats/trace_ring.js';
-import { TdpIter } from './tdp_iter.js';
+import { TdpIterSlot } from './tdp_iter.js';
+import type { TdpIter } from './tdp_iter.js';
 import { linkSp } from './tdp_mmu.js';
 import { updatePageStats } from './page_stats.js';
 import type { SplitAllocDesign, SplitCtx } from './split_alloc.js';
@@ -164,6 +165,9 @@ class SplitCtxImpl extends MmuLockHolder implements SplitCtx {
  *   4. split; a lost cmpxchg (shared) refreshed it.oldSpte: re-evaluate the same position.
  * After the walk the design gets the unused table (if any) and finishes (design.end).
  */
+/** The split walk's iterator, reused: CLEAR runs one split walk per 64-page word (TdpIterSlot says why). */
+const splitIter = new TdpIterSlot();
+
 export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts: SplitOptions): SplitResult {
   const t0 = performance.now();
   const shared = opts.shared;
@@ -171,7 +175,7 @@ export function splitHugePagesYieldSafe(vm: Vm, start: number, end: number, opts
   const design = opts.design;
   const fi = opts.faultInjection;
   const ctx = new SplitCtxImpl(vm, shared, opts);
-  const it = new TdpIter(vm.spt);
+  const it = splitIter.take(vm.spt);
   let split = 0;
   let walks = 0;
   let enomem = false;

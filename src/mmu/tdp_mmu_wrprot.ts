@@ -13,11 +13,14 @@
  */
 import type { Vm } from '../vm.js';
 import { WS } from '../stats/worker_stats.js';
-import { TdpIter } from './tdp_iter.js';
+import { TdpIter, TdpIterSlot } from './tdp_iter.js';
 import { setSpte, setSpteAtomic } from './tdp_mmu.js';
 import { MmuLockHolder } from './mmu_resched.js';
 import type { ReschedOptions } from './mmu_resched.js';
-import { PG_LEVEL_4K, SPTE_D_MASK, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_W_MASK } from './spte.js';
+import { lowFlagBits, PG_LEVEL_4K, SPTE_D_MASK, SPTE_LARGE_MASK, SPTE_MMU_PRESENT_MASK, SPTE_W_MASK, spteClearLowBits } from './spte.js';
+
+/** W as a low-word mask (spteClearLowBits: no BigInt allocated per changed SPTE). */
+const W_LO = lowFlagBits(SPTE_W_MASK);
 
 export interface RangeOptions extends ReschedOptions {
   /** mmu_lock held for read (true) or write (false) by the caller. */
@@ -42,6 +45,7 @@ export interface RangeResult {
 function clearLeafBitYieldSafe(vm: Vm, start: number, end: number, opts: RangeOptions, bit: bigint): RangeResult {
   const holder = new MmuLockHolder(vm, opts.shared, opts);
   const it = new TdpIter(vm.spt);
+  const bitLo = lowFlagBits(bit);
   let changed = 0;
   holder.rcuLock();
   walk: for (it.start(vm.root, vm.rootLevel, opts.minLevel ?? PG_LEVEL_4K, start); it.valid && it.gfn < end; it.next()) {
@@ -50,9 +54,9 @@ function clearLeafBitYieldSafe(vm: Vm, start: number, end: number, opts: RangeOp
       const old = it.oldSpte;
       if ((old & SPTE_MMU_PRESENT_MASK) === 0n || (it.level !== PG_LEVEL_4K && (old & SPTE_LARGE_MASK) === 0n) || (old & bit) === 0n) continue walk;
       if (opts.shared) {
-        if (!setSpteAtomic(vm, it, old & ~bit)) continue;
+        if (!setSpteAtomic(vm, it, spteClearLowBits(old, bitLo))) continue;
       } else {
-        setSpte(vm, it, old & ~bit);
+        setSpte(vm, it, spteClearLowBits(old, bitLo));
       }
       changed++;
       continue walk;
@@ -98,19 +102,27 @@ export function clearDirtyMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: 
   return enableLogDirtyMaskedLocked(vm, baseGfn, lo, hi, SPTE_D_MASK);
 }
 
+/**
+ * The masked walk's iterator, reused: GET and CLEAR call it once per 64-page word (a 1 GiB slot
+ * has 4,096 words), and a fresh TdpIter is two typed arrays to allocate and collect each time.
+ */
+const maskedIter = new TdpIterSlot();
+
 /** Both masked variants: W on huge leaves, `bit4k` (W or D) on the masked 4K leaves. */
 function enableLogDirtyMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: number, bit4k: bigint): number {
   vm.mmuLock.assertHeldWrite();
   if ((lo | hi) === 0) return 0;
   const first = lo !== 0 ? 31 - Math.clz32(lo & -lo) : 32 + 31 - Math.clz32(hi & -hi);
   const last = hi !== 0 ? 32 + 31 - Math.clz32(hi) : 31 - Math.clz32(lo);
-  const it = new TdpIter(vm.spt);
+  const it = maskedIter.take(vm.spt);
+  const bit4kLo = lowFlagBits(bit4k);
   let changed = 0;
   vm.rcu.readLock();
   for (it.start(vm.root, vm.rootLevel, PG_LEVEL_4K, baseGfn + first); it.valid && it.gfn < baseGfn + last + 1; it.next()) {
     const old = it.oldSpte;
     if ((old & SPTE_MMU_PRESENT_MASK) === 0n) continue;
     let bit = SPTE_W_MASK;
+    let bitLo = W_LO;
     if (it.level !== PG_LEVEL_4K) {
       if ((old & SPTE_LARGE_MASK) === 0n) continue;
     } else {
@@ -118,9 +130,10 @@ function enableLogDirtyMaskedLocked(vm: Vm, baseGfn: number, lo: number, hi: num
       const word = p < 32 ? lo : hi;
       if ((word & (1 << (p & 31))) === 0) continue;
       bit = bit4k;
+      bitLo = bit4kLo;
     }
     if ((old & bit) === 0n) continue;
-    setSpte(vm, it, old & ~bit);
+    setSpte(vm, it, spteClearLowBits(old, bitLo));
     changed++;
   }
   vm.rcu.readUnlock();
